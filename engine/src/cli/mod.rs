@@ -1,0 +1,51 @@
+//! The `leased` command line (ARCHITECTURE §4).
+
+mod check_config;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// leased: a DHCPv4 server for ISP- and campus-scale networks.
+#[derive(Debug, Parser)]
+#[command(name = "leased", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a config and print the effective scopes and pools; exit 0 when valid, 1 otherwise.
+    CheckConfig(ConfigArgs),
+}
+
+/// Where the config file is.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// Config file (default: ./leased.hcl, then /etc/leased/leased.hcl).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ConfigArgs {
+    /// The file named, else the first default that exists.
+    pub fn path(&self) -> PathBuf {
+        if let Some(p) = &self.config {
+            return p.clone();
+        }
+        let candidates = [PathBuf::from("leased.hcl"), PathBuf::from("/etc/leased/leased.hcl")];
+        candidates.iter().find(|p| p.exists()).unwrap_or(&candidates[0]).clone()
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::CheckConfig(args) => check_config::run(&args),
+    }
+}

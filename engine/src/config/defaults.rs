@@ -1,0 +1,27 @@
+//! Config defaults: the one place they are set.
+
+use super::values::Secs;
+
+pub const ENABLED: bool = true;
+pub const WORKERS: u32 = 0;
+pub const RELAY_PORT: u16 = 67;
+pub const CLIENT_PORT: u16 = 68;
+pub const AUTHORITATIVE: bool = false;
+pub const DATABASE_PATH: &str = "/var/lib/leased";
+pub const CACHE_SIZE: u64 = 10_000;
+pub const DEFAULT_LEASE_TIME: Secs = Secs(86_400);
+pub const MAX_LEASE_TIME: Secs = Secs(7 * 86_400);
+pub const MIN_LEASE_TIME: Secs = Secs(60);
+pub const GRACE_PERIOD: Secs = Secs(0);
+pub const REUSE_EXPIRED: bool = true;
+pub const REUSE_AFTER: Secs = Secs(0);
+pub const VALIDATE_CLIENT: bool = true;
+pub const REQUIRE_CLIENT_IDENTIFIER: bool = false;
+/// Long enough for a client's REQUEST to follow its OFFER with retries.
+pub const OFFER_HOLD_TIME: Secs = Secs(30);
+/// Kea's decline-probation-period default.
+pub const DECLINE_PROBATION: Secs = Secs(86_400);
+pub const CLEANUP_ABANDONED: bool = true;
+pub const CLEANUP_INTERVAL: Secs = Secs(15 * 60);
+/// Name of a scope's pool from `range_start`..`range_end` when no named pool covers exactly that range.
+pub const DEFAULT_POOL_NAME: &str = "default";

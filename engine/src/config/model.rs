@@ -1,0 +1,182 @@
+//! The validated configuration the server runs on.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+
+use ipnet::Ipv4Net;
+
+use super::values::{AddrRange, Mac, Secs};
+
+/// A checked `dhcp { ... }` block.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub enabled: bool,
+    pub server_id: Option<Ipv4Addr>,
+    /// Shard threads; 0 = one per core.
+    pub workers: u32,
+    pub listen: Vec<Listen>,
+    pub relay_port: u16,
+    pub client_port: u16,
+    /// NAK requests of clients we have no record of, on our networks.
+    pub authoritative: bool,
+    pub database: Database,
+    pub lease: LeasePolicy,
+    pub scopes: Vec<Scope>,
+}
+
+/// Where to receive DHCP traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Listen {
+    /// An interface: broadcast-capable, bound to the device.
+    Interface(String),
+    /// An address for relayed or unicast traffic.
+    Socket(SocketAddrV4),
+}
+
+/// Lease persistence settings.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub path: PathBuf,
+    pub sync_mode: SyncMode,
+    pub cache_size: u64,
+}
+
+/// When an acknowledged lease is on disk (ARCHITECTURE §2, as in SQLite).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// An ACK leaves only once its lease is flushed.
+    Full,
+    /// Flushed on a short interval; ACKs do not wait.
+    Normal,
+    /// Never flushed explicitly.
+    Off,
+}
+
+/// Server-wide lease rules.
+#[derive(Debug, Clone)]
+pub struct LeasePolicy {
+    pub times: LeaseTimes,
+    pub grace_period: Secs,
+    pub renewal_time: Option<Secs>,
+    pub rebinding_time: Option<Secs>,
+    pub reuse_expired: bool,
+    pub reuse_after: Secs,
+    pub conflict_resolution: ConflictResolution,
+    pub validate_client: bool,
+    pub require_client_identifier: bool,
+    pub offer_hold_time: Secs,
+    pub decline_probation: Secs,
+}
+
+/// What to do when two clients claim one address (used by recovery).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictResolution {
+    Deny,
+    Replace,
+    Warn,
+}
+
+/// Default, minimum and maximum lease lengths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseTimes {
+    pub default: Secs,
+    pub min: Secs,
+    pub max: Secs,
+}
+
+impl LeaseTimes {
+    /// The lease for a client that asked for `requested` seconds (option 51).
+    pub fn grant(&self, requested: Option<u32>) -> Secs {
+        requested.map_or(self.default, |r| Secs(r).clamp(self.min, self.max))
+    }
+}
+
+/// One network: where its clients come from and what they get.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub name: String,
+    pub interface: Option<String>,
+    pub relay_addresses: Vec<Ipv4Addr>,
+    /// Known from the config, or at start from the interface's address.
+    pub subnet: Option<Ipv4Net>,
+    pub times: LeaseTimes,
+    pub options: OptionValues,
+    /// The scope's pools; `pools[0]` is the default pool (`range_start`..`range_end`).
+    pub pools: Vec<Pool>,
+    pub reservations: Vec<Reservation>,
+    pub cleanup_abandoned: bool,
+    pub cleanup_interval: Secs,
+}
+
+/// A dynamic address range.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    pub name: String,
+    pub range: AddrRange,
+    pub times: LeaseTimes,
+    /// Glob patterns on hostname or vendor class; empty = open to every client.
+    pub allow: Vec<String>,
+}
+
+/// A fixed address for a client.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    pub mac: Option<Mac>,
+    pub ip: Ipv4Addr,
+    pub hostname: Option<String>,
+    /// Match by hostname alone, whatever the MAC.
+    pub allow_any_mac: bool,
+    pub lease_time: Option<Secs>,
+    pub options: OptionValues,
+}
+
+/// Option values handed to clients.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OptionValues {
+    pub routers: Vec<Ipv4Addr>,
+    pub dns_servers: Vec<Ipv4Addr>,
+    pub domain_name: Option<String>,
+    pub domain_search: Vec<String>,
+    pub ntp_servers: Vec<Ipv4Addr>,
+    pub broadcast_address: Option<Ipv4Addr>,
+    pub mtu: Option<u16>,
+    pub tftp_server: Option<String>,
+    pub boot_file: Option<String>,
+}
+
+impl OptionValues {
+    /// These values with `over`'s set ones taking precedence.
+    pub fn overlaid(&self, over: &OptionValues) -> OptionValues {
+        fn pick<T: Clone>(a: &Option<T>, b: &Option<T>) -> Option<T> {
+            b.clone().or_else(|| a.clone())
+        }
+        fn list<T: Clone>(a: &[T], b: &[T]) -> Vec<T> {
+            if b.is_empty() {
+                a.to_vec()
+            } else {
+                b.to_vec()
+            }
+        }
+        OptionValues {
+            routers: list(&self.routers, &over.routers),
+            dns_servers: list(&self.dns_servers, &over.dns_servers),
+            domain_name: pick(&self.domain_name, &over.domain_name),
+            domain_search: list(&self.domain_search, &over.domain_search),
+            ntp_servers: list(&self.ntp_servers, &over.ntp_servers),
+            broadcast_address: pick(&self.broadcast_address, &over.broadcast_address),
+            mtu: pick(&self.mtu, &over.mtu),
+            tftp_server: pick(&self.tftp_server, &over.tftp_server),
+            boot_file: pick(&self.boot_file, &over.boot_file),
+        }
+    }
+}
+
+impl Scope {
+    /// Whether `ip` belongs to this scope's network (its subnet, else its pools).
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        match self.subnet {
+            Some(net) => net.contains(&ip),
+            None => self.pools.iter().any(|p| p.range.contains(ip)),
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The lease cache: every lease by IP, and each client's latest lease by
+//! client key, in [`DashMap`]s shared by all shards. A client's entries are
+//! only written by the shard that owns the client; an address's record is
+//! only created by whoever claimed its bit in the allocator.
+
+use std::net::Ipv4Addr;
+
+use ahash::RandomState;
+use dashmap::mapref::one::RefMut;
+use dashmap::DashMap;
+
+use super::record::{ClientKey, LeaseRecord};
+
+/// Leases by IP and by client.
+pub struct LeaseCache {
+    by_ip: DashMap<u32, LeaseRecord, RandomState>,
+    by_client: DashMap<ClientKey, u32, RandomState>,
+}
+
+impl Default for LeaseCache {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
+}
+
+impl LeaseCache {
+    /// A cache with room for `n` leases before it grows.
+    pub fn with_capacity(n: usize) -> Self {
+        LeaseCache {
+            by_ip: DashMap::with_capacity_and_hasher(n, RandomState::new()),
+            by_client: DashMap::with_capacity_and_hasher(n, RandomState::new()),
+        }
+    }
+
+    /// Number of records (any state).
+    pub fn len(&self) -> usize {
+        self.by_ip.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_ip.is_empty()
+    }
+
+    /// A copy of the record at `ip`.
+    pub fn get(&self, ip: Ipv4Addr) -> Option<LeaseRecord> {
+        self.by_ip.get(&u32::from(ip)).map(|r| r.clone())
+    }
+
+    /// The record at `ip`, locked for update. Hold it briefly and touch no
+    /// other record of the cache while holding it.
+    pub fn get_mut(&self, ip: Ipv4Addr) -> Option<RefMut<'_, u32, LeaseRecord>> {
+        self.by_ip.get_mut(&u32::from(ip))
+    }
+
+    /// A copy of the latest record of the client with encoded key `key`.
+    pub fn for_client(&self, key: &[u8]) -> Option<LeaseRecord> {
+        let ip = *self.by_client.get(key)?;
+        self.by_ip.get(&ip).filter(|r| r.client.as_bytes() == key).map(|r| r.clone())
+    }
+
+    /// Stores `record` at its IP and makes it its client's latest.
+    pub fn insert(&self, record: LeaseRecord) {
+        let ip = u32::from(record.ip);
+        match self.by_client.get_mut(record.client.as_bytes()) {
+            Some(mut at) => *at = ip,
+            None => {
+                self.by_client.insert(record.client.clone(), ip);
+            }
+        }
+        self.by_ip.insert(ip, record);
+    }
+
+    /// Removes the record at `ip` if `pred` holds for it, and the client's
+    /// pointer to it. Returns the removed record.
+    pub fn remove_if(&self, ip: Ipv4Addr, pred: impl FnOnce(&LeaseRecord) -> bool) -> Option<LeaseRecord> {
+        let (_, record) = self.by_ip.remove_if(&u32::from(ip), |_, r| pred(r))?;
+        self.by_client.remove_if(record.client.as_bytes(), |_, at| *at == u32::from(ip));
+        Some(record)
+    }
+
+    /// Calls `f` on every record, one map shard locked at a time.
+    pub fn for_each_mut(&self, mut f: impl FnMut(&mut LeaseRecord)) {
+        for mut r in self.by_ip.iter_mut() {
+            f(r.value_mut());
+        }
+    }
+
+    /// Calls `f` on a copy-free view of every record.
+    pub fn for_each(&self, mut f: impl FnMut(&LeaseRecord)) {
+        for r in self.by_ip.iter() {
+            f(r.value());
+        }
+    }
+}

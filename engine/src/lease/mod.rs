@@ -1,0 +1,10 @@
+//! Leases: the record and its states (ARCHITECTURE §6), the cache shared by
+//! the shards, and the address allocator.
+
+mod allocator;
+mod cache;
+mod record;
+
+pub use allocator::AddressMap;
+pub use cache::LeaseCache;
+pub use record::*;

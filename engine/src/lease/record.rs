@@ -1,0 +1,316 @@
+//! The lease record (ARCHITECTURE §6) and its compact parts.
+//!
+//! A record is fixed-size apart from two shared byte strings: the client
+//! key and the details (hostname, vendor class, client identifier, relay
+//! circuit and remote ids). Renewing a lease clones the record with two
+//! reference-count increments: no allocation on the packet path.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+/// Unix time in seconds (the 32 bits last until 2106).
+pub type UnixTime = u32;
+
+/// Lease end of an infinite lease.
+pub const NEVER: UnixTime = UnixTime::MAX;
+
+/// Life cycle of a lease (ARCHITECTURE §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum LeaseState {
+    /// Held between OFFER and REQUEST; never persisted.
+    Offered = 0,
+    Allocated = 1,
+    Expired = 2,
+    Released = 3,
+    /// Declined or conflicting: out of the pool until `end`.
+    Abandoned = 4,
+    /// The active lease of a client with a reservation.
+    Reserved = 5,
+}
+
+impl LeaseState {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Offered => "OFFERED",
+            Self::Allocated => "ALLOCATED",
+            Self::Expired => "EXPIRED",
+            Self::Released => "RELEASED",
+            Self::Abandoned => "ABANDONED",
+            Self::Reserved => "RESERVED",
+        }
+    }
+
+    pub fn from_u8(v: u8) -> Option<Self> {
+        [Self::Offered, Self::Allocated, Self::Expired, Self::Released, Self::Abandoned, Self::Reserved]
+            .get(v as usize)
+            .copied()
+    }
+
+    /// Whether a client holds the address under this state.
+    pub fn is_bound(self) -> bool {
+        matches!(self, Self::Allocated | Self::Reserved)
+    }
+}
+
+/// A hardware address: type and up to 16 bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct HwAddr {
+    pub htype: u8,
+    len: u8,
+    bytes: [u8; 16],
+}
+
+impl HwAddr {
+    pub fn new(htype: u8, addr: &[u8]) -> Self {
+        let mut bytes = [0; 16];
+        let len = addr.len().min(16);
+        bytes[..len].copy_from_slice(&addr[..len]);
+        HwAddr { htype, len: len as u8, bytes }
+    }
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+impl fmt::Display for HwAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        hex(f, self.bytes(), ":")
+    }
+}
+
+impl fmt::Debug for HwAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+fn hex(f: &mut fmt::Formatter<'_>, b: &[u8], sep: &str) -> fmt::Result {
+    for (i, x) in b.iter().enumerate() {
+        if i > 0 {
+            f.write_str(sep)?;
+        }
+        write!(f, "{x:02x}")?;
+    }
+    Ok(())
+}
+
+/// Largest encoded client key: tag + option 61 (at most 255 bytes kept).
+pub const CLIENT_KEY_MAX: usize = 256;
+
+/// Who a lease belongs to: the client identifier (option 61) when sent,
+/// else the hardware type and address (RFC 2131 §4.2). Encoded with a tag
+/// byte so the two kinds never collide.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ClientKey(Arc<[u8]>);
+
+impl ClientKey {
+    const BY_HW: u8 = 0;
+    const BY_ID: u8 = 1;
+
+    /// Encodes the key of a client into `buf`, returning the used prefix.
+    /// Look-ups use this stack form; only a new lease stores it.
+    pub fn encode<'b>(buf: &'b mut [u8; CLIENT_KEY_MAX], client_id: Option<&[u8]>, hw: &HwAddr) -> &'b [u8] {
+        let len = match client_id {
+            Some(id) => {
+                let n = id.len().min(CLIENT_KEY_MAX - 1);
+                buf[0] = Self::BY_ID;
+                buf[1..1 + n].copy_from_slice(&id[..n]);
+                1 + n
+            }
+            None => {
+                let b = hw.bytes();
+                buf[0] = Self::BY_HW;
+                buf[1] = hw.htype;
+                buf[2..2 + b.len()].copy_from_slice(b);
+                2 + b.len()
+            }
+        };
+        &buf[..len]
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Self {
+        ClientKey(Arc::from(b))
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for ClientKey {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.split_first() {
+            Some((&Self::BY_ID, id)) => {
+                f.write_str("id:")?;
+                hex(f, id, "")
+            }
+            Some((_, hw)) => {
+                f.write_str("hw:")?;
+                hex(f, hw, ":")
+            }
+            None => f.write_str("-"),
+        }
+    }
+}
+
+/// The variable-length facts of a lease, packed as five length-prefixed
+/// fields in one shared allocation.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct LeaseDetails(Option<Arc<[u8]>>);
+
+/// Fields of [`LeaseDetails`], in their packed order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Details<'a> {
+    pub hostname: &'a [u8],
+    pub vendor_class: &'a [u8],
+    pub client_id: &'a [u8],
+    pub circuit_id: &'a [u8],
+    pub remote_id: &'a [u8],
+}
+
+/// Largest packed details: five fields of at most 255 bytes.
+pub const DETAILS_MAX: usize = 5 * 256;
+
+impl<'a> Details<'a> {
+    fn fields(&self) -> [&'a [u8]; 5] {
+        [self.hostname, self.vendor_class, self.client_id, self.circuit_id, self.remote_id]
+    }
+
+    /// Packs into `buf` (fields cut at 255 bytes), returning the used prefix.
+    pub fn pack<'b>(&self, buf: &'b mut [u8; DETAILS_MAX]) -> &'b [u8] {
+        let mut at = 0;
+        for field in self.fields() {
+            let n = field.len().min(255);
+            buf[at] = n as u8;
+            buf[at + 1..at + 1 + n].copy_from_slice(&field[..n]);
+            at += 1 + n;
+        }
+        &buf[..at]
+    }
+}
+
+impl LeaseDetails {
+    /// Details from packed bytes; all-empty details take no allocation.
+    pub fn from_packed(packed: &[u8]) -> Self {
+        if packed.iter().all(|&b| b == 0) {
+            LeaseDetails(None)
+        } else {
+            LeaseDetails(Some(Arc::from(packed)))
+        }
+    }
+
+    /// Whether these are the details `packed` encodes.
+    pub fn matches(&self, packed: &[u8]) -> bool {
+        match &self.0 {
+            Some(b) => **b == *packed,
+            None => packed.iter().all(|&b| b == 0),
+        }
+    }
+
+    /// The packed bytes (five zero bytes when empty).
+    pub fn packed(&self) -> &[u8] {
+        self.0.as_deref().unwrap_or(&[0; 5])
+    }
+
+    pub fn get(&self) -> Details<'_> {
+        let mut b = self.packed();
+        let mut take = || {
+            let (n, rest) = b.split_first().map_or((0, &[][..]), |(n, r)| (*n as usize, r));
+            let n = n.min(rest.len());
+            let (v, rest) = rest.split_at(n);
+            b = rest;
+            v
+        };
+        Details { hostname: take(), vendor_class: take(), client_id: take(), circuit_id: take(), remote_id: take() }
+    }
+}
+
+impl fmt::Debug for LeaseDetails {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+/// One lease (ARCHITECTURE §6). Times are Unix seconds; `end` is the
+/// expiry of a bound lease, the hold of an offer, or the end of probation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRecord {
+    pub ip: Ipv4Addr,
+    pub state: LeaseState,
+    /// Index of the scope in the running config.
+    pub scope: u16,
+    /// Index of the pool in its scope; [`NO_POOL`] for a reservation outside every pool.
+    pub pool: u16,
+    pub hw: HwAddr,
+    pub client: ClientKey,
+    pub details: LeaseDetails,
+    pub start: UnixTime,
+    pub end: UnixTime,
+    pub last_seen: UnixTime,
+    pub created: UnixTime,
+    pub updated: UnixTime,
+    /// Whether the allocator bit of `ip` is held for this record. Flipped
+    /// only under the record's lock, so a returning client knows whether
+    /// its old address is still its own or must be claimed again. Derived
+    /// again at recovery, never persisted.
+    pub holds_address: bool,
+}
+
+/// `pool` of an address that belongs to no dynamic pool.
+pub const NO_POOL: u16 = u16::MAX;
+
+impl LeaseRecord {
+    /// Seconds of lease left at `now` (0 once ended; `NEVER` for infinite).
+    pub fn remaining(&self, now: UnixTime) -> u32 {
+        if self.end == NEVER {
+            NEVER
+        } else {
+            self.end.saturating_sub(now)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_keys_keep_kinds_apart() {
+        let hw = HwAddr::new(1, &[1, 2, 3, 4, 5, 6]);
+        let mut a = [0; CLIENT_KEY_MAX];
+        let mut b = [0; CLIENT_KEY_MAX];
+        let by_hw = ClientKey::encode(&mut a, None, &hw);
+        // A client id spelling the same bytes is another client.
+        let by_id = ClientKey::encode(&mut b, Some(&[1, 1, 2, 3, 4, 5, 6]), &hw);
+        assert_ne!(by_hw, by_id);
+        assert_eq!(format!("{:?}", ClientKey::from_bytes(by_hw)), "hw:01:01:02:03:04:05:06");
+    }
+
+    #[test]
+    fn details_round_trip_and_compare_without_allocating() {
+        let d = Details {
+            hostname: b"laptop",
+            vendor_class: b"MSFT 5.0",
+            client_id: &[1, 2],
+            circuit_id: b"eth0/1",
+            remote_id: b"",
+        };
+        let mut buf = [0; DETAILS_MAX];
+        let packed = d.pack(&mut buf).to_vec();
+        let stored = LeaseDetails::from_packed(&packed);
+        assert_eq!(stored.get(), d);
+        assert!(stored.matches(&packed));
+        let empty = Details::default();
+        let mut buf2 = [0; DETAILS_MAX];
+        let e = LeaseDetails::from_packed(empty.pack(&mut buf2));
+        assert_eq!(e, LeaseDetails::default());
+        assert_eq!(e.get(), empty);
+    }
+}

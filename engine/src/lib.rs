@@ -1,0 +1,12 @@
+//! leased: a DHCPv4 server for ISP- and campus-scale networks.
+//!
+//! The crate is laid out as the packet flows (ARCHITECTURE §1): [`wire`]
+//! decodes and encodes messages without copying, [`server`] decides each
+//! message against the [`lease`] cache without any I/O, and [`config`] is the
+//! operator's HCL file, checked.
+
+pub mod cli;
+pub mod config;
+pub mod lease;
+pub mod server;
+pub mod wire;
