@@ -189,27 +189,18 @@ impl Server {
         let reservation = scope.reservation_for(req.hw.htype, req.hw.bytes(), req.hostname);
         let ip = self.choose_address(req, si, reservation)?;
         // Hold the address for this client; a bound lease stays bound.
-        match self.cache.get_mut(ip) {
-            Some(mut r) if req.owns(&r) => {
-                if !r.state.is_bound() {
-                    r.state = LeaseState::Offered;
-                    r.end = now.saturating_add(self.policy.offer_hold_time.0);
-                }
-                r.last_seen = now;
-                r.holds_address = true;
+        let refreshed = self.cache.get_mut(ip).filter(|r| req.owns(r)).map(|mut r| {
+            if !r.state.is_bound() {
+                r.state = LeaseState::Offered;
+                r.end = now.saturating_add(self.policy.offer_hold_time.0);
             }
-            _ => {
-                let pool = scope.pool_of(ip).map_or(NO_POOL, |p| p as u16);
-                let record = self.new_record(
-                    req,
-                    si,
-                    pool,
-                    ip,
-                    LeaseState::Offered,
-                    now.saturating_add(self.policy.offer_hold_time.0),
-                );
-                self.cache.insert(record);
-            }
+            r.last_seen = now;
+            r.holds_address = true;
+        });
+        if refreshed.is_none() {
+            let pool = scope.pool_of(ip).map_or(NO_POOL, |p| p as u16);
+            let hold = now.saturating_add(self.policy.offer_hold_time.0);
+            self.cache.insert(self.new_record(req, si, pool, ip, LeaseState::Offered, hold));
         }
         let terms = self.terms(si, scope.pool_of(ip), reservation, req.opts.lease_time()?);
         let reply = self.reply(req, out, MessageType::Offer, ip, Some(terms), si, reservation)?;
