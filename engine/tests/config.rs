@@ -1,0 +1,204 @@
+//! Configuration: the shipped examples, `leased check-config`, and every
+//! validation rule with the file, line and key it names.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use leased::config::{self, ConfigError, Listen, Secs, SyncMode};
+
+fn examples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples")
+}
+
+fn check_config(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_leased")).arg("check-config").args(args).output().unwrap();
+    (out.status.code().unwrap(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+/// Errors of `text`, which must be invalid.
+fn errors(text: &str) -> Vec<ConfigError> {
+    config::parse(text, "t.hcl").expect_err("config should be refused").0
+}
+
+/// The one error naming `key`, asserting its line.
+fn error_at(text: &str, key: &str, line: usize) -> String {
+    let errs = errors(text);
+    let e = errs.iter().find(|e| e.key == key).unwrap_or_else(|| panic!("no error for {key}: {errs:#?}"));
+    assert_eq!(e.line, Some(line), "{e}");
+    assert_eq!(e.file, "t.hcl");
+    e.message.clone()
+}
+
+const MINIMAL: &str = "dhcp {\n  listen = [\"127.0.0.1:6767\"]\n  scope \"a\" {\n    relay_addresses = [\"127.0.0.1\"]\n    subnet = \"198.18.0.0/24\"\n    range_start = \"198.18.0.10\"  range_end = \"198.18.0.20\"\n  }\n}\n";
+
+#[test]
+fn every_example_is_valid_and_check_config_prints_its_pools() {
+    let (code, out, err) = check_config(&["--config", examples().join("quickstart.hcl").to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("scope \"loopback-lab\""), "{out}");
+    assert!(out.contains("198.18.0.100-198.18.0.199") && out.contains("100 addresses"), "{out}");
+
+    let (code, out, err) = check_config(&["--config", examples().join("single-lan.hcl").to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("pool \"servers\"") && out.contains("allow server-*"), "{out}");
+
+    let (code, out, err) = check_config(&["--json", "--config", examples().join("isp.hcl").to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["scopes"].as_array().unwrap().len(), 16);
+    // Pools totalling a /10, less network, broadcast and router per /14.
+    assert_eq!(v["dynamic_addresses"], (1u64 << 22) - 16 * 3);
+}
+
+#[test]
+fn check_config_prints_every_error_and_exits_1() {
+    let dir = std::env::temp_dir().join(format!("leased-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.hcl");
+    std::fs::write(&bad, MINIMAL.replace("198.18.0.20", "198.18.1.20").replace("listen", "colour = 1\n  listen")).unwrap();
+    let (code, _, err) = check_config(&["--config", bad.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains(&format!("{}:2: dhcp.colour: unknown field `colour`", bad.display())), "{err}");
+    std::fs::write(&bad, MINIMAL.replace("198.18.0.20", "198.18.1.20").replace("\"198.18.0.0/24\"", "\"198.18.0.0/24\"\n    lease_time = \"forever\"")).unwrap();
+    let (code, _, err) = check_config(&["--config", bad.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains(":6: dhcp.scope.a.lease_time: invalid duration \"forever\""), "{err}");
+    assert!(err.contains(":7: dhcp.scope.a.range_start: range 198.18.0.10-198.18.1.20 is outside the subnet"), "{err}");
+    assert!(err.contains("2 error(s)"), "{err}");
+    let (code, _, err) = check_config(&["--config", dir.join("missing.hcl").to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot read the config"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_contracts_shape_with_space_separated_items_parses() {
+    let c = config::parse(
+        "dhcp {\n  listen = [\"eth1\"]\n  database = { type = \"sled\"  path = \"/tmp/x\"  sync_mode = \"normal\"  journal_mode = \"WAL\" }\n  scope \"lan\" {\n    interface = \"eth1\"\n    subnet = \"198.18.0.0/16\"\n    range_start = \"198.18.1.0\"  range_end = \"198.18.255.254\"\n    lease_time = \"24h\"  max_lease_time = \"7d\"  min_lease_time = \"1h\"\n  }\n}\n",
+        "t.hcl",
+    )
+    .unwrap();
+    assert_eq!(c.database.sync_mode, SyncMode::Normal);
+    assert_eq!(c.listen, vec![Listen::Interface("eth1".into())]);
+    let s = &c.scopes[0];
+    assert_eq!((s.times.default, s.times.min, s.times.max), (Secs(86_400), Secs(3600), Secs(7 * 86_400)));
+    assert_eq!(s.pools[0].range.len(), 65_279);
+}
+
+#[test]
+fn defaults_and_inheritance() {
+    let c = config::parse(MINIMAL, "t.hcl").unwrap();
+    assert_eq!((c.relay_port, c.client_port, c.authoritative, c.workers), (67, 68, false, 0));
+    assert_eq!(c.lease.times.default, Secs(86_400));
+    assert_eq!(c.scopes[0].pools[0].name, "default");
+    assert_eq!(c.scopes[0].pools[0].times, c.lease.times);
+    // A pool whose range is the scope's names the default pool.
+    let named = MINIMAL.replace("range_end = \"198.18.0.20\"", "range_end = \"198.18.0.20\"\n    pools = [ { name = \"main\"  range = \"198.18.0.10-198.18.0.20\"  lease_time = \"2h\" } ]");
+    let c = config::parse(&named, "t.hcl").unwrap();
+    assert_eq!(c.scopes[0].pools.len(), 1);
+    assert_eq!((c.scopes[0].pools[0].name.as_str(), c.scopes[0].pools[0].times.default), ("main", Secs(7200)));
+}
+
+#[test]
+fn unknown_keys_are_errors_naming_the_key() {
+    let msg = error_at(&MINIMAL.replace("subnet =", "subnett = \"x\"\n    subnet ="), "dhcp.scope.a.subnett", 5);
+    assert!(msg.contains("unknown field `subnett`"), "{msg}");
+}
+
+#[test]
+fn address_rules() {
+    let pools = |p: &str| MINIMAL.replace("range_end = \"198.18.0.20\"", &format!("range_end = \"198.18.0.20\"\n    pools = [\n      {p}\n    ]"));
+    let msg = error_at(&pools("{ name = \"x\"  range = \"198.18.0.15-198.18.0.30\" }"), "dhcp.scope.a.pools", 7);
+    assert!(msg.contains("overlap partially"), "{msg}");
+    // Nested is fine, outside the default range inside the subnet too.
+    config::parse(&pools("{ name = \"x\"  range = \"198.18.0.12-198.18.0.14\" }, { name = \"y\"  range = \"198.18.0.100-198.18.0.110\" }"), "t.hcl").unwrap();
+    let msg = error_at(&pools("{ name = \"x\"  range = \"198.18.2.1-198.18.2.9\" }"), "dhcp.scope.a.pools[0].range", 8);
+    assert!(msg.contains("outside the subnet"), "{msg}");
+    let msg = error_at(&pools("{ name = \"x\"  range = \"198.18.0.9-198.18.0.1\" }"), "dhcp.scope.a.pools[0].range", 8);
+    assert!(msg.contains("above the last"), "{msg}");
+    let msg = error_at(&MINIMAL.replace("198.18.0.10", "198.18.0.0"), "dhcp.scope.a.range_start", 6);
+    assert!(msg.contains("network or broadcast"), "{msg}");
+    let msg = error_at(&MINIMAL.replace("198.18.0.0/24", "198.18.0.1/24"), "dhcp.scope.a.subnet", 5);
+    assert!(msg.contains("did you mean \"198.18.0.0/24\""), "{msg}");
+}
+
+#[test]
+fn reservation_rules() {
+    let with = |r: &str| MINIMAL.replace("  scope", &format!("  reservations = [\n    {r},\n  ]\n  scope"));
+    let msg = error_at(&with("{ mac = \"00:11:22:33:44:55\"  ip = \"203.0.113.9\" }"), "dhcp.reservations[0].ip", 4);
+    assert!(msg.contains("outside every scope"), "{msg}");
+    let msg = error_at(&with("{ mac = \"00:11:22:33:44\"  ip = \"198.18.0.9\" }"), "dhcp.reservations[0].mac", 4);
+    assert!(msg.contains("invalid MAC"), "{msg}");
+    let msg = error_at(&with("{ ip = \"198.18.0.9\" }"), "dhcp.reservations[0]", 4);
+    assert!(msg.contains("needs a mac"), "{msg}");
+    let twice = with("{ mac = \"00:11:22:33:44:55\"  ip = \"198.18.0.9\" },\n    { mac = \"00:11:22:33:44:55\"  ip = \"198.18.0.8\" }");
+    assert!(errors(&twice).iter().any(|e| e.message.contains("has two reservations")));
+    let same_ip = with("{ mac = \"00:11:22:33:44:55\"  ip = \"198.18.0.9\" },\n    { mac = \"00:11:22:33:44:56\"  ip = \"198.18.0.9\" }");
+    assert!(errors(&same_ip).iter().any(|e| e.message.contains("reserved twice")));
+    let c = config::parse(&with("{ hostname = \"voip\"  ip = \"198.18.0.9\"  allow_any_mac = true  options = { lease_time = \"infinite\" } }"), "t.hcl").unwrap();
+    assert_eq!(c.scopes[0].reservations[0].lease_time, Some(Secs::INFINITE));
+}
+
+#[test]
+fn lease_time_rules() {
+    let msg = error_at(&MINIMAL.replace("    subnet", "    min_lease_time = \"2h\"  max_lease_time = \"1h\"\n    subnet"), "dhcp.scope.a.min_lease_time", 5);
+    assert!(msg.contains("above max_lease_time"), "{msg}");
+    let lp = |s: &str| MINIMAL.replace("  scope", &format!("  lease_policies = {{ {s} }}\n  scope"));
+    let msg = error_at(&lp("renewal_time = \"2h\"  rebinding_time = \"1h\""), "dhcp.lease_policies.renewal_time", 3);
+    assert!(msg.contains("below rebinding_time"), "{msg}");
+    let msg = error_at(&lp("default_lease_time = \"9d\""), "dhcp.lease_policies.default_lease_time", 3);
+    assert!(msg.contains("outside"), "{msg}");
+    let msg = error_at(&lp("conflict_resolution = \"shrug\""), "dhcp.lease_policies.conflict_resolution", 3);
+    assert!(msg.contains("deny, replace, warn"), "{msg}");
+    // A lone max below the default default pulls the default down.
+    let c = config::parse(&lp("max_lease_time = \"2h\""), "t.hcl").unwrap();
+    assert_eq!(c.lease.times.default, Secs(7200));
+}
+
+#[test]
+fn database_rules() {
+    let db = |s: &str| MINIMAL.replace("  scope", &format!("  database = {{ {s} }}\n  scope"));
+    assert!(error_at(&db("type = \"postgres\""), "dhcp.database.type", 3).contains("only engine is \"sled\""));
+    assert!(error_at(&db("sync_mode = \"SOMETIMES\""), "dhcp.database.sync_mode", 3).contains("FULL, NORMAL, OFF"));
+    assert!(error_at(&db("journal_mode = \"DELETE\""), "dhcp.database.journal_mode", 3).contains("only \"WAL\""));
+}
+
+#[test]
+fn sections_of_later_work_are_checked_and_refused_by_name() {
+    let add = |s: &str| MINIMAL.replace("  scope", &format!("  {s}\n  scope"));
+    assert!(error_at(&add("api = { listen = \"127.0.0.1:8080\" }"), "dhcp.api", 3).contains("not implemented"));
+    assert!(error_at(&add("api = { listen = \"nowhere\" }"), "dhcp.api.listen", 3).contains("not an ADDR:PORT"));
+    assert!(error_at(&add("policies = [ { name = \"x\"  path = \"x.wasm\" } ]"), "dhcp.policies", 3).contains("not implemented"));
+    assert!(error_at(&add("policies = [ { name = \"x\"  path = \"x.wasm\"  on_error = \"maybe\" } ]"), "dhcp.policies[0].on_error", 3).contains("allow, deny"));
+    assert!(error_at(&add("analytics = { enabled = true }"), "dhcp.analytics", 3).contains("not implemented"));
+    let detect = add("analytics = { enabled = false  anomaly_detection = { detect = [\"ufo\"] } }");
+    assert!(error_at(&detect, "dhcp.analytics.anomaly_detection.detect[0]", 3).contains("pool_exhaustion"));
+    config::parse(&add("analytics = { enabled = false }"), "t.hcl").unwrap();
+    assert!(error_at(&add("ha = { peer = \"x\" }"), "dhcp.ha", 3).contains("not implemented"));
+    let backup = add("database = { backup = { enabled = true  interval = \"1h\" } }");
+    assert!(error_at(&backup, "dhcp.database.backup", 3).contains("not implemented"));
+    let scoped = MINIMAL.replace("    subnet", "    restrictions = [ { block_macs = [\"nope\"] } ]\n    subnet");
+    let errs = errors(&scoped);
+    assert!(errs.iter().any(|e| e.key == "dhcp.scope.a.restrictions" && e.message.contains("policy modules")), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.key == "dhcp.scope.a.restrictions[0].block_macs[0]"), "{errs:#?}");
+}
+
+#[test]
+fn listen_and_scope_selection_rules() {
+    let msg = error_at(&MINIMAL.replace("127.0.0.1:6767", "127.0.0.1:99999"), "dhcp.listen[0]", 2);
+    assert!(msg.contains("neither an interface"), "{msg}");
+    let msg = error_at(&MINIMAL.replace("relay_addresses = [\"127.0.0.1\"]", "interface = \"eth9\""), "dhcp.scope.a.interface", 4);
+    assert!(msg.contains("not in dhcp.listen"), "{msg}");
+    let second = MINIMAL.replace("  }\n}", "  }\n  scope \"b\" {\n    relay_addresses = [\"127.0.0.1\"]\n    subnet = \"198.18.0.128/25\"\n    range_start = \"198.18.0.130\"  range_end = \"198.18.0.140\"\n  }\n}");
+    let errs = errors(&second);
+    assert!(errs.iter().any(|e| e.message.contains("overlaps scope \"a\"")), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.message.contains("also listed by scope \"a\"")), "{errs:#?}");
+    assert!(errors("dhcp {\n  listen = [\"127.0.0.1:1\"]\n}\n").iter().any(|e| e.message.contains("no scope is defined")));
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    let errs = errors("dhcp {\n  listen = [\"a\"\n  scope \"x\" {\n}\n");
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].line.is_some() && errs[0].message.starts_with("syntax error"), "{errs:?}");
+}
