@@ -55,11 +55,18 @@ fn check_config_prints_every_error_and_exits_1() {
     let dir = std::env::temp_dir().join(format!("leased-cfg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.hcl");
-    std::fs::write(&bad, MINIMAL.replace("198.18.0.20", "198.18.1.20").replace("listen", "colour = 1\n  listen")).unwrap();
+    std::fs::write(&bad, MINIMAL.replace("198.18.0.20", "198.18.1.20").replace("listen", "colour = 1\n  listen"))
+        .unwrap();
     let (code, _, err) = check_config(&["--config", bad.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(err.contains(&format!("{}:2: dhcp.colour: unknown field `colour`", bad.display())), "{err}");
-    std::fs::write(&bad, MINIMAL.replace("198.18.0.20", "198.18.1.20").replace("\"198.18.0.0/24\"", "\"198.18.0.0/24\"\n    lease_time = \"forever\"")).unwrap();
+    std::fs::write(
+        &bad,
+        MINIMAL
+            .replace("198.18.0.20", "198.18.1.20")
+            .replace("\"198.18.0.0/24\"", "\"198.18.0.0/24\"\n    lease_time = \"forever\""),
+    )
+    .unwrap();
     let (code, _, err) = check_config(&["--config", bad.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(err.contains(":6: dhcp.scope.a.lease_time: invalid duration \"forever\""), "{err}");
@@ -107,7 +114,12 @@ fn unknown_keys_are_errors_naming_the_key() {
 
 #[test]
 fn address_rules() {
-    let pools = |p: &str| MINIMAL.replace("range_end = \"198.18.0.20\"", &format!("range_end = \"198.18.0.20\"\n    pools = [\n      {p}\n    ]"));
+    let pools = |p: &str| {
+        MINIMAL.replace(
+            "range_end = \"198.18.0.20\"",
+            &format!("range_end = \"198.18.0.20\"\n    pools = [\n      {p}\n    ]"),
+        )
+    };
     let msg = error_at(&pools("{ name = \"x\"  range = \"198.18.0.15-198.18.0.30\" }"), "dhcp.scope.a.pools", 7);
     assert!(msg.contains("overlap partially"), "{msg}");
     // Nested is fine, outside the default range inside the subnet too.
@@ -141,7 +153,11 @@ fn reservation_rules() {
 
 #[test]
 fn lease_time_rules() {
-    let msg = error_at(&MINIMAL.replace("    subnet", "    min_lease_time = \"2h\"  max_lease_time = \"1h\"\n    subnet"), "dhcp.scope.a.min_lease_time", 5);
+    let msg = error_at(
+        &MINIMAL.replace("    subnet", "    min_lease_time = \"2h\"  max_lease_time = \"1h\"\n    subnet"),
+        "dhcp.scope.a.min_lease_time",
+        5,
+    );
     assert!(msg.contains("above max_lease_time"), "{msg}");
     let lp = |s: &str| MINIMAL.replace("  scope", &format!("  lease_policies = {{ {s} }}\n  scope"));
     let msg = error_at(&lp("renewal_time = \"2h\"  rebinding_time = \"1h\""), "dhcp.lease_policies.renewal_time", 3);
@@ -168,8 +184,14 @@ fn sections_of_later_work_are_checked_and_refused_by_name() {
     let add = |s: &str| MINIMAL.replace("  scope", &format!("  {s}\n  scope"));
     assert!(error_at(&add("api = { listen = \"127.0.0.1:8080\" }"), "dhcp.api", 3).contains("not implemented"));
     assert!(error_at(&add("api = { listen = \"nowhere\" }"), "dhcp.api.listen", 3).contains("not an ADDR:PORT"));
-    assert!(error_at(&add("policies = [ { name = \"x\"  path = \"x.wasm\" } ]"), "dhcp.policies", 3).contains("not implemented"));
-    assert!(error_at(&add("policies = [ { name = \"x\"  path = \"x.wasm\"  on_error = \"maybe\" } ]"), "dhcp.policies[0].on_error", 3).contains("allow, deny"));
+    assert!(error_at(&add("policies = [ { name = \"x\"  path = \"x.wasm\" } ]"), "dhcp.policies", 3)
+        .contains("not implemented"));
+    assert!(error_at(
+        &add("policies = [ { name = \"x\"  path = \"x.wasm\"  on_error = \"maybe\" } ]"),
+        "dhcp.policies[0].on_error",
+        3
+    )
+    .contains("allow, deny"));
     assert!(error_at(&add("analytics = { enabled = true }"), "dhcp.analytics", 3).contains("not implemented"));
     let detect = add("analytics = { enabled = false  anomaly_detection = { detect = [\"ufo\"] } }");
     assert!(error_at(&detect, "dhcp.analytics.anomaly_detection.detect[0]", 3).contains("pool_exhaustion"));
@@ -179,7 +201,10 @@ fn sections_of_later_work_are_checked_and_refused_by_name() {
     assert!(error_at(&backup, "dhcp.database.backup", 3).contains("not implemented"));
     let scoped = MINIMAL.replace("    subnet", "    restrictions = [ { block_macs = [\"nope\"] } ]\n    subnet");
     let errs = errors(&scoped);
-    assert!(errs.iter().any(|e| e.key == "dhcp.scope.a.restrictions" && e.message.contains("policy modules")), "{errs:#?}");
+    assert!(
+        errs.iter().any(|e| e.key == "dhcp.scope.a.restrictions" && e.message.contains("policy modules")),
+        "{errs:#?}"
+    );
     assert!(errs.iter().any(|e| e.key == "dhcp.scope.a.restrictions[0].block_macs[0]"), "{errs:#?}");
 }
 
@@ -187,13 +212,19 @@ fn sections_of_later_work_are_checked_and_refused_by_name() {
 fn listen_and_scope_selection_rules() {
     let msg = error_at(&MINIMAL.replace("127.0.0.1:6767", "127.0.0.1:99999"), "dhcp.listen[0]", 2);
     assert!(msg.contains("neither an interface"), "{msg}");
-    let msg = error_at(&MINIMAL.replace("relay_addresses = [\"127.0.0.1\"]", "interface = \"eth9\""), "dhcp.scope.a.interface", 4);
+    let msg = error_at(
+        &MINIMAL.replace("relay_addresses = [\"127.0.0.1\"]", "interface = \"eth9\""),
+        "dhcp.scope.a.interface",
+        4,
+    );
     assert!(msg.contains("not in dhcp.listen"), "{msg}");
     let second = MINIMAL.replace("  }\n}", "  }\n  scope \"b\" {\n    relay_addresses = [\"127.0.0.1\"]\n    subnet = \"198.18.0.128/25\"\n    range_start = \"198.18.0.130\"  range_end = \"198.18.0.140\"\n  }\n}");
     let errs = errors(&second);
     assert!(errs.iter().any(|e| e.message.contains("overlaps scope \"a\"")), "{errs:#?}");
     assert!(errs.iter().any(|e| e.message.contains("also listed by scope \"a\"")), "{errs:#?}");
-    assert!(errors("dhcp {\n  listen = [\"127.0.0.1:1\"]\n}\n").iter().any(|e| e.message.contains("no scope is defined")));
+    assert!(errors("dhcp {\n  listen = [\"127.0.0.1:1\"]\n}\n")
+        .iter()
+        .any(|e| e.message.contains("no scope is defined")));
 }
 
 #[test]

@@ -57,7 +57,9 @@ fn lease_time_request_is_clamped_and_t1_t2_default_to_50_and_87_5_percent() {
 
 #[test]
 fn configured_t1_t2_apply_when_shorter_than_the_lease() {
-    let hcl = LAB.replace("AUTHORITATIVE", "true").replace("grace_period = \"5m\"", "renewal_time = \"20m\"  rebinding_time = \"40m\"");
+    let hcl = LAB
+        .replace("AUTHORITATIVE", "true")
+        .replace("grace_period = \"5m\"", "renewal_time = \"20m\"  rebinding_time = \"40m\"");
     let lab = Lab::with(server(&hcl));
     let offer = lab.answer(&TestClient::new(1).discover());
     assert_eq!(offer.option_u32(opt::RENEWAL_TIME), Some(1200));
@@ -73,7 +75,10 @@ fn configured_t1_t2_apply_when_shorter_than_the_lease() {
 /// A scope whose options do not fit a 576-byte message.
 fn big_options_server() -> Lab {
     let names: Vec<String> = (0..15).map(|i| format!("\"zone{i:02}.{}.test\"", "x".repeat(40))).collect();
-    let hcl = LAB.replace("AUTHORITATIVE", "true").replace("domain_name = \"lan.test\"", &format!("domain_name = \"lan.test\"  domain_search = [{}]", names.join(", ")));
+    let hcl = LAB.replace("AUTHORITATIVE", "true").replace(
+        "domain_name = \"lan.test\"",
+        &format!("domain_name = \"lan.test\"  domain_search = [{}]", names.join(", ")),
+    );
     Lab::with(server(&hcl))
 }
 
@@ -151,7 +156,16 @@ fn option_overload_moves_options_into_file_and_sname() {
 #[test]
 fn split_options_are_concatenated() {
     let c = TestClient::new(1);
-    let bytes = c.message(MessageType::Request, Ipv4Addr::UNSPECIFIED, &[(opt::HOSTNAME, b"long-"), (opt::REQUESTED_IP, &[198, 18, 0, 100]), (opt::HOSTNAME, b"name"), (opt::SERVER_ID, &SERVER_ID.octets())]);
+    let bytes = c.message(
+        MessageType::Request,
+        Ipv4Addr::UNSPECIFIED,
+        &[
+            (opt::HOSTNAME, b"long-"),
+            (opt::REQUESTED_IP, &[198, 18, 0, 100]),
+            (opt::HOSTNAME, b"name"),
+            (opt::SERVER_ID, &SERVER_ID.octets()),
+        ],
+    );
     let opts = Options::parse(&bytes).unwrap();
     assert_eq!(opts.hostname().unwrap(), Some(&b"long-name"[..]));
     let ack = lab().answer(&bytes);
@@ -175,7 +189,8 @@ fn invalid_hardware_addresses_are_refused_when_validating() {
 
 #[test]
 fn require_client_identifier_drops_clients_without_one() {
-    let hcl = LAB.replace("AUTHORITATIVE", "true").replace("grace_period", "require_client_identifier = true  grace_period");
+    let hcl =
+        LAB.replace("AUTHORITATIVE", "true").replace("grace_period", "require_client_identifier = true  grace_period");
     let lab = Lab::with(server(&hcl));
     let mut c = TestClient::new(1);
     assert_eq!(lab.send(&c.discover()).unwrap_err(), Ignored::NoClientId);
@@ -250,7 +265,8 @@ fn malformed_and_foreign_messages_get_typed_errors() {
 fn options_parse_in_rfc_order_across_areas_and_tolerate_a_missing_end() {
     let c = TestClient::new(1);
     // Hostname split across options (first part), file (second) and sname (third).
-    let mut bytes = c.message(MessageType::Discover, Ipv4Addr::UNSPECIFIED, &[(opt::OVERLOAD, &[3]), (opt::HOSTNAME, b"a")]);
+    let mut bytes =
+        c.message(MessageType::Discover, Ipv4Addr::UNSPECIFIED, &[(opt::OVERLOAD, &[3]), (opt::HOSTNAME, b"a")]);
     bytes[field::FILE.start..field::FILE.start + 4].copy_from_slice(&[12, 1, b'b', 255]);
     bytes[field::SNAME.start..field::SNAME.start + 4].copy_from_slice(&[12, 1, b'c', 255]);
     assert_eq!(Options::parse(&bytes).unwrap().hostname().unwrap(), Some(&b"abc"[..]));
