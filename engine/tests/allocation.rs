@@ -85,8 +85,9 @@ fn renewals_and_known_discovers_do_not_allocate() {
     });
     assert_eq!(discover_allocs, 0, "DISCOVERs of known clients allocated {discover_allocs} times");
 
-    // The counter does count: a new client's first DISCOVER stores a new lease.
-    let newcomer = TestClient::new(999).discover();
+    // The counter does count: a new client's first DISCOVER stores a new
+    // lease, whose hostname is kept on the heap.
+    let newcomer = TestClient::new(999).hostname("newcomer").discover();
     assert!(
         allocations(|| {
             lab.server.handle(&newcomer, &meta, &mut out).unwrap();

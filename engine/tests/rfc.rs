@@ -284,7 +284,7 @@ fn options_parse_in_rfc_order_across_areas_and_tolerate_a_missing_end() {
 fn concatenation_has_a_bound() {
     let c = TestClient::new(1);
     let chunk = [b'x'; 255];
-    let parts: Vec<(u8, &[u8])> = (0..6).map(|_| (opt::HOSTNAME, &chunk[..])).collect();
+    let parts: Vec<(u8, &[u8])> = (0..7).map(|_| (opt::HOSTNAME, &chunk[..])).collect();
     let mut buf = c.message(MessageType::Discover, Ipv4Addr::UNSPECIFIED, &[]);
     buf.truncate(buf.len() - 1);
     let mut big = buf[..243].to_vec();
@@ -295,4 +295,15 @@ fn concatenation_has_a_bound() {
     }
     big.push(255);
     assert_eq!(Options::parse(&big).err(), Some(WireError::ConcatenationTooLong(leased::wire::CONCAT_ARENA)));
+}
+
+#[test]
+fn distinct_options_have_a_bound() {
+    let c = TestClient::new(1);
+    let many: Vec<(u8, &[u8])> = (100..=170u8).map(|code| (code, &b"x"[..])).collect();
+    let bytes =
+        c.message(MessageType::Discover, Ipv4Addr::UNSPECIFIED, &many[..leased::wire::MAX_DISTINCT_OPTIONS - 2]);
+    assert!(Options::parse(&bytes).is_ok(), "53 and 55 plus 62 others fit");
+    let bytes = c.message(MessageType::Discover, Ipv4Addr::UNSPECIFIED, &many);
+    assert_eq!(lab().send(&bytes).unwrap_err(), Ignored::Malformed(WireError::TooManyOptions(64)));
 }

@@ -52,13 +52,27 @@ impl LeaseCache {
         self.by_ip.get_mut(&u32::from(ip))
     }
 
-    /// A copy of the latest record of the client with encoded key `key`.
-    pub fn for_client(&self, key: &[u8]) -> Option<LeaseRecord> {
-        let ip = *self.by_client.get(key)?;
-        self.by_ip.get(&ip).filter(|r| r.client.as_bytes() == key).map(|r| r.clone())
+    /// The address of the latest record of the client with encoded key
+    /// `key`. The record is that client's when looked at; check again under
+    /// [`LeaseCache::get_mut`] before acting on it.
+    pub fn client_ip(&self, key: &[u8]) -> Option<Ipv4Addr> {
+        self.by_client.get(key).map(|ip| Ipv4Addr::from(*ip))
     }
 
-    /// Stores `record` at its IP and makes it its client's latest.
+    /// Whether the record at `ip` belongs to the client with encoded key `key`.
+    pub fn is_owned_by(&self, ip: Ipv4Addr, key: &[u8]) -> bool {
+        self.by_ip.get(&u32::from(ip)).is_some_and(|r| r.client.as_bytes() == key)
+    }
+
+    /// A copy of the latest record of the client with encoded key `key`.
+    pub fn for_client(&self, key: &[u8]) -> Option<LeaseRecord> {
+        let ip = self.client_ip(key)?;
+        self.by_ip.get(&u32::from(ip)).filter(|r| r.client.as_bytes() == key).map(|r| r.clone())
+    }
+
+    /// Stores `record` at its IP and makes it its client's latest. A
+    /// record it replaces loses its client's pointer, so the client index
+    /// only ever names a client's own record.
     pub fn insert(&self, record: LeaseRecord) {
         let ip = u32::from(record.ip);
         match self.by_client.get_mut(record.client.as_bytes()) {
@@ -67,7 +81,12 @@ impl LeaseCache {
                 self.by_client.insert(record.client.clone(), ip);
             }
         }
-        self.by_ip.insert(ip, record);
+        let client = record.client.clone();
+        if let Some(old) = self.by_ip.insert(ip, record) {
+            if old.client != client {
+                self.by_client.remove_if(old.client.as_bytes(), |_, at| *at == ip);
+            }
+        }
     }
 
     /// Removes the record at `ip` if `pred` holds for it, and the client's

@@ -101,9 +101,17 @@ pub const CLIENT_KEY_MAX: usize = 256;
 
 /// Who a lease belongs to: the client identifier (option 61) when sent,
 /// else the hardware type and address (RFC 2131 §4.2). Encoded with a tag
-/// byte so the two kinds never collide.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct ClientKey(Arc<[u8]>);
+/// byte so the two kinds never collide. Keys up to [`CLIENT_KEY_INLINE`]
+/// bytes (hardware keys and the usual DUID-based identifiers) live inside
+/// the hash table's bucket, so a look-up compares without chasing a pointer.
+#[derive(Clone)]
+pub enum ClientKey {
+    Inline(u8, [u8; CLIENT_KEY_INLINE]),
+    Heap(Arc<[u8]>),
+}
+
+/// Longest client key stored inline.
+pub const CLIENT_KEY_INLINE: usize = 30;
 
 impl ClientKey {
     const BY_HW: u8 = 0;
@@ -131,22 +139,47 @@ impl ClientKey {
     }
 
     pub fn from_bytes(b: &[u8]) -> Self {
-        ClientKey(Arc::from(b))
+        if b.len() <= CLIENT_KEY_INLINE {
+            let mut inline = [0; CLIENT_KEY_INLINE];
+            inline[..b.len()].copy_from_slice(b);
+            ClientKey::Inline(b.len() as u8, inline)
+        } else {
+            ClientKey::Heap(Arc::from(b))
+        }
     }
+
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        match self {
+            ClientKey::Inline(len, bytes) => &bytes[..*len as usize],
+            ClientKey::Heap(b) => b,
+        }
+    }
+}
+
+// Equality and hashing are those of the encoded bytes, as `Borrow<[u8]>` requires.
+impl PartialEq for ClientKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for ClientKey {}
+
+impl std::hash::Hash for ClientKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state)
     }
 }
 
 impl std::borrow::Borrow<[u8]> for ClientKey {
     fn borrow(&self) -> &[u8] {
-        &self.0
+        self.as_bytes()
     }
 }
 
 impl fmt::Debug for ClientKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.split_first() {
+        match self.as_bytes().split_first() {
             Some((&Self::BY_ID, id)) => {
                 f.write_str("id:")?;
                 hex(f, id, "")
@@ -291,6 +324,12 @@ mod tests {
         let by_id = ClientKey::encode(&mut b, Some(&[1, 1, 2, 3, 4, 5, 6]), &hw);
         assert_ne!(by_hw, by_id);
         assert_eq!(format!("{:?}", ClientKey::from_bytes(by_hw)), "hw:01:01:02:03:04:05:06");
+        // Long identifiers go to the heap and still compare by their bytes.
+        let long = [7u8; 40];
+        let heap = ClientKey::from_bytes(&long);
+        assert!(matches!(heap, ClientKey::Heap(_)));
+        assert_eq!(heap.as_bytes(), &long);
+        assert_eq!(heap, ClientKey::from_bytes(&long));
     }
 
     #[test]

@@ -151,7 +151,8 @@ impl Server {
         if packet.op() != wire::code::BOOTREQUEST {
             return Err(Ignored::NotClientMessage);
         }
-        let opts = Options::parse(datagram)?;
+        let mut opts = Options::new(datagram);
+        opts.read()?;
         let kind = opts.message_type()?;
         let hw = HwAddr::new(packet.htype(), packet.chaddr());
         if self.policy.validate_client && !valid_hardware(hw.bytes()) {
@@ -215,12 +216,9 @@ impl Server {
         reservation: Option<&ReservationRt>,
     ) -> Result<Ipv4Addr, Ignored> {
         let scope = &self.scopes[si];
-        if let Some(prev) = self.cache.for_client(req.key) {
-            let usable = prev.scope as usize == si
-                && prev.state != LeaseState::Abandoned
-                && reservation.map_or(true, |r| r.ip == prev.ip);
-            if usable && self.secure(req, si, prev.ip) {
-                return Ok(prev.ip);
+        if let Some(prev) = self.cache.client_ip(req.key) {
+            if reservation.map_or(true, |r| r.ip == prev) && self.secure(req, si, prev) {
+                return Ok(prev);
             }
         }
         if let Some(r) = reservation {
@@ -251,7 +249,7 @@ impl Server {
         Err(Ignored::PoolExhausted)
     }
 
-    /// Makes `ip` this client's to use: it holds it already, or its bit is
+    /// Makes `ip` of scope `si` this client's to use: it holds it already, or its bit is
     /// claimed now. On success a record of another client at `ip`, if any,
     /// no longer holds the address and will be replaced.
     fn secure(&self, req: &Request, si: usize, ip: Ipv4Addr) -> bool {
@@ -259,7 +257,7 @@ impl Server {
         match self.cache.get_mut(ip) {
             Some(mut r) => {
                 if r.holds_address {
-                    return req.owns(&r) && r.state != LeaseState::Abandoned;
+                    return req.owns(&r) && r.state != LeaseState::Abandoned && r.scope as usize == si;
                 }
                 let claimed = map.claim(ip);
                 r.holds_address = claimed && req.owns(&r);
@@ -354,16 +352,15 @@ impl Server {
     ) -> Result<Outcome, Ignored> {
         let scope = &self.scopes[si];
         let reservation = scope.reservation_for(req.hw.htype, req.hw.bytes(), req.hostname);
-        let known = self.cache.for_client(req.key);
         let allowed = if let Some(r) = reservation {
             r.ip == ip
         } else if scope.reservation_at(ip).is_some() {
             false
-        } else if selecting || known.as_ref().is_some_and(|k| k.ip == ip) {
+        } else if selecting || self.cache.is_owned_by(ip, req.key) {
             let admitted =
                 scope.pool_of(ip).is_some_and(|p| scope.pools[p].admits(req.hostname_str(), req.vendor_str()));
             admitted && self.secure(req, si, ip)
-        } else if known.is_some() || self.authoritative {
+        } else if self.authoritative || self.cache.client_ip(req.key).is_some() {
             false
         } else {
             return Err(Ignored::UnknownClient);

@@ -1,7 +1,7 @@
 //! The config compiled for the packet path: scope selection tables, pools
 //! as allocator segments, reservations by MAC and hostname, encoded options.
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;

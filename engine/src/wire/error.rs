@@ -22,6 +22,8 @@ pub enum WireError {
     BadOptionLength { code: u8, len: usize },
     #[error("option overload value {0} is not 1, 2 or 3")]
     BadOverload(u8),
+    #[error("more than {0} distinct options")]
+    TooManyOptions(usize),
     #[error("concatenated options exceed {0} bytes")]
     ConcatenationTooLong(usize),
     #[error("message type option (53) missing")]
@@ -46,6 +48,7 @@ impl WireError {
             WireError::TruncatedOption { .. } => "truncated_option",
             WireError::BadOptionLength { .. } => "bad_option_length",
             WireError::BadOverload(_) => "bad_overload",
+            WireError::TooManyOptions(_) => "too_many_options",
             WireError::ConcatenationTooLong(_) => "option_too_long",
             WireError::MissingMessageType => "no_message_type",
             WireError::UnsupportedMessageType(_) => "unsupported_message_type",

@@ -25,5 +25,5 @@ mod packet;
 pub use builder::{encoded_len, max_payload, MessageBuilder, OptionSource, IP_UDP_HEADERS, MIN_MAX_MESSAGE, MIN_REPLY};
 pub use code::{opt, MessageType};
 pub use error::WireError;
-pub use options::{ClientFqdn, Options, RelayAgentInfo, CONCAT_ARENA};
+pub use options::{ClientFqdn, Options, RelayAgentInfo, CONCAT_ARENA, MAX_DISTINCT_OPTIONS};
 pub use packet::{field, Packet, MAX_LEN};

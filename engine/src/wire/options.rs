@@ -9,22 +9,28 @@ use super::code::{opt, relay, MessageType};
 use super::packet::field;
 use super::WireError;
 
-/// Room for values concatenated from split options. A split option only
-/// appears in large messages; anything beyond this is refused, not truncated.
-pub const CONCAT_ARENA: usize = 1024;
+/// Room for values concatenated from split options: enough for any message
+/// that fits a 1500-byte MTU (split values never exceed the message).
+/// Anything beyond it is refused, not truncated.
+pub const CONCAT_ARENA: usize = 1536;
+
+/// Distinct option codes one message may carry (clients send 10 to 20).
+pub const MAX_DISTINCT_OPTIONS: usize = 64;
 
 #[derive(Clone, Copy, Default)]
 struct Slot {
-    /// 0 = absent, 1 = slice of the packet, 2 = slice of the arena.
-    source: u8,
+    in_arena: bool,
     start: u16,
     len: u16,
 }
 
-/// The options of one message, indexed by code.
+/// The options of one message, indexed by code, built in one pass on the stack.
 pub struct Options<'a> {
     packet: &'a [u8],
-    slots: [Slot; 256],
+    /// Per code: 1 + its slot, or 0 when absent.
+    index: [u8; 256],
+    slots: [Slot; MAX_DISTINCT_OPTIONS],
+    used: usize,
     arena: [u8; CONCAT_ARENA],
     arena_len: usize,
 }
@@ -32,12 +38,32 @@ pub struct Options<'a> {
 impl<'a> Options<'a> {
     /// Scans the options of a checked packet (see [`super::Packet::check`]).
     pub fn parse(packet: &'a [u8]) -> Result<Self, WireError> {
-        if packet.len() < field::OPTIONS {
-            return Err(WireError::Truncated(packet.len()));
+        let mut this = Self::new(packet);
+        this.read()?;
+        Ok(this)
+    }
+
+    /// An empty index over `packet`; [`Options::read`] fills it. The two
+    /// steps let the hot path build the index in place instead of moving it
+    /// out of a `Result`.
+    pub fn new(packet: &'a [u8]) -> Self {
+        Options {
+            packet,
+            index: [0; 256],
+            slots: [Slot::default(); MAX_DISTINCT_OPTIONS],
+            used: 0,
+            arena: [0; CONCAT_ARENA],
+            arena_len: 0,
         }
-        let mut this = Options { packet, slots: [Slot::default(); 256], arena: [0; CONCAT_ARENA], arena_len: 0 };
-        this.scan(field::OPTIONS, packet.len())?;
-        if let Some(v) = this.get(opt::OVERLOAD) {
+    }
+
+    /// Indexes the options field and, with option 52, `file` then `sname`.
+    pub fn read(&mut self) -> Result<(), WireError> {
+        if self.packet.len() < field::OPTIONS {
+            return Err(WireError::Truncated(self.packet.len()));
+        }
+        self.scan(field::OPTIONS, self.packet.len())?;
+        if let Some(v) = self.get(opt::OVERLOAD) {
             let overload = match v {
                 [o @ 1..=3] => *o,
                 [o] => return Err(WireError::BadOverload(*o)),
@@ -45,13 +71,13 @@ impl<'a> Options<'a> {
             };
             // Option 52 only counts in the options field; ignore copies elsewhere.
             if overload & 1 != 0 {
-                this.scan(field::FILE.start, field::FILE.end)?;
+                self.scan(field::FILE.start, field::FILE.end)?;
             }
             if overload & 2 != 0 {
-                this.scan(field::SNAME.start, field::SNAME.end)?;
+                self.scan(field::SNAME.start, field::SNAME.end)?;
             }
         }
-        Ok(this)
+        Ok(())
     }
 
     fn scan(&mut self, start: usize, end: usize) -> Result<(), WireError> {
@@ -82,14 +108,20 @@ impl<'a> Options<'a> {
     }
 
     fn record(&mut self, code: u8, start: usize, len: usize) -> Result<(), WireError> {
-        let slot = self.slots[code as usize];
-        if slot.source == 0 {
-            self.slots[code as usize] = Slot { source: 1, start: start as u16, len: len as u16 };
+        let at = self.index[code as usize] as usize;
+        if at == 0 {
+            if self.used == MAX_DISTINCT_OPTIONS {
+                return Err(WireError::TooManyOptions(MAX_DISTINCT_OPTIONS));
+            }
+            self.slots[self.used] = Slot { in_arena: false, start: start as u16, len: len as u16 };
+            self.used += 1;
+            self.index[code as usize] = self.used as u8;
             return Ok(());
         }
         // A repeated code: concatenate (RFC 3396). Move the value so far to the
         // end of the arena unless it already is there, then append.
-        let at_end = slot.source == 2 && slot.start as usize + slot.len as usize == self.arena_len;
+        let slot = self.slots[at - 1];
+        let at_end = slot.in_arena && slot.start as usize + slot.len as usize == self.arena_len;
         let base = if at_end { slot.start as usize } else { self.arena_len };
         let needed = base + slot.len as usize + len;
         if needed > CONCAT_ARENA {
@@ -97,31 +129,29 @@ impl<'a> Options<'a> {
         }
         if !at_end {
             let old = slot.start as usize..slot.start as usize + slot.len as usize;
-            match slot.source {
-                1 => self.arena[base..base + old.len()].copy_from_slice(&self.packet[old]),
-                _ => self.arena.copy_within(old, base),
+            if slot.in_arena {
+                self.arena.copy_within(old, base);
+            } else {
+                self.arena[base..base + old.len()].copy_from_slice(&self.packet[old]);
             }
         }
         self.arena[base + slot.len as usize..needed].copy_from_slice(&self.packet[start..start + len]);
         self.arena_len = needed;
-        self.slots[code as usize] = Slot { source: 2, start: base as u16, len: (needed - base) as u16 };
+        self.slots[at - 1] = Slot { in_arena: true, start: base as u16, len: (needed - base) as u16 };
         Ok(())
     }
 
     /// The (concatenated) value of option `code`, if present.
     pub fn get(&self, code: u8) -> Option<&[u8]> {
-        let s = self.slots[code as usize];
+        let at = self.index[code as usize] as usize;
+        let s = self.slots[at.checked_sub(1)?];
         let range = s.start as usize..s.start as usize + s.len as usize;
-        match s.source {
-            1 => Some(&self.packet[range]),
-            2 => Some(&self.arena[range]),
-            _ => None,
-        }
+        Some(if s.in_arena { &self.arena[range] } else { &self.packet[range] })
     }
 
     /// Whether option `code` is present.
     pub fn contains(&self, code: u8) -> bool {
-        self.slots[code as usize].source != 0
+        self.index[code as usize] != 0
     }
 
     /// Option 53. Required in every DHCP message.
