@@ -154,6 +154,22 @@ fn option_overload_moves_options_into_file_and_sname() {
 }
 
 #[test]
+fn client_fqdn_and_vendor_class_are_read() {
+    let c = TestClient::new(1);
+    let bytes = c.message(
+        MessageType::Discover,
+        Ipv4Addr::UNSPECIFIED,
+        &[(opt::CLIENT_FQDN, b"\x01\x00\x00laptop.lan.test"), (opt::VENDOR_CLASS, b"android-dhcp-14")],
+    );
+    let opts = Options::parse(&bytes).unwrap();
+    let fqdn = opts.client_fqdn().unwrap().unwrap();
+    assert_eq!((fqdn.flags, fqdn.name), (1, &b"laptop.lan.test"[..]));
+    assert_eq!(opts.vendor_class().unwrap(), Some(&b"android-dhcp-14"[..]));
+    let short = c.message(MessageType::Discover, Ipv4Addr::UNSPECIFIED, &[(opt::CLIENT_FQDN, &[1, 0][..])]);
+    assert_eq!(Options::parse(&short).unwrap().client_fqdn(), Err(WireError::BadOptionLength { code: 81, len: 2 }));
+}
+
+#[test]
 fn split_options_are_concatenated() {
     let c = TestClient::new(1);
     let bytes = c.message(

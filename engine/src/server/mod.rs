@@ -539,21 +539,9 @@ impl Server {
         }
     }
 
-    /// Lease time clamped to the pool's (else scope's) bounds; T1/T2 from
-    /// the config when shorter than the lease, else 50 % and 87.5 %.
-    pub fn terms_for(&self, si: usize, pool: Option<usize>, fixed: Option<Secs>, requested: Option<u32>) -> Terms {
-        let scope = &self.scopes[si];
-        let times = pool.map_or(scope.times, |p| scope.pools[p].times);
-        let lease = fixed.unwrap_or_else(|| times.grant(requested));
-        if lease.is_infinite() {
-            return Terms { lease, t1: Secs::INFINITE, t2: Secs::INFINITE };
-        }
-        let default_t2 = Secs((lease.0 as u64 * 7 / 8) as u32);
-        let t2 = self.policy.rebinding_time.filter(|t| *t < lease).unwrap_or(default_t2);
-        let t1 = self.policy.renewal_time.filter(|t| *t < t2).unwrap_or(Secs(lease.0 / 2).min(t2));
-        Terms { lease, t1, t2 }
-    }
-
+    /// Lease time: a reservation's fixed time, else the client's request
+    /// clamped to the pool's (else scope's) bounds. T1/T2 from the config
+    /// when shorter than the lease, else 50 % and 87.5 %.
     fn terms(
         &self,
         si: usize,
@@ -561,7 +549,16 @@ impl Server {
         reservation: Option<&ReservationRt>,
         requested: Option<u32>,
     ) -> Terms {
-        self.terms_for(si, pool, reservation.and_then(|r| r.lease_time), requested)
+        let scope = &self.scopes[si];
+        let times = pool.map_or(scope.times, |p| scope.pools[p].times);
+        let lease = reservation.and_then(|r| r.lease_time).unwrap_or_else(|| times.grant(requested));
+        if lease.is_infinite() {
+            return Terms { lease, t1: Secs::INFINITE, t2: Secs::INFINITE };
+        }
+        let default_t2 = Secs((lease.0 as u64 * 7 / 8) as u32);
+        let t2 = self.policy.rebinding_time.filter(|t| *t < lease).unwrap_or(default_t2);
+        let t1 = self.policy.renewal_time.filter(|t| *t < t2).unwrap_or(Secs(lease.0 / 2).min(t2));
+        Terms { lease, t1, t2 }
     }
 
     /// Writes an OFFER, ACK or NAK and picks its destination (RFC 2131 §4.1).
