@@ -8,5 +8,7 @@
 pub mod cli;
 pub mod config;
 pub mod lease;
+pub mod metrics;
 pub mod server;
+pub mod store;
 pub mod wire;

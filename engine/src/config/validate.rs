@@ -368,7 +368,7 @@ impl Validator {
         let mut reservations = Vec::new();
         for (i, res) in r.reservations.iter().enumerate() {
             if let Some(res) = self.reservation(&format!("{path}.reservations[{i}]"), res) {
-                if !subnet.map_or(true, |n| n.contains(&res.ip)) {
+                if !subnet.is_none_or(|n| n.contains(&res.ip)) {
                     self.fail(
                         format!("{path}.reservations[{i}].ip"),
                         format!("{} is outside the scope's subnet", res.ip),

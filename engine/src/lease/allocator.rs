@@ -61,7 +61,7 @@ impl AddressMap {
 
     /// Whether `ip` is in use; addresses outside the map are reported taken.
     pub fn is_taken(&self, ip: Ipv4Addr) -> bool {
-        self.index(ip).map_or(true, |i| self.words[i as usize / 64].load(SeqCst) & (1 << (i % 64)) != 0)
+        self.index(ip).is_none_or(|i| self.words[i as usize / 64].load(SeqCst) & (1 << (i % 64)) != 0)
     }
 
     /// Marks `ip` in use; true when this call took it (it was free).

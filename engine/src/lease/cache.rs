@@ -97,6 +97,42 @@ impl LeaseCache {
         Some(record)
     }
 
+    /// Stores a recovered record by address only; [`LeaseCache::index_clients`]
+    /// builds the client index once every record is in.
+    pub fn insert_recovered(&self, record: LeaseRecord) {
+        self.by_ip.insert(u32::from(record.ip), record);
+    }
+
+    /// Points each client at its most recently updated record and returns
+    /// the clients with two bound leases, as (older, newer) addresses.
+    pub fn index_clients(&self) -> Vec<(Ipv4Addr, Ipv4Addr)> {
+        let mut latest: Vec<(ClientKey, u32, u32, bool)> =
+            self.by_ip.iter().map(|r| (r.client.clone(), u32::from(r.ip), r.updated, r.state.is_bound())).collect();
+        // Per client, oldest first; bound leases after unbound ones of the same time.
+        latest.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3)));
+        let mut conflicts = Vec::new();
+        let mut bound_of_client: Option<u32> = None;
+        for i in 0..latest.len() {
+            let (client, ip, _, bound) = &latest[i];
+            let same_client = i > 0 && latest[i - 1].0 == *client;
+            if !same_client {
+                bound_of_client = None;
+            }
+            if *bound {
+                if let Some(older) = bound_of_client {
+                    conflicts.push((Ipv4Addr::from(older), Ipv4Addr::from(*ip)));
+                }
+                bound_of_client = Some(*ip);
+            }
+            let last_of_client = latest.get(i + 1).is_none_or(|n| n.0 != *client);
+            if last_of_client {
+                // A client's bound lease wins over a later unbound record.
+                self.by_client.insert(client.clone(), bound_of_client.unwrap_or(*ip));
+            }
+        }
+        conflicts
+    }
+
     /// Calls `f` on every record, one map shard locked at a time.
     pub fn for_each_mut(&self, mut f: impl FnMut(&mut LeaseRecord)) {
         for mut r in self.by_ip.iter_mut() {

@@ -13,6 +13,7 @@
 
 mod options;
 mod outcome;
+mod restore;
 mod scopes;
 
 use std::collections::HashMap;
@@ -22,10 +23,11 @@ use thiserror::Error;
 
 pub use options::EncodedOptions;
 pub use outcome::{ChangeKind, Destination, Ignored, LeaseChange, Outcome, Reply};
+pub use restore::Restored;
 use scopes::ScopeIndex;
 pub use scopes::{InterfaceInfo, PoolRt, ReservationRt, ScopeRt};
 
-use crate::config::{Config, LeasePolicy, Secs};
+use crate::config::{Config, ConflictResolution, LeasePolicy, Secs};
 use crate::lease::*;
 use crate::wire::{self, opt, MessageBuilder, MessageType, Options, Packet, RelayAgentInfo};
 
@@ -217,7 +219,7 @@ impl Server {
     ) -> Result<Ipv4Addr, Ignored> {
         let scope = &self.scopes[si];
         if let Some(prev) = self.cache.client_ip(req.key) {
-            if reservation.map_or(true, |r| r.ip == prev) && self.secure(req, si, prev) {
+            if reservation.is_none_or(|r| r.ip == prev) && self.secure(req, si, prev) {
                 return Ok(prev);
             }
         }
@@ -279,7 +281,7 @@ impl Server {
                 && r.state == LeaseState::Expired
                 && r.holds_address
                 && admitted
-                && oldest.map_or(true, |o| r.end < o.0)
+                && oldest.is_none_or(|o| r.end < o.0)
             {
                 oldest = Some((r.end, r.ip));
             }

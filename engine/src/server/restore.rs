@@ -1,0 +1,80 @@
+//! Loading stored leases back into a running core (used by recovery).
+
+use super::*;
+
+/// What became of a stored lease offered to [`Server::restore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restored {
+    /// In the cache, holding its address as its state says.
+    Loaded,
+    /// Not kept: offers are never persisted, so a stored one is stale.
+    Skipped,
+    /// A bound lease on an address now reserved for another client: the
+    /// reservation wins and the lease is released (persist the change).
+    Displaced(LeaseChange),
+}
+
+impl Server {
+    /// Puts a stored lease into the cache and claims its address bit when
+    /// its state holds the address. Safe to call from several threads.
+    pub fn restore(&self, mut r: LeaseRecord, now: UnixTime) -> Restored {
+        let Some(scope) = self.scopes.get(r.scope as usize) else { return Restored::Skipped };
+        if r.state == LeaseState::Offered {
+            return Restored::Skipped;
+        }
+        let reuse_at = r.end.saturating_add(self.policy.grace_period.0).saturating_add(self.policy.reuse_after.0);
+        let wants_address = match r.state {
+            LeaseState::Allocated | LeaseState::Reserved | LeaseState::Abandoned => true,
+            LeaseState::Expired => !self.policy.reuse_expired || now < reuse_at,
+            LeaseState::Released | LeaseState::Offered => false,
+        };
+        let mut displaced = None;
+        r.holds_address = match scope.reservation_at(r.ip) {
+            Some(res) if res.mac.is_some_and(|m| m != r.hw.bytes()) && r.state.is_bound() => {
+                r.state = LeaseState::Released;
+                r.end = now;
+                r.updated = now;
+                displaced = Some(LeaseChange { kind: ChangeKind::Released, record: r.clone() });
+                false
+            }
+            // The reservation's bit was claimed when the config was compiled.
+            Some(_) => wants_address,
+            None => wants_address && scope.map.claim(r.ip),
+        };
+        self.cache.insert_recovered(r);
+        displaced.map_or(Restored::Loaded, Restored::Displaced)
+    }
+
+    /// After every lease is restored: index clients and resolve clients
+    /// holding two bound leases per `conflict_resolution` (`replace` keeps
+    /// the newer, `deny` the older, `warn` both). Returns the changes to
+    /// persist and the number of conflicts found.
+    pub fn finish_restore(&self, now: UnixTime) -> (Vec<LeaseChange>, usize) {
+        let conflicts = self.cache.index_clients();
+        let mut changes = Vec::new();
+        for &(older, newer) in &conflicts {
+            let loser = match self.policy.conflict_resolution {
+                ConflictResolution::Replace => older,
+                ConflictResolution::Deny => newer,
+                ConflictResolution::Warn => {
+                    tracing::warn!(%older, %newer, "a client holds two leases; kept both (conflict_resolution = \"warn\")");
+                    continue;
+                }
+            };
+            if let Some(mut r) = self.cache.get_mut(loser) {
+                self.free_address(&r);
+                r.holds_address = false;
+                r.state = LeaseState::Released;
+                r.end = now;
+                r.updated = now;
+                tracing::warn!(released = %loser, kept = %if loser == older { newer } else { older }, "a client held two leases; released one");
+                changes.push(LeaseChange { kind: ChangeKind::Released, record: r.clone() });
+            }
+        }
+        if self.policy.conflict_resolution != ConflictResolution::Warn {
+            // The client index must name the lease that was kept.
+            self.cache.index_clients();
+        }
+        (changes, conflicts.len())
+    }
+}

@@ -1,0 +1,54 @@
+//! Lease persistence (ARCHITECTURE §2, Durability): a [`LeaseStore`] trait,
+//! its sled implementation, the group-commit [`Committer`] that makes lease
+//! changes durable in batches, and [`recover`], which loads a store into a
+//! server at start.
+
+mod codec;
+mod committer;
+mod recovery;
+mod sled_store;
+
+use thiserror::Error;
+
+pub use codec::{decode, encode, CodecError, Names, FORMAT_V1};
+pub use committer::{Committer, CommitterOptions, Durability, ShardWriter};
+pub use recovery::{recover, RecoveryReport};
+pub use sled_store::{SledStore, SCHEMA_VERSION};
+
+use crate::lease::LeaseRecord;
+use crate::server::LeaseChange;
+
+/// Why the store failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StoreError {
+    #[error("storage engine: {0}")]
+    Engine(String),
+    #[error("the database at {path} has schema version {found}, this leased needs {expected}: migrate it (export with the old version, import with this one)")]
+    SchemaMismatch { path: String, found: u32, expected: u32 },
+    #[error("the database at {0} has leases but no schema version: it was not written by leased")]
+    NoSchema(String),
+    #[error("lease record for {key} is damaged: {error}")]
+    Corrupt { key: String, error: CodecError },
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Engine(e.to_string())
+    }
+}
+
+/// Where leases persist. One call to [`LeaseStore::write`] is atomic.
+pub trait LeaseStore: Send + Sync + 'static {
+    /// Writes `changes` as one atomic batch (not yet durable).
+    fn write(&self, changes: &[LeaseChange]) -> Result<(), StoreError>;
+    /// Makes every write so far durable.
+    fn flush(&self) -> Result<(), StoreError>;
+    /// Calls `f` with each stored lease whose first address byte falls in
+    /// part `part` of `parts` equal parts, so recovery can scan in parallel.
+    fn scan(&self, part: usize, parts: usize, f: &mut dyn FnMut(Result<LeaseRecord, StoreError>));
+    /// Number of stored leases.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,385 @@
+//! The lease store: crash consistency under SIGKILL in FULL and NORMAL
+//! modes, recovery (expired while down, conflicts, damaged records, schema
+//! and scope mismatches), and the group committer's guarantees.
+//!
+//! The crash tests run this test binary again as a child process (see
+//! [`crash_child_entry`]) that commits leases and reports them on stdout.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use leased::config::SyncMode;
+use leased::lease::LeaseState;
+use leased::server::{ChangeKind, LeaseChange, Meta, Server};
+use leased::store::{self, Committer, CommitterOptions, LeaseStore, Names, SledStore, StoreError};
+
+/// A /16 so a child can lease tens of thousands of addresses.
+const CRASH_LAB: &str = r#"
+dhcp {
+  listen = ["198.18.0.1:67"]
+  authoritative = true
+  lease_policies = { default_lease_time = "1h" }
+  scope "big" {
+    relay_addresses = ["198.18.250.1"]
+    subnet = "198.18.0.0/16"
+    range_start = "198.18.1.1"  range_end = "198.18.254.254"
+  }
+}
+"#;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("leased-store-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn open(dir: &Path, server: &Server) -> SledStore {
+    SledStore::open(dir, Names::of(server), 64 << 20).unwrap()
+}
+
+fn now_unix() -> u32 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as u32
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()
+}
+
+fn mac_of(n: u32) -> [u8; 6] {
+    [2, 0xcc, (n >> 24) as u8, (n >> 16) as u8, (n >> 8) as u8, n as u8]
+}
+
+/// Child side of the crash tests: recover the store, then lease addresses
+/// to new clients as fast as possible, printing `ip mac` for every lease
+/// once it is durable (FULL) or `ip mac submitted_ms` once submitted
+/// (NORMAL). Runs only when the parent sets LEASED_CRASH_CHILD.
+#[test]
+fn crash_child_entry() {
+    let Ok(spec) = std::env::var("LEASED_CRASH_CHILD") else { return };
+    let mut parts = spec.split(',');
+    let (dir, mode, first) =
+        (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap().parse::<u32>().unwrap());
+    let mode = if mode == "FULL" { SyncMode::Full } else { SyncMode::Normal };
+    let server = server(CRASH_LAB);
+    let store = Arc::new(open(Path::new(dir), &server));
+    let (_, changes) = store::recover(store.as_ref(), &server, now_unix());
+    store.write(&changes).unwrap();
+    store.flush().unwrap();
+    let committer = Committer::start(store, CommitterOptions::new(mode, 1));
+    let mut writer = committer.writer(0);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "READY").unwrap();
+    out.flush().unwrap();
+    let meta = Meta { ifindex: 0, local: SERVER_ID, now: now_unix() };
+    let mut buf = [0u8; 1500];
+    let mut pending: std::collections::VecDeque<(u64, Ipv4Addr, [u8; 6])> = Default::default();
+    for n in first.. {
+        let mut c = TestClient::new(0).relayed(RELAY);
+        c.mac = mac_of(n);
+        let offer = server.handle(&c.discover(), &meta, &mut buf).unwrap().reply.unwrap();
+        let ack = server.handle(&c.select(offer.yiaddr, SERVER_ID), &meta, &mut buf).unwrap();
+        let seq = writer.submit(ack.change.unwrap());
+        if mode == SyncMode::Normal {
+            writeln!(out, "{} {} {}", offer.yiaddr, n, now_ms()).unwrap();
+        } else {
+            pending.push_back((seq, offer.yiaddr, c.mac));
+            let durable = writer.durable();
+            while pending.front().is_some_and(|p| p.0 <= durable) {
+                let (_, ip, mac) = pending.pop_front().unwrap();
+                writeln!(out, "{ip} {}", u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]])).unwrap();
+            }
+        }
+        if n % 64 == 0 {
+            out.flush().unwrap();
+        }
+    }
+}
+
+/// Runs a child for a random time, SIGKILLs it, returns what it reported.
+fn run_child_and_kill(dir: &Path, mode: &str, first: u32, run_for: Duration) -> (Vec<(Ipv4Addr, u32, u128)>, u128) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "crash_child_entry", "--nocapture", "--test-threads=1"])
+        .env("LEASED_CRASH_CHILD", format!("{},{mode},{first}", dir.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Wait until the child has recovered and runs, then let it run.
+    for line in lines.by_ref() {
+        if line.unwrap().ends_with("READY") {
+            break;
+        }
+    }
+    std::thread::sleep(run_for);
+    child.kill().unwrap(); // SIGKILL
+    let killed_at = now_ms();
+    child.wait().unwrap();
+    let mut reported = Vec::new();
+    for line in lines {
+        let Ok(line) = line else { break };
+        let f: Vec<&str> = line.split(' ').collect();
+        // The last line may be cut by the kill: only whole lines count.
+        if f.len() >= 2 && f[0].parse::<Ipv4Addr>().is_ok() {
+            let Ok(n) = f[1].parse::<u32>() else { continue };
+            let t = f.get(2).and_then(|t| t.parse().ok()).unwrap_or(0);
+            reported.push((f[0].parse().unwrap(), n, t));
+        }
+    }
+    (reported, killed_at)
+}
+
+/// Recovers `dir` into a fresh server and returns it.
+fn recovered(dir: &Path) -> (Server, store::RecoveryReport) {
+    let server = server(CRASH_LAB);
+    let store = open(dir, &server);
+    let (report, _) = store::recover(&store, &server, now_unix());
+    (server, report)
+}
+
+fn assert_leased(server: &Server, ip: Ipv4Addr, n: u32) {
+    let r = server.cache().get(ip).unwrap_or_else(|| panic!("{ip} (client {n}) was acknowledged but is lost"));
+    assert_eq!(r.hw.bytes(), &mac_of(n), "{ip} belongs to another client after recovery");
+    assert_eq!(r.state, LeaseState::Allocated);
+    assert!(r.holds_address && server.scopes()[0].map.is_taken(ip));
+}
+
+#[test]
+fn full_mode_loses_no_durable_lease_across_30_sigkills() {
+    let dir = temp_dir("crash-full");
+    let mut seed = now_ms() as u64 | 1;
+    let mut all: Vec<(Ipv4Addr, u32, u128)> = Vec::new();
+    let mut next_client = 0u32;
+    for round in 0..30 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let run_for = Duration::from_millis(20 + seed % 180);
+        let (reported, _) = run_child_and_kill(&dir, "FULL", next_client, run_for);
+        next_client += 1_000_000 / 30;
+        all.extend(reported);
+        let (server, report) = recovered(&dir);
+        assert_eq!((report.corrupt, report.conflicts), (0, 0), "round {round}: {report:?}");
+        for &(ip, n, _) in &all {
+            assert_leased(&server, ip, n);
+        }
+        // No address twice, no client twice.
+        let mut clients = std::collections::HashSet::new();
+        server.cache().for_each(|r| assert!(clients.insert(r.client.clone()), "{r:?} twice"));
+    }
+    eprintln!("30 SIGKILLs, {} acknowledged leases checked after each, 0 lost", all.len());
+    assert!(all.len() > 1000, "the children should have committed many leases ({})", all.len());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn normal_mode_loses_at_most_the_last_flush_interval() {
+    let dir = temp_dir("crash-normal");
+    let interval = CommitterOptions::new(SyncMode::Normal, 1).normal_interval.as_millis();
+    let mut next_client = 0u32;
+    let mut lost_total = 0;
+    for round in 0..5 {
+        let (reported, killed_at) =
+            run_child_and_kill(&dir, "NORMAL", next_client, Duration::from_millis(800 + 97 * round));
+        next_client += 1_000_000;
+        let (server, _) = recovered(&dir);
+        // Allow one interval plus the flush itself and scheduling on a busy machine.
+        let safe_before = killed_at - 2 * interval - 100;
+        let (old, recent): (Vec<_>, Vec<_>) = reported.iter().partition(|r| r.2 < safe_before);
+        assert!(!old.is_empty(), "round {round}: the child ran long enough to flush");
+        for &(ip, n, _) in &old {
+            assert_leased(&server, ip, n);
+        }
+        lost_total += recent.iter().filter(|r| server.cache().get(r.0).is_none()).count();
+    }
+    eprintln!("NORMAL: {lost_total} leases of the last interval before each kill were lost (allowed), none older");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Leases `n` clients through `server` and returns their ACK changes.
+fn lease_clients(lab: &Lab, from: u16, n: u16) -> Vec<LeaseChange> {
+    (from..from + n)
+        .map(|i| {
+            let c = TestClient::new(i);
+            let offer = lab.answer(&c.discover());
+            lab.answer(&c.select(offer.yiaddr(), SERVER_ID)).outcome.change.unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn committer_round_trip_then_recovery_restores_cache_bitmaps_and_clients() {
+    let dir = temp_dir("roundtrip");
+    let mut lab = Lab::new(true);
+    let store = Arc::new(open(&dir, &lab.server));
+    let committer = Committer::start(store.clone(), CommitterOptions::new(SyncMode::Full, 2));
+    let (mut w0, mut w1) = (committer.writer(0), committer.writer(1));
+    let changes = lease_clients(&lab, 1, 20);
+    let mut last = (0, 0);
+    for (i, c) in changes.iter().enumerate() {
+        if i % 2 == 0 {
+            last.0 = w0.submit(c.clone());
+        } else {
+            last.1 = w1.submit(c.clone());
+        }
+    }
+    assert!(w0.wait_durable(last.0, Duration::from_secs(10)) && w1.wait_durable(last.1, Duration::from_secs(10)));
+    assert_eq!((last.0, last.1), (10, 10), "sequences are per shard");
+    committer.shutdown();
+    drop(store);
+
+    lab.advance(60);
+    let fresh = Lab::with(lab_server(true));
+    let store = open(&dir, &fresh.server);
+    assert_eq!(store.len(), 20);
+    let (report, changes) = store::recover(&store, &fresh.server, lab.now);
+    assert_eq!((report.loaded, report.corrupt, report.conflicts, report.expired), (20, 0, 0, 0));
+    assert!(changes.is_empty());
+    // Bitmaps: a newcomer gets the first address nobody held before the restart.
+    assert_eq!(fresh.dora(&TestClient::new(500)), ip("198.18.0.120"));
+    // Clients: an INIT-REBOOT keeps its address, a renewal too.
+    let c = TestClient::new(7);
+    let addr = ip("198.18.0.106");
+    assert_eq!(fresh.answer(&c.reboot(addr)).kind(), leased::wire::MessageType::Ack);
+    assert_eq!(fresh.answer(&TestClient::new(8).renew(ip("198.18.0.107"))).kind(), leased::wire::MessageType::Ack);
+    // ...and a client asking for someone else's address does not get it.
+    assert_eq!(fresh.answer(&TestClient::new(9).reboot(addr)).kind(), leased::wire::MessageType::Nak);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn leases_that_expired_while_down_are_expired_at_recovery() {
+    let dir = temp_dir("expired");
+    let lab = Lab::new(true);
+    let store = open(&dir, &lab.server);
+    store.write(&lease_clients(&lab, 1, 5)).unwrap();
+    store.flush().unwrap();
+    // Down for a day: past grace (5m) and reuse_after (10m).
+    let later = T0 + 86_400;
+    let fresh = Lab::with(lab_server(true));
+    let (report, changes) = store::recover(&store, &fresh.server, later);
+    assert_eq!((report.loaded, report.expired), (5, 5));
+    assert!(changes.iter().all(|c| c.kind == ChangeKind::Expired && c.record.state == LeaseState::Expired));
+    // Persisting them, then recovering again, finds nothing left to expire.
+    store.write(&changes).unwrap();
+    let again = Lab::with(lab_server(true));
+    let (report, _) = store::recover(&store, &again.server, later);
+    assert_eq!((report.loaded, report.expired), (5, 0));
+    // The addresses are free again; a returning client still gets its own back.
+    let mut returning = Lab::with(again.server);
+    returning.now = later;
+    assert_eq!(returning.dora(&TestClient::new(3)), ip("198.18.0.102"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_client_with_two_leases_is_resolved_per_conflict_resolution() {
+    for (policy, kept, released) in
+        [("replace", "198.18.0.101", "198.18.0.100"), ("deny", "198.18.0.100", "198.18.0.101")]
+    {
+        let dir = temp_dir(&format!("conflict-{policy}"));
+        let hcl = LAB
+            .replace("AUTHORITATIVE", "true")
+            .replace("grace_period", &format!("conflict_resolution = \"{policy}\"  grace_period"));
+        let mut lab = Lab::with(server(&hcl));
+        let store = open(&dir, &lab.server);
+        let first = lease_clients(&lab, 1, 1).remove(0);
+        lab.advance(10);
+        // The same client bound to a second address, newer (as two servers sharing a store might).
+        let mut second = first.clone();
+        second.record.ip = ip("198.18.0.101");
+        second.record.updated = lab.now;
+        store.write(&[first, second]).unwrap();
+        let fresh = server(&hcl);
+        let (report, changes) = store::recover(&store, &fresh, lab.now);
+        assert_eq!(report.conflicts, 1, "{policy}");
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].record.ip, ip(released));
+        assert_eq!(fresh.cache().get(ip(released)).unwrap().state, LeaseState::Released);
+        assert_eq!(fresh.cache().get(ip(kept)).unwrap().state, LeaseState::Allocated);
+        assert!(!fresh.scopes()[0].map.is_taken(ip(released)));
+        assert_eq!(fresh.cache().client_ip(fresh.cache().get(ip(kept)).unwrap().client.as_bytes()), Some(ip(kept)));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[test]
+fn a_damaged_record_is_reported_and_the_rest_recovers() {
+    let dir = temp_dir("corrupt");
+    let lab = Lab::new(true);
+    let store = open(&dir, &lab.server);
+    store.write(&lease_clients(&lab, 1, 10)).unwrap();
+    // Damage one record: truncated, and one from a future format.
+    store.raw_tree().insert([b'i', 198, 18, 0, 103], &[1u8, 198, 18][..]).unwrap();
+    store.raw_tree().insert([b'i', 198, 18, 0, 104], &[7u8; 40][..]).unwrap();
+    let fresh = lab_server(true);
+    let (report, _) = store::recover(&store, &fresh, T0);
+    assert_eq!((report.loaded, report.corrupt), (8, 2));
+    assert!(fresh.cache().get(ip("198.18.0.103")).is_none());
+    assert_eq!(fresh.cache().get(ip("198.18.0.105")).unwrap().state, LeaseState::Allocated);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn leases_of_a_removed_scope_stay_in_the_store_and_are_reported() {
+    let dir = temp_dir("scope");
+    let lab = Lab::new(true);
+    let store = open(&dir, &lab.server);
+    let mut changes = lease_clients(&lab, 1, 3);
+    changes.extend((1..=2).map(|i| {
+        let c = TestClient::new(100 + i).relayed(RELAY);
+        let offer = lab.answer(&c.discover());
+        lab.answer(&c.select(offer.yiaddr(), SERVER_ID)).outcome.change.unwrap()
+    }));
+    store.write(&changes).unwrap();
+    drop(store);
+    // The branch scope is gone from the config.
+    let hcl = LAB.replace("AUTHORITATIVE", "true");
+    let cut = &hcl[..hcl.find("  scope \"branch\"").unwrap()];
+    let lan_only = server(&format!("{cut}}}\n"));
+    let store = open(&dir, &lan_only);
+    let (report, _) = store::recover(&store, &lan_only, T0);
+    assert_eq!((report.loaded, report.unknown_scope, report.corrupt), (3, 2, 0));
+    assert_eq!(store.len(), 5, "nothing is deleted");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_schema_version_mismatch_is_a_clear_error() {
+    let dir = temp_dir("schema");
+    let lab = Lab::new(true);
+    let store = open(&dir, &lab.server);
+    store.raw_tree().insert(b"mschema", &99u32.to_le_bytes()).unwrap();
+    store.flush().unwrap();
+    drop(store);
+    let err = SledStore::open(&dir, Names::of(&lab.server), 1 << 20).err().unwrap();
+    assert!(matches!(err, StoreError::SchemaMismatch { found: 99, expected: 1, .. }), "{err:?}");
+    assert!(err.to_string().contains("schema version 99, this leased needs 1"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn off_and_normal_modes_do_not_make_callers_wait_for_a_flush() {
+    let dir = temp_dir("modes");
+    let lab = Lab::new(true);
+    let store = Arc::new(open(&dir, &lab.server));
+    for mode in [SyncMode::Off, SyncMode::Normal] {
+        let committer = Committer::start(store.clone(), CommitterOptions::new(mode, 1));
+        let mut w = committer.writer(0);
+        let started = Instant::now();
+        let seq = lease_clients(&lab, 300, 1).into_iter().map(|c| w.submit(c)).last().unwrap();
+        assert!(w.wait_durable(seq, Duration::from_secs(5)), "{mode:?}");
+        committer.sync().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        committer.shutdown();
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
