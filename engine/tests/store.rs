@@ -383,3 +383,41 @@ fn off_and_normal_modes_do_not_make_callers_wait_for_a_flush() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_expiry_index_follows_renewals_releases_and_expiry_without_stale_entries() {
+    let dir = temp_dir("expiry-index");
+    let mut lab = Lab::new(true);
+    let store = open(&dir, &lab.server);
+    let expiry_entries = |store: &SledStore| -> Vec<(u32, Ipv4Addr)> {
+        store
+            .raw_tree()
+            .scan_prefix(b"e")
+            .map(|kv| {
+                let k = kv.unwrap().0;
+                (u32::from_be_bytes(k[1..5].try_into().unwrap()), Ipv4Addr::new(k[5], k[6], k[7], k[8]))
+            })
+            .collect()
+    };
+    store.write(&lease_clients(&lab, 1, 3)).unwrap();
+    assert_eq!(expiry_entries(&store).len(), 3);
+    // Renew client 1 twice within one batch, and once more later.
+    let c = TestClient::new(1);
+    let addr = ip("198.18.0.100");
+    lab.advance(100);
+    let a = lab.answer(&c.renew(addr)).outcome.change.unwrap();
+    lab.advance(100);
+    let b = lab.answer(&c.renew(addr)).outcome.change.unwrap();
+    store.write(&[a, b]).unwrap();
+    let entries = expiry_entries(&store);
+    assert_eq!(entries.len(), 3, "{entries:?}");
+    assert!(entries.contains(&(lab.now + 3600, addr)));
+    // A release and an expiry leave the index.
+    let released =
+        lab.server.handle(&TestClient::new(2).release(ip("198.18.0.101")), &lab.meta(), &mut [0; 1500]).unwrap();
+    store.write(&[released.change.unwrap()]).unwrap();
+    lab.advance(4 * 3600);
+    store.write(&lab.server.sweep(lab.now)).unwrap();
+    assert!(expiry_entries(&store).is_empty(), "{:?}", expiry_entries(&store));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

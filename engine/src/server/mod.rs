@@ -395,6 +395,7 @@ impl Server {
         let packed = self.details(req).pack(&mut buf);
         if let Some(mut r) = self.cache.get_mut(ip).filter(|r| req.owns(r)) {
             let kind = if r.state.is_bound() { ChangeKind::Renewed } else { ChangeKind::Allocated };
+            let previous_expiry = r.expiry();
             r.state = state;
             r.scope = si as u16;
             r.pool = pool;
@@ -407,11 +408,11 @@ impl Server {
             if !r.details.matches(packed) {
                 r.details = LeaseDetails::from_packed(packed);
             }
-            return LeaseChange { kind, record: r.clone() };
+            return LeaseChange { kind, record: r.clone(), previous_expiry };
         }
         let record = self.new_record(req, si, pool, ip, state, end);
         self.cache.insert(record.clone());
-        LeaseChange { kind: ChangeKind::Allocated, record }
+        LeaseChange { kind: ChangeKind::Allocated, record, previous_expiry: None }
     }
 
     fn new_record(
@@ -478,13 +479,17 @@ impl Server {
         let mut r =
             self.cache.get_mut(ip).filter(|r| req.owns(r) && r.state.is_bound()).ok_or(Ignored::UnknownLease)?;
         let now = req.meta.now;
+        let previous_expiry = r.expiry();
         self.free_address(&r);
         r.holds_address = self.scopes[r.scope as usize].reservation_at(ip).is_some();
         r.state = LeaseState::Released;
         r.end = now;
         r.updated = now;
         r.last_seen = now;
-        Ok(Outcome { reply: None, change: Some(LeaseChange { kind: ChangeKind::Released, record: r.clone() }) })
+        Ok(Outcome {
+            reply: None,
+            change: Some(LeaseChange { kind: ChangeKind::Released, record: r.clone(), previous_expiry }),
+        })
     }
 
     fn decline(&self, req: &Request) -> Result<Outcome, Ignored> {
@@ -493,11 +498,15 @@ impl Server {
         let mut r = self.cache.get_mut(ip).filter(|r| req.owns(r) && r.holds_address).ok_or(Ignored::UnknownLease)?;
         let now = req.meta.now;
         // The address is in use by someone unknown: keep it out of the pool.
+        let previous_expiry = r.expiry();
         r.state = LeaseState::Abandoned;
         r.end = now.saturating_add(self.policy.decline_probation.0);
         r.updated = now;
         r.last_seen = now;
-        Ok(Outcome { reply: None, change: Some(LeaseChange { kind: ChangeKind::Declined, record: r.clone() }) })
+        Ok(Outcome {
+            reply: None,
+            change: Some(LeaseChange { kind: ChangeKind::Declined, record: r.clone(), previous_expiry }),
+        })
     }
 
     fn inform(&self, req: &Request, out: &mut [u8]) -> Result<Outcome, Ignored> {
@@ -650,9 +659,10 @@ impl Server {
                 LeaseState::Allocated | LeaseState::Reserved
                     if r.end != NEVER && r.end.saturating_add(p.grace_period.0) <= now =>
                 {
+                    let previous_expiry = r.expiry();
                     r.state = LeaseState::Expired;
                     r.updated = now;
-                    changes.push(LeaseChange { kind: ChangeKind::Expired, record: r.clone() });
+                    changes.push(LeaseChange { kind: ChangeKind::Expired, record: r.clone(), previous_expiry });
                 }
                 LeaseState::Abandoned if r.end <= now => {
                     if !reserved {
@@ -661,7 +671,7 @@ impl Server {
                     }
                     r.state = LeaseState::Expired;
                     r.updated = now;
-                    changes.push(LeaseChange { kind: ChangeKind::Reclaimed, record: r.clone() });
+                    changes.push(LeaseChange { kind: ChangeKind::Reclaimed, record: r.clone(), previous_expiry: None });
                 }
                 _ => {}
             }

@@ -8,13 +8,12 @@
 //! | `e` end (BE) ip | empty: bound leases by expiry |
 //! | `m` "schema" | schema version (u32 LE) |
 
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
 use super::codec::{self, Names};
 use super::{LeaseStore, StoreError};
-use crate::lease::{LeaseRecord, NEVER};
+use crate::lease::LeaseRecord;
 use crate::server::LeaseChange;
 
 /// Version of the key layout and record formats this build writes.
@@ -49,7 +48,12 @@ impl SledStore {
     /// Opens (or creates) the database at `path`; `names` maps the running
     /// config's scope and pool indexes to the names records carry.
     pub fn open(path: &Path, names: Names, cache_bytes: u64) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(path).cache_capacity(cache_bytes).flush_every_ms(None).open()?;
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(None)
+            .open()?;
         let tree = db.open_tree("leases")?;
         let display = path.display().to_string();
         match tree.get(SCHEMA_KEY)? {
@@ -90,50 +94,28 @@ impl SledStore {
     }
 }
 
-/// What a batch must undo of the previous version of a lease.
-struct Previous {
-    expiry: Option<u32>,
-    client: Option<Vec<u8>>,
-}
-
 impl LeaseStore for SledStore {
+    /// Writes without reading: the change says which expiry entry its
+    /// previous version had. Client entries are hints, checked against the
+    /// record they name (a client whose address passed to another keeps a
+    /// stale one until compaction; recovery rebuilds the index from records).
     fn write(&self, changes: &[LeaseChange]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        // The version each address has in this batch so far.
-        let mut in_batch: HashMap<Ipv4Addr, Previous> = HashMap::new();
         let mut buf = Vec::with_capacity(128);
         for change in changes {
             let r = &change.record;
-            let previous = match in_batch.remove(&r.ip) {
-                Some(p) => p,
-                None => match self.tree.get(ip_key(r.ip))?.map(|v| codec::decode(&v, &self.names)) {
-                    Some(Ok(old)) => Previous {
-                        expiry: (old.state.is_bound() && old.end != NEVER).then_some(old.end),
-                        client: Some(old.client.as_bytes().to_vec()),
-                    },
-                    // A damaged or foreign old version is simply replaced.
-                    _ => Previous { expiry: None, client: None },
-                },
-            };
-            if let Some(end) = previous.expiry {
+            // sled batches keep the last operation per key, so removing the
+            // old entry and inserting an equal new one leaves it in place.
+            if let Some(end) = change.previous_expiry {
                 batch.remove(&expiry_key(end, r.ip));
-            }
-            if let Some(old_client) = &previous.client {
-                if old_client != r.client.as_bytes()
-                    && self.tree.get(client_key(old_client))?.as_deref() == Some(&r.ip.octets()[..])
-                {
-                    batch.remove(client_key(old_client));
-                }
             }
             buf.clear();
             codec::encode(r, &self.names, &mut buf);
             batch.insert(&ip_key(r.ip), buf.as_slice());
             batch.insert(client_key(r.client.as_bytes()), &r.ip.octets());
-            let expiry = (r.state.is_bound() && r.end != NEVER).then_some(r.end);
-            if let Some(end) = expiry {
+            if let Some(end) = r.expiry() {
                 batch.insert(&expiry_key(end, r.ip), &[]);
             }
-            in_batch.insert(r.ip, Previous { expiry, client: Some(r.client.as_bytes().to_vec()) });
         }
         self.tree.apply_batch(batch)?;
         Ok(())

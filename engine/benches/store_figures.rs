@@ -1,0 +1,132 @@
+//! Lease store figures at 1M leases, printed as a table:
+//! - FULL-mode commit rate with group commit against one flush per lease;
+//! - recovery time of 1M leases;
+//! - disk bytes and lease-cache RSS per lease.
+//!
+//! `cargo bench --bench store_figures` (LEASES=N to change the size).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use leased::config::SyncMode;
+use leased::server::{LeaseChange, Meta, Server};
+use leased::store::{self, Committer, CommitterOptions, LeaseStore, Names, SledStore};
+
+const CONFIG: &str = r#"
+dhcp {
+  listen = ["100.64.0.1:67"]
+  authoritative = true
+  lease_policies = { default_lease_time = "1h" }
+  scope "isp" {
+    relay_addresses = ["100.64.0.1"]
+    subnet = "100.64.0.0/10"
+    range_start = "100.64.0.10"  range_end = "100.127.255.254"
+  }
+}
+"#;
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 =
+        status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+/// `n` ACK changes of new clients, with hostnames as real clients send.
+fn lease_changes(server: &Server, n: u32) -> Vec<LeaseChange> {
+    let meta = Meta { ifindex: 0, local: Ipv4Addr::new(100, 64, 0, 1), now: T0 };
+    let mut out = [0u8; 1500];
+    (0..n)
+        .map(|i| {
+            let mut c = TestClient::new(0).relayed(Ipv4Addr::new(100, 64, 0, 1));
+            c.mac = [2, 0, (i >> 24) as u8, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+            c.hostname = Some(format!("host-{i}"));
+            let offer = server.handle(&c.discover(), &meta, &mut out).unwrap().reply.unwrap();
+            server.handle(&c.select(offer.yiaddr, meta.local), &meta, &mut out).unwrap().change.unwrap()
+        })
+        .collect()
+}
+
+fn commit_grouped(store: Arc<SledStore>, changes: &[LeaseChange]) -> Duration {
+    let committer = Committer::start(store, CommitterOptions::new(SyncMode::Full, 1));
+    let mut w = committer.writer(0);
+    let started = Instant::now();
+    let mut last = 0;
+    for c in changes {
+        last = w.submit(c.clone());
+    }
+    assert!(w.wait_durable(last, Duration::from_secs(600)));
+    let elapsed = started.elapsed();
+    committer.shutdown();
+    elapsed
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return; // `cargo test --benches` probes; nothing to test here
+    }
+    let n: u32 = std::env::var("LEASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let dir = std::env::temp_dir().join(format!("leased-bench-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let core = server(CONFIG);
+    let changes = lease_changes(&core, n);
+    let names = Names::of(&core);
+
+    // One flush per lease, as a server without group commit would do.
+    let single = 2_000.min(n as usize);
+    let one_by_one = SledStore::open(&dir.join("single"), names.clone(), 64 << 20).unwrap();
+    let started = Instant::now();
+    for c in &changes[..single] {
+        one_by_one.write(std::slice::from_ref(c)).unwrap();
+        one_by_one.flush().unwrap();
+    }
+    let single_rate = single as f64 / started.elapsed().as_secs_f64();
+    drop(one_by_one);
+
+    let store = Arc::new(SledStore::open(&dir.join("grouped"), names.clone(), 64 << 20).unwrap());
+    let grouped = commit_grouped(store.clone(), &changes);
+    let group_rate = n as f64 / grouped.as_secs_f64();
+    let disk = store.size_on_disk().unwrap();
+    drop(store);
+    drop(changes);
+    drop(core);
+
+    // Recovery into a fresh core, RSS measured around it.
+    // The /10 bitmap is part of the baseline: it exists before any lease.
+    let fresh = server(CONFIG);
+    let rss_before = rss_bytes();
+    let store = SledStore::open(&dir.join("grouped"), names, 64 << 20).unwrap();
+    let started = Instant::now();
+    let (report, _) = store::recover(&store, &fresh, T0 + 60);
+    let recovery = started.elapsed();
+    let rss_with_store = rss_bytes();
+    drop(store);
+    let rss_cache_only = rss_bytes();
+    assert_eq!(report.loaded, n as usize);
+
+    println!("lease store, {n} leases (sled 0.34.7, FULL mode)");
+    println!("  group commit           {group_rate:>12.0} leases/s  ({grouped:.2?} for all)");
+    println!("  one flush per lease    {single_rate:>12.0} leases/s  ({single} leases)");
+    println!("  ratio                  {:>12.1}x", group_rate / single_rate);
+    println!(
+        "  recovery               {:>12.2?}  ({} leases, {} threads)",
+        recovery,
+        report.loaded,
+        std::thread::available_parallelism().map_or(1, |p| p.get())
+    );
+    println!("  disk                   {:>12.0} B/lease", disk as f64 / n as f64);
+    println!(
+        "  RSS after recovery     {:>12.0} B/lease  (store still open)",
+        (rss_with_store - rss_before) as f64 / n as f64
+    );
+    println!(
+        "  RSS of the cache       {:>12.0} B/lease  (store closed)",
+        (rss_cache_only.saturating_sub(rss_before)) as f64 / n as f64
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
