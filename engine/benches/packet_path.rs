@@ -7,7 +7,6 @@
 mod common;
 
 use std::hint::black_box;
-use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use common::*;
@@ -16,33 +15,19 @@ use leased::server::Meta;
 
 const LEASES: u32 = 1_000_000;
 
-const CONFIG: &str = r#"
-dhcp {
-  listen = ["100.64.0.1:67"]
-  authoritative = true
-  lease_policies = { default_lease_time = "1h"  offer_hold_time = "30s" }
-  scope "isp" {
-    relay_addresses = ["100.64.0.1"]
-    subnet = "100.64.0.0/10"
-    range_start = "100.64.0.10"  range_end = "100.127.255.254"
-    options = { routers = ["100.64.0.1"]  dns_servers = ["100.127.255.254"]  domain_name = "isp.test" }
-  }
-}
-"#;
-
 fn client(n: u32) -> TestClient {
     let mut c = TestClient::new(0);
     c.mac = [2, 0, (n >> 24) as u8, (n >> 16) as u8, (n >> 8) as u8, n as u8];
     c.xid = n;
-    c.giaddr = Ipv4Addr::new(100, 64, 0, 1);
+    c.giaddr = ISP_RELAY;
     c.relay_info = Some(vec![1, 4, b'p', b'o', b'r', b't']);
     c.prl = vec![1, 3, 6, 15, 28, 42, 51, 58, 59];
     c
 }
 
 fn bench(c: &mut Criterion) {
-    let lab = Lab::with(server(CONFIG));
-    let meta = Meta { ifindex: 0, local: Ipv4Addr::new(100, 64, 0, 1), now: T0 };
+    let lab = Lab::with(server(ISP_LAB));
+    let meta = Meta { ifindex: 0, local: ISP_RELAY, now: T0 };
     let mut out = [0u8; 1500];
     let started = Instant::now();
     let mut addrs = Vec::with_capacity(LEASES as usize);

@@ -8,7 +8,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,19 +15,6 @@ use common::*;
 use leased::config::SyncMode;
 use leased::server::{LeaseChange, Meta, Server};
 use leased::store::{self, Committer, CommitterOptions, LeaseStore, Names, SledStore};
-
-const CONFIG: &str = r#"
-dhcp {
-  listen = ["100.64.0.1:67"]
-  authoritative = true
-  lease_policies = { default_lease_time = "1h" }
-  scope "isp" {
-    relay_addresses = ["100.64.0.1"]
-    subnet = "100.64.0.0/10"
-    range_start = "100.64.0.10"  range_end = "100.127.255.254"
-  }
-}
-"#;
 
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -39,11 +25,11 @@ fn rss_bytes() -> u64 {
 
 /// `n` ACK changes of new clients, with hostnames as real clients send.
 fn lease_changes(server: &Server, n: u32) -> Vec<LeaseChange> {
-    let meta = Meta { ifindex: 0, local: Ipv4Addr::new(100, 64, 0, 1), now: T0 };
+    let meta = Meta { ifindex: 0, local: ISP_RELAY, now: T0 };
     let mut out = [0u8; 1500];
     (0..n)
         .map(|i| {
-            let mut c = TestClient::new(0).relayed(Ipv4Addr::new(100, 64, 0, 1));
+            let mut c = TestClient::new(0).relayed(ISP_RELAY);
             c.mac = [2, 0, (i >> 24) as u8, (i >> 16) as u8, (i >> 8) as u8, i as u8];
             c.hostname = Some(format!("host-{i}"));
             let offer = server.handle(&c.discover(), &meta, &mut out).unwrap().reply.unwrap();
@@ -73,7 +59,7 @@ fn main() {
     let n: u32 = std::env::var("LEASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let dir = std::env::temp_dir().join(format!("leased-bench-store-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let core = server(CONFIG);
+    let core = server(ISP_LAB);
     let changes = lease_changes(&core, n);
     let names = Names::of(&core);
 
@@ -98,7 +84,7 @@ fn main() {
 
     // Recovery into a fresh core, RSS measured around it.
     // The /10 bitmap is part of the baseline: it exists before any lease.
-    let fresh = server(CONFIG);
+    let fresh = server(ISP_LAB);
     let rss_before = rss_bytes();
     let store = SledStore::open(&dir.join("grouped"), names, 64 << 20).unwrap();
     let started = Instant::now();

@@ -49,6 +49,25 @@ dhcp {
 }
 "#;
 
+/// One relayed /10 (RFC 6598 space, never sent on a wire): room for the
+/// benchmarks' millions of leases.
+pub const ISP_LAB: &str = r#"
+dhcp {
+  listen = ["100.64.0.1:67"]
+  authoritative = true
+  lease_policies = { default_lease_time = "1h"  offer_hold_time = "30s" }
+  scope "isp" {
+    relay_addresses = ["100.64.0.1"]
+    subnet = "100.64.0.0/10"
+    range_start = "100.64.0.10"  range_end = "100.127.255.254"
+    options = { routers = ["100.64.0.1"]  dns_servers = ["100.127.255.254"]  domain_name = "isp.test" }
+  }
+}
+"#;
+
+/// The relay of [`ISP_LAB`].
+pub const ISP_RELAY: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 1);
+
 pub fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
