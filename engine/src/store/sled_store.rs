@@ -48,12 +48,7 @@ impl SledStore {
     /// Opens (or creates) the database at `path`; `names` maps the running
     /// config's scope and pool indexes to the names records carry.
     pub fn open(path: &Path, names: Names, cache_bytes: u64) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_bytes)
-            .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(None)
-            .open()?;
+        let db = sled::Config::new().path(path).cache_capacity(cache_bytes).flush_every_ms(None).open()?;
         let tree = db.open_tree("leases")?;
         let display = path.display().to_string();
         match tree.get(SCHEMA_KEY)? {
