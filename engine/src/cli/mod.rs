@@ -1,6 +1,7 @@
 //! The `leased` command line (ARCHITECTURE §4).
 
 mod check_config;
+mod database;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +20,24 @@ pub struct Cli {
 pub enum Command {
     /// Validate a config and print the effective scopes and pools; exit 0 when valid, 1 otherwise.
     CheckConfig(ConfigArgs),
+    /// Check the lease database's records and indexes; exit 1 on any problem.
+    ValidateDatabase(database::DatabaseArgs),
+    /// Copy the lease database into a new directory (safe while serving).
+    Backup {
+        #[command(flatten)]
+        db: database::DatabaseArgs,
+        /// New directory to write the backup into.
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Replace the lease database with a backup (the server must be stopped).
+    Restore {
+        #[command(flatten)]
+        db: database::DatabaseArgs,
+        /// Backup directory made by `leased backup`.
+        #[arg(long)]
+        from: PathBuf,
+    },
 }
 
 /// Where the config file is.
@@ -47,5 +66,8 @@ impl ConfigArgs {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::CheckConfig(args) => check_config::run(&args),
+        Command::ValidateDatabase(args) => database::validate(&args),
+        Command::Backup { db, output } => database::backup(&db, &output),
+        Command::Restore { db, from } => database::restore(&db, &from),
     }
 }

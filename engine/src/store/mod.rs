@@ -5,6 +5,7 @@
 
 mod codec;
 mod committer;
+mod integrity;
 mod recovery;
 mod sled_store;
 
@@ -12,6 +13,7 @@ use thiserror::Error;
 
 pub use codec::{decode, encode, CodecError, Names, FORMAT_V1};
 pub use committer::{Committer, CommitterOptions, Durability, ShardWriter};
+pub use integrity::{restore, IntegrityReport};
 pub use recovery::{recover, RecoveryReport};
 pub use sled_store::{SledStore, SCHEMA_VERSION};
 

@@ -33,6 +33,17 @@ pub struct RecoveryReport {
 }
 
 impl Names {
+    /// The scope and pool names of a config, in the order the core uses.
+    pub fn from_config(config: &crate::config::Config) -> Names {
+        Names {
+            scopes: config
+                .scopes
+                .iter()
+                .map(|s| (s.name.clone(), s.pools.iter().map(|p| p.name.clone()).collect()))
+                .collect(),
+        }
+    }
+
     /// The scope and pool names of a running core.
     pub fn of(server: &Server) -> Names {
         Names {

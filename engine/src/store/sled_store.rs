@@ -18,7 +18,7 @@ use crate::server::LeaseChange;
 
 /// Version of the key layout and record formats this build writes.
 pub const SCHEMA_VERSION: u32 = 1;
-const SCHEMA_KEY: &[u8] = b"mschema";
+pub(super) const SCHEMA_KEY: &[u8] = b"mschema";
 
 /// A sled database holding the leases.
 pub struct SledStore {
@@ -75,6 +75,11 @@ impl SledStore {
                 .map(Some)
                 .map_err(|error| StoreError::Corrupt { key: ip.to_string(), error }),
         }
+    }
+
+    /// The scope and pool names records are read with.
+    pub fn names(&self) -> &Names {
+        &self.names
     }
 
     /// Bytes the database takes on disk.

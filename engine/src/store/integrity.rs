@@ -1,0 +1,171 @@
+//! Integrity check of a stored database (`leased validate-database`) and
+//! backups (`leased backup`, `leased restore`).
+//!
+//! Records are the truth; the client (`c`) and expiry (`e`) entries are
+//! hints checked against them. A stale hint is reported but is no error: it
+//! is what an address passing to another client leaves behind until
+//! compaction, and recovery rebuilds both indexes from the records.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::codec;
+use super::sled_store::{SledStore, SCHEMA_KEY};
+use super::{LeaseStore, StoreError};
+
+/// What [`SledStore::validate`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IntegrityReport {
+    pub leases: usize,
+    pub bound: usize,
+    /// Each problem that makes the database inconsistent, for people.
+    pub errors: Vec<String>,
+    /// Client entries naming a record of another client (harmless).
+    pub stale_client_entries: usize,
+    /// Expiry entries whose record no longer ends then (harmless).
+    pub stale_expiry_entries: usize,
+    /// Bound leases missing from the expiry index.
+    pub missing_expiry_entries: usize,
+}
+
+impl IntegrityReport {
+    pub fn is_ok(&self) -> bool {
+        self.errors.is_empty() && self.missing_expiry_entries == 0
+    }
+}
+
+impl SledStore {
+    /// Reads every key and checks records and indexes against each other.
+    pub fn validate(&self) -> Result<IntegrityReport, StoreError> {
+        let mut report = IntegrityReport::default();
+        let tree = self.raw_tree();
+        let mut expiry: HashMap<Ipv4Addr, u32> = HashMap::new();
+        let mut clients: HashMap<Vec<u8>, Vec<Ipv4Addr>> = HashMap::new();
+        for item in tree.scan_prefix(b"i") {
+            let (k, v) = item?;
+            let Ok(key_ip) = <[u8; 4]>::try_from(&k[1..]).map(Ipv4Addr::from) else {
+                report.errors.push(format!("malformed lease key {:02x?}", &k[..]));
+                continue;
+            };
+            match codec::decode(&v, self.names()) {
+                Ok(r) => {
+                    report.leases += 1;
+                    if r.ip != key_ip {
+                        report.errors.push(format!("the record stored under {key_ip} is for {}", r.ip));
+                    }
+                    if r.state.is_bound() {
+                        report.bound += 1;
+                        clients.entry(r.client.as_bytes().to_vec()).or_default().push(r.ip);
+                    }
+                    if let Some(end) = r.expiry() {
+                        expiry.insert(r.ip, end);
+                    }
+                }
+                Err(e) => report.errors.push(format!("lease {key_ip}: {e}")),
+            }
+        }
+        for (client, ips) in &clients {
+            if ips.len() > 1 {
+                report.errors.push(format!("client {:02x?} holds {} bound leases: {ips:?}", client, ips.len()));
+            }
+        }
+        for item in tree.scan_prefix(b"e") {
+            let (k, _) = item?;
+            let parsed = (k.len() == 9)
+                .then(|| (u32::from_be_bytes([k[1], k[2], k[3], k[4]]), Ipv4Addr::new(k[5], k[6], k[7], k[8])));
+            match parsed {
+                Some((end, ip)) if expiry.get(&ip) == Some(&end) => {
+                    expiry.remove(&ip);
+                }
+                Some(_) => report.stale_expiry_entries += 1,
+                None => report.errors.push(format!("malformed expiry key {:02x?}", &k[..])),
+            }
+        }
+        report.missing_expiry_entries = expiry.len();
+        for item in tree.scan_prefix(b"c") {
+            let (k, v) = item?;
+            let Ok(ip) = <[u8; 4]>::try_from(&v[..]).map(Ipv4Addr::from) else {
+                report.errors.push(format!("client entry {:02x?} has a malformed address", &k[..]));
+                continue;
+            };
+            let owned = self.get(ip).ok().flatten().is_some_and(|r| r.client.as_bytes() == &k[1..]);
+            if !owned {
+                report.stale_client_entries += 1;
+            }
+        }
+        for item in tree.iter() {
+            let (k, _) = item?;
+            if !matches!(k.first(), Some(b'i' | b'e' | b'c')) && &k[..] != SCHEMA_KEY {
+                report.errors.push(format!("unknown key {:02x?}", &k[..]));
+            }
+        }
+        Ok(report)
+    }
+
+    /// Copies the database into a new one at `dest` (which must not exist)
+    /// while the store keeps serving: key by key, so each lease is copied
+    /// whole as it was at some moment of the copy, records of scopes the
+    /// config no longer has included. Returns the number of keys copied.
+    pub fn backup_to(&self, dest: &Path) -> Result<usize, StoreError> {
+        if dest.exists() {
+            return Err(StoreError::Engine(format!("{} exists already: back up into a new directory", dest.display())));
+        }
+        let copy = SledStore::open(dest, self.names().clone(), 16 << 20)?;
+        let mut copied = 0;
+        let mut batch = sled::Batch::default();
+        for (i, item) in self.raw_tree().iter().enumerate() {
+            let (k, v) = item?;
+            batch.insert(k, v);
+            copied += 1;
+            if i % 1024 == 1023 {
+                copy.raw_tree().apply_batch(std::mem::take(&mut batch))?;
+            }
+        }
+        copy.raw_tree().apply_batch(batch)?;
+        copy.flush()?;
+        Ok(copied)
+    }
+}
+
+/// Replaces the database at `data_dir` with the backup at `backup`, after
+/// checking the backup. The old database is kept beside it as
+/// `DATA_DIR.before-restore`. Fails while a server holds the database.
+pub fn restore(backup: &Path, data_dir: &Path, names: &codec::Names) -> Result<usize, StoreError> {
+    let checked = SledStore::open(backup, names.clone(), 16 << 20)?;
+    let report = checked.validate()?;
+    if !report.errors.is_empty() {
+        return Err(StoreError::Engine(format!(
+            "the backup at {} is damaged: {}",
+            backup.display(),
+            report.errors.join("; ")
+        )));
+    }
+    drop(checked);
+    if data_dir.exists() {
+        // Opening fails while a running server holds the lock.
+        drop(SledStore::open(data_dir, names.clone(), 1 << 20)?);
+        let aside = data_dir.with_extension("before-restore");
+        let _ = std::fs::remove_dir_all(&aside);
+        std::fs::rename(data_dir, &aside)
+            .map_err(|e| StoreError::Engine(format!("cannot move {} aside: {e}", data_dir.display())))?;
+    }
+    copy_dir(backup, data_dir).map_err(|e| StoreError::Engine(format!("cannot copy the backup: {e}")))?;
+    Ok(report.leases)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
