@@ -8,6 +8,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,14 @@ use common::*;
 use leased::config::SyncMode;
 use leased::server::{LeaseChange, Meta, Server};
 use leased::store::{self, Committer, CommitterOptions, LeaseStore, Names, SledStore};
+
+/// Returns freed heap to the system, so RSS shows what is in use.
+fn trim() {
+    // SAFETY: malloc_trim only releases free memory of glibc's heap.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
 
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -52,9 +61,32 @@ fn commit_grouped(store: Arc<SledStore>, changes: &[LeaseChange]) -> Duration {
     elapsed
 }
 
+/// Child process: recover the database at `dir` into a fresh core and
+/// print leases loaded, microseconds, and RSS before, with sled open, and
+/// with sled closed.
+fn recover_child(dir: &str) {
+    let core = server(ISP_LAB);
+    let config = leased::config::parse(ISP_LAB, "isp").unwrap();
+    trim();
+    let rss_empty = rss_bytes();
+    let store = SledStore::open(Path::new(dir), Names::from_config(&config), 64 << 20).unwrap();
+    let started = Instant::now();
+    let (report, _) = store::recover(&store, &core, T0 + 60);
+    let elapsed = started.elapsed();
+    let rss_with_store = rss_bytes();
+    drop(store);
+    trim();
+    let rss_cache = rss_bytes();
+    println!("{} {} {rss_empty} {rss_with_store} {rss_cache}", report.loaded, elapsed.as_micros());
+    assert_eq!(core.cache().len(), report.loaded);
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return; // `cargo test --benches` probes; nothing to test here
+    }
+    if let Ok(dir) = std::env::var("LEASED_BENCH_RECOVER") {
+        return recover_child(&dir);
     }
     let n: u32 = std::env::var("LEASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let dir = std::env::temp_dir().join(format!("leased-bench-store-{}", std::process::id()));
@@ -82,37 +114,35 @@ fn main() {
     drop(changes);
     drop(core);
 
-    // Recovery into a fresh core, RSS measured around it.
-    // The /10 bitmap is part of the baseline: it exists before any lease.
-    let fresh = server(ISP_LAB);
-    let rss_before = rss_bytes();
-    let store = SledStore::open(&dir.join("grouped"), names, 64 << 20).unwrap();
-    let started = Instant::now();
-    let (report, _) = store::recover(&store, &fresh, T0 + 60);
-    let recovery = started.elapsed();
-    let rss_with_store = rss_bytes();
-    drop(store);
-    let rss_cache_only = rss_bytes();
-    assert_eq!(report.loaded, n as usize);
+    // Recovery, measured in a fresh process so that RSS counts only what
+    // recovery itself allocates.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("LEASED_BENCH_RECOVER", dir.join("grouped"))
+        .output()
+        .unwrap();
+    let figures: Vec<u64> =
+        String::from_utf8(out.stdout).unwrap().split_whitespace().map(|v| v.parse().unwrap()).collect();
+    let [loaded, recovery_us, rss_empty, rss_with_store, rss_cache] = figures[..] else {
+        panic!("child said {figures:?}")
+    };
+    assert_eq!(loaded, n as u64);
+    let recovery = Duration::from_micros(recovery_us);
 
+    let per_lease = |bytes: u64| bytes as f64 / n as f64;
     println!("lease store, {n} leases (sled 0.34.7, FULL mode)");
     println!("  group commit           {group_rate:>12.0} leases/s  ({grouped:.2?} for all)");
     println!("  one flush per lease    {single_rate:>12.0} leases/s  ({single} leases)");
     println!("  ratio                  {:>12.1}x", group_rate / single_rate);
+    let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
+    println!("  recovery               {recovery:>12.2?}  ({loaded} leases, {threads} threads)");
+    println!("  disk                   {:>12.0} B/lease", per_lease(disk));
     println!(
-        "  recovery               {:>12.2?}  ({} leases, {} threads)",
-        recovery,
-        report.loaded,
-        std::thread::available_parallelism().map_or(1, |p| p.get())
-    );
-    println!("  disk                   {:>12.0} B/lease", disk as f64 / n as f64);
-    println!(
-        "  RSS after recovery     {:>12.0} B/lease  (store still open)",
-        (rss_with_store - rss_before) as f64 / n as f64
+        "  RSS, recovery + sled   {:>12.0} B/lease  (sled cache 64 MiB, store open)",
+        per_lease(rss_with_store.saturating_sub(rss_empty))
     );
     println!(
-        "  RSS of the cache       {:>12.0} B/lease  (store closed)",
-        (rss_cache_only.saturating_sub(rss_before)) as f64 / n as f64
+        "  RSS of the lease cache {:>12.0} B/lease  (sled closed)",
+        per_lease(rss_cache.saturating_sub(rss_empty))
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

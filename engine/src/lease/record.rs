@@ -111,7 +111,7 @@ pub enum ClientKey {
 }
 
 /// Longest client key stored inline.
-pub const CLIENT_KEY_INLINE: usize = 30;
+pub const CLIENT_KEY_INLINE: usize = 22;
 
 impl ClientKey {
     const BY_HW: u8 = 0;
@@ -319,6 +319,13 @@ impl LeaseRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_stay_compact() {
+        // A cache slot is a lock and an optional record (RSS target: 200 B a lease).
+        assert!(std::mem::size_of::<Option<LeaseRecord>>() <= 88, "{}", std::mem::size_of::<Option<LeaseRecord>>());
+        assert_eq!(std::mem::size_of::<ClientKey>(), 24);
+    }
 
     #[test]
     fn client_keys_keep_kinds_apart() {

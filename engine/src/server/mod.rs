@@ -124,6 +124,7 @@ impl Server {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let index = ScopeIndex::new(&scopes, &config.scopes);
+        let cache = LeaseCache::new(lease_spans(&scopes));
         Ok(Server {
             policy: config.lease.clone(),
             server_id: config.server_id,
@@ -132,7 +133,7 @@ impl Server {
             client_port: config.client_port,
             scopes,
             index,
-            cache: LeaseCache::default(),
+            cache,
         })
     }
 
@@ -688,6 +689,17 @@ impl Server {
         }
         changes
     }
+}
+
+/// The addresses that can hold a lease: each scope's pool span, and each
+/// reservation outside it.
+fn lease_spans(scopes: &[ScopeRt]) -> Vec<(Ipv4Addr, u32)> {
+    let mut spans = Vec::new();
+    for s in scopes {
+        spans.push((s.map.base(), s.map.len()));
+        spans.extend(s.reservations.iter().filter(|r| !s.map.covers(r.ip)).map(|r| (r.ip, 1)));
+    }
+    spans
 }
 
 /// chaddr is not all-zero, broadcast or multicast (`validate_client`).

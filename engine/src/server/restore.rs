@@ -12,6 +12,9 @@ pub enum Restored {
     /// A bound lease on an address now reserved for another client: the
     /// reservation wins and the lease is released (persist the change).
     Displaced(LeaseChange),
+    /// On an address no pool or reservation of the config has any more:
+    /// not loaded (left in the store).
+    OutsidePools,
 }
 
 impl Server {
@@ -21,6 +24,9 @@ impl Server {
         let Some(scope) = self.scopes.get(r.scope as usize) else { return Restored::Skipped };
         if r.state == LeaseState::Offered {
             return Restored::Skipped;
+        }
+        if !self.cache.covers(r.ip) {
+            return Restored::OutsidePools;
         }
         let reuse_at = r.end.saturating_add(self.policy.grace_period.0).saturating_add(self.policy.reuse_after.0);
         let wants_address = match r.state {
@@ -42,6 +48,7 @@ impl Server {
             Some(_) => wants_address,
             None => wants_address && scope.map.claim(r.ip),
         };
+        // Cannot fail: `covers` was checked above.
         self.cache.insert_recovered(r);
         displaced.map_or(Restored::Loaded, Restored::Displaced)
     }

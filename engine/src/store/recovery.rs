@@ -25,6 +25,8 @@ pub struct RecoveryReport {
     pub unknown_scope: usize,
     /// Leases on addresses now reserved for another client.
     pub displaced: usize,
+    /// Leases on addresses no pool or reservation has any more (left in the store).
+    pub outside_pools: usize,
     /// Clients found holding two leases.
     pub conflicts: usize,
     /// Leases that expired while the server was down.
@@ -73,6 +75,12 @@ pub fn recover(store: &dyn LeaseStore, server: &Server, now: UnixTime) -> (Recov
                     Ok(record) => match server.restore(record, now) {
                         Restored::Loaded => local.loaded += 1,
                         Restored::Skipped => local.skipped += 1,
+                        Restored::OutsidePools => {
+                            local.outside_pools += 1;
+                            if local.outside_pools <= 10 {
+                                warn!("a stored lease is on an address outside every pool and reservation; left in the store");
+                            }
+                        }
                         Restored::Displaced(change) => {
                             local.loaded += 1;
                             local.displaced += 1;
@@ -98,6 +106,7 @@ pub fn recover(store: &dyn LeaseStore, server: &Server, now: UnixTime) -> (Recov
                 r.corrupt += local.corrupt;
                 r.unknown_scope += local.unknown_scope;
                 r.displaced += local.displaced;
+                r.outside_pools += local.outside_pools;
                 changes.lock().unwrap_or_else(|e| e.into_inner()).extend(displaced);
             });
         }
@@ -126,6 +135,7 @@ pub fn recover(store: &dyn LeaseStore, server: &Server, now: UnixTime) -> (Recov
         expired_while_down = report.expired,
         conflicts = report.conflicts,
         displaced = report.displaced,
+        outside_pools = report.outside_pools,
         corrupt = report.corrupt,
         unknown_scope = report.unknown_scope,
         elapsed_ms = report.elapsed.as_millis() as u64,
