@@ -81,7 +81,21 @@ fn recover_child(dir: &str) {
     assert_eq!(core.cache().len(), report.loaded);
 }
 
+/// Child process: lease `n` addresses by DORA into a fresh core, no store;
+/// print RSS before and after.
+fn dora_child(n: u32) {
+    let core = server(ISP_LAB);
+    trim();
+    let before = rss_bytes();
+    drop(lease_changes(&core, n));
+    trim();
+    println!("{before} {}", rss_bytes());
+}
+
 fn main() {
+    if let Ok(n) = std::env::var("LEASED_BENCH_DORA") {
+        return dora_child(n.parse().unwrap());
+    }
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return; // `cargo test --benches` probes; nothing to test here
     }
@@ -127,6 +141,13 @@ fn main() {
     };
     assert_eq!(loaded, n as u64);
     let recovery = Duration::from_micros(recovery_us);
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("LEASED_BENCH_DORA", n.to_string())
+        .output()
+        .unwrap();
+    let figures: Vec<u64> =
+        String::from_utf8(out.stdout).unwrap().split_whitespace().map(|v| v.parse().unwrap()).collect();
+    let [dora_before, dora_after] = figures[..] else { panic!("child said {figures:?}") };
 
     let per_lease = |bytes: u64| bytes as f64 / n as f64;
     println!("lease store, {n} leases (sled 0.34.7, FULL mode)");
@@ -141,8 +162,12 @@ fn main() {
         per_lease(rss_with_store.saturating_sub(rss_empty))
     );
     println!(
-        "  RSS of the lease cache {:>12.0} B/lease  (sled closed)",
+        "  RSS of the lease cache {:>12.0} B/lease  (after recovery, sled closed)",
         per_lease(rss_cache.saturating_sub(rss_empty))
+    );
+    println!(
+        "  RSS of the lease cache {:>12.0} B/lease  (leased by DORA, no store)",
+        per_lease(dora_after.saturating_sub(dora_before))
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
