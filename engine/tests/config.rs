@@ -107,6 +107,18 @@ fn defaults_and_inheritance() {
 }
 
 #[test]
+fn history_retention_is_read_and_auto_export_refused() {
+    let c = config::parse(MINIMAL, "t.hcl").unwrap();
+    assert_eq!(c.history_retention, Secs(30 * 86_400));
+    let set = MINIMAL.replace("  scope", "  persistence = { retention = { client_history = \"90d\" } }\n  scope");
+    assert_eq!(config::parse(&set, "t.hcl").unwrap().history_retention, Secs(90 * 86_400));
+    let bad = MINIMAL.replace("  scope", "  persistence = { retention = { client_history = \"soon\" } }\n  scope");
+    assert!(error_at(&bad, "dhcp.persistence.retention.client_history", 3).contains("invalid duration"));
+    let export = MINIMAL.replace("  scope", "  persistence = { auto_export = { interval = \"1h\" } }\n  scope");
+    assert!(error_at(&export, "dhcp.persistence.auto_export", 3).contains("not implemented"));
+}
+
+#[test]
 fn unknown_keys_are_errors_naming_the_key() {
     let msg = error_at(&MINIMAL.replace("subnet =", "subnett = \"x\"\n    subnet ="), "dhcp.scope.a.subnett", 5);
     assert!(msg.contains("unknown field `subnett`"), "{msg}");

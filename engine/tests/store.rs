@@ -421,3 +421,43 @@ fn the_expiry_index_follows_renewals_releases_and_expiry_without_stale_entries()
     assert!(expiry_entries(&store).is_empty(), "{:?}", expiry_entries(&store));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn history_records_each_change_per_mac_and_compaction_keeps_only_whats_current() {
+    let dir = temp_dir("history");
+    let mut lab = Lab::new(true);
+    let store = open(&dir, &lab.server);
+    let c = TestClient::new(1);
+    let addr = ip("198.18.0.100");
+    store.write(&lease_clients(&lab, 1, 1)).unwrap();
+    lab.advance(1000);
+    store.write(&[lab.answer(&c.renew(addr)).outcome.change.unwrap()]).unwrap();
+    lab.advance(1000);
+    let released = lab.server.handle(&c.release(addr), &lab.meta(), &mut [0; 1500]).unwrap().change.unwrap();
+    store.write(&[released]).unwrap();
+    let events: Vec<_> = store.history(&c.mac).unwrap().into_iter().map(|e| (e.time, e.ip, e.kind)).collect();
+    assert_eq!(events, vec![(T0, addr, "allocated"), (T0 + 1000, addr, "renewed"), (T0 + 2000, addr, "released")]);
+    assert!(store.history(&TestClient::new(2).mac).unwrap().is_empty());
+
+    // Another client takes the address: client 1's index entry is now a stale hint.
+    lab.advance(10);
+    let taker = TestClient::new(2);
+    let offer = lab.answer(&taker.discover_requesting(addr));
+    assert_eq!(offer.yiaddr(), addr);
+    store.write(&[lab.answer(&taker.select(addr, SERVER_ID)).outcome.change.unwrap()]).unwrap();
+    // And a forged expiry entry that matches no record.
+    store.raw_tree().insert([b'e', 0, 0, 0, 9, 198, 18, 0, 150], &[][..]).unwrap();
+    let before = store.validate().unwrap();
+    assert_eq!((before.stale_client_entries, before.stale_expiry_entries), (1, 1));
+
+    let done = store.compact(T0 + 1500, 2).unwrap();
+    assert_eq!((done.history, done.expiry_hints, done.client_hints), (2, 1, 1));
+    let after = store.validate().unwrap();
+    assert!(after.is_ok() && after.stale_client_entries == 0 && after.stale_expiry_entries == 0, "{after:?}");
+    let left: Vec<_> = store.history(&c.mac).unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(left, vec!["released"]);
+    // The live lease and its history are untouched.
+    assert_eq!(store.get(addr).unwrap().unwrap().hw.bytes(), &taker.mac);
+    assert_eq!(store.history(&taker.mac).unwrap().len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

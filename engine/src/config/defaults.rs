@@ -25,3 +25,5 @@ pub const CLEANUP_ABANDONED: bool = true;
 pub const CLEANUP_INTERVAL: Secs = Secs(15 * 60);
 /// Name of a scope's pool from `range_start`..`range_end` when no named pool covers exactly that range.
 pub const DEFAULT_POOL_NAME: &str = "default";
+/// How long per-client lease history is kept.
+pub const CLIENT_HISTORY_RETENTION: Secs = Secs(30 * 86_400);

@@ -22,6 +22,8 @@ pub struct Config {
     pub database: Database,
     pub lease: LeasePolicy,
     pub scopes: Vec<Scope>,
+    /// How long per-client lease history is kept (`persistence.retention.client_history`).
+    pub history_retention: Secs,
 }
 
 /// Where to receive DHCP traffic.

@@ -35,6 +35,7 @@ pub struct Dhcp {
     pub policies: Vec<Policy>,
     pub analytics: Option<Analytics>,
     pub api: Option<Api>,
+    pub persistence: Option<Persistence>,
     /// High availability: no schema yet; present means refused.
     pub ha: Option<serde_json::Value>,
 }
@@ -203,6 +204,19 @@ pub struct Thresholds {
     pub rapid_renewals_per_minute: Option<u32>,
     pub pool_utilization_warning: Option<f64>,
     pub pool_utilization_critical: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Persistence {
+    pub retention: Option<Retention>,
+    pub auto_export: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    pub client_history: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -125,6 +125,12 @@ impl Validator {
         self.global_reservations(&r.reservations, &mut scopes);
         self.cross_scope(&scopes);
         self.not_yet(r);
+        let retention = r.persistence.as_ref().and_then(|p| p.retention.as_ref());
+        let history_retention = self.secs(
+            "dhcp.persistence.retention.client_history",
+            &retention.and_then(|r| r.client_history.clone()),
+            d::CLIENT_HISTORY_RETENTION,
+        );
         Config {
             enabled: r.enabled.unwrap_or(d::ENABLED),
             server_id,
@@ -136,6 +142,7 @@ impl Validator {
             database,
             lease,
             scopes,
+            history_retention,
         }
     }
 
@@ -618,6 +625,9 @@ impl Validator {
                 }
             }
             self.fail("dhcp.api", format!("the REST API {NOT_YET}"));
+        }
+        if r.persistence.as_ref().is_some_and(|p| p.auto_export.is_some()) {
+            self.fail("dhcp.persistence.auto_export", format!("automatic exports {NOT_YET}"));
         }
         if r.ha.is_some() {
             self.fail("dhcp.ha", format!("high availability {NOT_YET}"));

@@ -33,6 +33,7 @@ pub struct Reply {
 
 /// Why a lease record changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum ChangeKind {
     /// A client got an address it did not hold.
     Allocated,
@@ -46,6 +47,13 @@ pub enum ChangeKind {
 }
 
 impl ChangeKind {
+    /// The kind stored as `v` (its discriminant).
+    pub fn from_u8(v: u8) -> Option<Self> {
+        [Self::Allocated, Self::Renewed, Self::Released, Self::Declined, Self::Expired, Self::Reclaimed]
+            .get(v as usize)
+            .copied()
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Self::Allocated => "allocated",

@@ -98,7 +98,7 @@ impl SledStore {
         }
         for item in tree.iter() {
             let (k, _) = item?;
-            if !matches!(k.first(), Some(b'i' | b'e' | b'c')) && &k[..] != SCHEMA_KEY {
+            if !matches!(k.first(), Some(b'i' | b'e' | b'c' | b'h')) && &k[..] != SCHEMA_KEY {
                 report.errors.push(format!("unknown key {:02x?}", &k[..]));
             }
         }

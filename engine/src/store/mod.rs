@@ -15,7 +15,7 @@ pub use codec::{decode, encode, CodecError, Names, FORMAT_V1};
 pub use committer::{Committer, CommitterOptions, Durability, ShardWriter};
 pub use integrity::{restore, IntegrityReport};
 pub use recovery::{recover, RecoveryReport};
-pub use sled_store::{SledStore, SCHEMA_VERSION};
+pub use sled_store::{Compaction, HistoryEvent, SledStore, SCHEMA_VERSION};
 
 use crate::lease::LeaseRecord;
 use crate::server::LeaseChange;

@@ -6,6 +6,7 @@
 //! | `i` ip | the record ([`super::codec`]) |
 //! | `c` client key | ip of the client's latest lease |
 //! | `e` end (BE) ip | empty: bound leases by expiry |
+//! | `h` hlen hw time (BE) ip | change kind: per-client history |
 //! | `m` "schema" | schema version (u32 LE) |
 
 use std::net::Ipv4Addr;
@@ -14,11 +15,19 @@ use std::path::Path;
 use super::codec::{self, Names};
 use super::{LeaseStore, StoreError};
 use crate::lease::LeaseRecord;
-use crate::server::LeaseChange;
+use crate::server::{ChangeKind, LeaseChange};
 
 /// Version of the key layout and record formats this build writes.
 pub const SCHEMA_VERSION: u32 = 1;
 pub(super) const SCHEMA_KEY: &[u8] = b"mschema";
+
+/// What one [`SledStore::compact`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Compaction {
+    pub history: usize,
+    pub expiry_hints: usize,
+    pub client_hints: usize,
+}
 
 /// A sled database holding the leases.
 pub struct SledStore {
@@ -42,6 +51,31 @@ fn expiry_key(end: u32, ip: Ipv4Addr) -> [u8; 9] {
 
 fn client_key(client: &[u8]) -> Vec<u8> {
     [&b"c"[..], client].concat()
+}
+
+/// `h`, the hardware address with its length, then time and address: a
+/// client's events sort by time under its MAC.
+fn history_prefix(hw: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + hw.len() + 8);
+    k.push(b'h');
+    k.push(hw.len() as u8);
+    k.extend_from_slice(hw);
+    k
+}
+
+fn history_key(hw: &[u8], time: u32, ip: Ipv4Addr) -> Vec<u8> {
+    let mut k = history_prefix(hw);
+    k.extend_from_slice(&time.to_be_bytes());
+    k.extend_from_slice(&ip.octets());
+    k
+}
+
+/// One event of a client's lease history.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HistoryEvent {
+    pub time: u32,
+    pub ip: Ipv4Addr,
+    pub kind: &'static str,
 }
 
 impl SledStore {
@@ -75,6 +109,83 @@ impl SledStore {
                 .map(Some)
                 .map_err(|error| StoreError::Corrupt { key: ip.to_string(), error }),
         }
+    }
+
+    /// The lease history of the client with hardware address `hw`, oldest first.
+    pub fn history(&self, hw: &[u8]) -> Result<Vec<HistoryEvent>, StoreError> {
+        let prefix = history_prefix(hw);
+        let mut events = Vec::new();
+        for item in self.tree.scan_prefix(&prefix) {
+            let (k, v) = item?;
+            let rest = &k[prefix.len()..];
+            if rest.len() != 8 {
+                continue;
+            }
+            let kind = v.first().and_then(|&b| ChangeKind::from_u8(b)).map_or("unknown", ChangeKind::label);
+            events.push(HistoryEvent {
+                time: u32::from_be_bytes(rest[..4].try_into().unwrap_or_default()),
+                ip: Ipv4Addr::new(rest[4], rest[5], rest[6], rest[7]),
+                kind,
+            });
+        }
+        Ok(events)
+    }
+
+    /// Deletes history older than `history_before` and index hints that no
+    /// longer match their record, `chunk` keys per batch so that the
+    /// committer is never held up for long. Returns what it removed.
+    pub fn compact(&self, history_before: u32, chunk: usize) -> Result<Compaction, StoreError> {
+        let mut done = Compaction::default();
+        let mut batch = sled::Batch::default();
+        let mut pending = 0;
+        let flush_batch = |batch: &mut sled::Batch, pending: &mut usize| -> Result<(), StoreError> {
+            if *pending > 0 {
+                self.tree.apply_batch(std::mem::take(batch))?;
+                *pending = 0;
+            }
+            Ok(())
+        };
+        for item in self.tree.scan_prefix(b"h") {
+            let (k, _) = item?;
+            let Some(&hlen) = k.get(1) else { continue };
+            let at = 2 + hlen as usize;
+            let time = k.get(at..at + 4).map(|t| u32::from_be_bytes(t.try_into().unwrap_or_default()));
+            if time.is_some_and(|t| t < history_before) {
+                batch.remove(k);
+                done.history += 1;
+                pending += 1;
+                if pending >= chunk {
+                    flush_batch(&mut batch, &mut pending)?;
+                }
+            }
+        }
+        for item in self.tree.scan_prefix(b"e") {
+            let (k, _) = item?;
+            if k.len() != 9 {
+                continue;
+            }
+            let (end, ip) = (u32::from_be_bytes([k[1], k[2], k[3], k[4]]), Ipv4Addr::new(k[5], k[6], k[7], k[8]));
+            if !self.get(ip).ok().flatten().is_some_and(|r| r.expiry() == Some(end)) {
+                batch.remove(k);
+                done.expiry_hints += 1;
+                pending += 1;
+                if pending >= chunk {
+                    flush_batch(&mut batch, &mut pending)?;
+                }
+            }
+        }
+        for item in self.tree.scan_prefix(b"c") {
+            let (k, v) = item?;
+            let owner = <[u8; 4]>::try_from(&v[..]).ok().map(Ipv4Addr::from).and_then(|ip| self.get(ip).ok().flatten());
+            if !owner.is_some_and(|r| r.client.as_bytes() == &k[1..]) {
+                // Only if unchanged since read: a concurrent write may have refreshed it.
+                if self.tree.compare_and_swap(&k, Some(&v), None as Option<&[u8]>)?.is_ok() {
+                    done.client_hints += 1;
+                }
+            }
+        }
+        flush_batch(&mut batch, &mut pending)?;
+        Ok(done)
     }
 
     /// The scope and pool names records are read with.
@@ -116,6 +227,7 @@ impl LeaseStore for SledStore {
             if let Some(end) = r.expiry() {
                 batch.insert(&expiry_key(end, r.ip), &[]);
             }
+            batch.insert(history_key(r.hw.bytes(), r.updated, r.ip), &[change.kind as u8]);
         }
         self.tree.apply_batch(batch)?;
         Ok(())
