@@ -165,7 +165,7 @@ impl SledStore {
                 continue;
             }
             let (end, ip) = (u32::from_be_bytes([k[1], k[2], k[3], k[4]]), Ipv4Addr::new(k[5], k[6], k[7], k[8]));
-            if !self.get(ip).ok().flatten().is_some_and(|r| r.expiry() == Some(end)) {
+            if self.get(ip).ok().flatten().is_none_or(|r| r.expiry() != Some(end)) {
                 batch.remove(k);
                 done.expiry_hints += 1;
                 pending += 1;
@@ -177,7 +177,7 @@ impl SledStore {
         for item in self.tree.scan_prefix(b"c") {
             let (k, v) = item?;
             let owner = <[u8; 4]>::try_from(&v[..]).ok().map(Ipv4Addr::from).and_then(|ip| self.get(ip).ok().flatten());
-            if !owner.is_some_and(|r| r.client.as_bytes() == &k[1..]) {
+            if owner.is_none_or(|r| r.client.as_bytes() != &k[1..]) {
                 // Only if unchanged since read: a concurrent write may have refreshed it.
                 if self.tree.compare_and_swap(&k, Some(&v), None as Option<&[u8]>)?.is_ok() {
                     done.client_hints += 1;
