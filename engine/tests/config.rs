@@ -114,6 +114,10 @@ fn history_retention_is_read_and_auto_export_refused() {
     assert_eq!(config::parse(&set, "t.hcl").unwrap().history_retention, Secs(90 * 86_400));
     let bad = MINIMAL.replace("  scope", "  persistence = { retention = { client_history = \"soon\" } }\n  scope");
     assert!(error_at(&bad, "dhcp.persistence.retention.client_history", 3).contains("invalid duration"));
+    let off = MINIMAL.replace("  scope", "  persistence = { retention = { client_history = \"0s\" } }\n  scope");
+    let off = config::parse(&off, "t.hcl").unwrap();
+    assert!(!leased::store::CommitterOptions::from_config(&off, 1).history, "0s turns history off");
+    assert!(leased::store::CommitterOptions::from_config(&c, 1).history);
     let export = MINIMAL.replace("  scope", "  persistence = { auto_export = { interval = \"1h\" } }\n  scope");
     assert!(error_at(&export, "dhcp.persistence.auto_export", 3).contains("not implemented"));
 }

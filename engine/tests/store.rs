@@ -234,6 +234,8 @@ fn committer_round_trip_then_recovery_restores_cache_bitmaps_and_clients() {
     assert!(w0.wait_durable(last.0, Duration::from_secs(10)) && w1.wait_durable(last.1, Duration::from_secs(10)));
     assert_eq!((last.0, last.1), (10, 10), "sequences are per shard");
     committer.shutdown();
+    // History arrives off the commit path, complete once the committer stopped.
+    assert_eq!(store.history(&TestClient::new(4).mac).unwrap().len(), 1);
     drop(store);
 
     lab.advance(60);
@@ -422,6 +424,12 @@ fn the_expiry_index_follows_renewals_releases_and_expiry_without_stale_entries()
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Writes changes as the committer does: records, then their history.
+fn persist(store: &SledStore, changes: &[LeaseChange]) {
+    store.write(changes).unwrap();
+    store.write_history(changes).unwrap();
+}
+
 #[test]
 fn history_records_each_change_per_mac_and_compaction_keeps_only_whats_current() {
     let dir = temp_dir("history");
@@ -429,12 +437,12 @@ fn history_records_each_change_per_mac_and_compaction_keeps_only_whats_current()
     let store = open(&dir, &lab.server);
     let c = TestClient::new(1);
     let addr = ip("198.18.0.100");
-    store.write(&lease_clients(&lab, 1, 1)).unwrap();
+    persist(&store, &lease_clients(&lab, 1, 1));
     lab.advance(1000);
-    store.write(&[lab.answer(&c.renew(addr)).outcome.change.unwrap()]).unwrap();
+    persist(&store, &[lab.answer(&c.renew(addr)).outcome.change.unwrap()]);
     lab.advance(1000);
     let released = lab.server.handle(&c.release(addr), &lab.meta(), &mut [0; 1500]).unwrap().change.unwrap();
-    store.write(&[released]).unwrap();
+    persist(&store, &[released]);
     let events: Vec<_> = store.history(&c.mac).unwrap().into_iter().map(|e| (e.time, e.ip, e.kind)).collect();
     assert_eq!(events, vec![(T0, addr, "allocated"), (T0 + 1000, addr, "renewed"), (T0 + 2000, addr, "released")]);
     assert!(store.history(&TestClient::new(2).mac).unwrap().is_empty());
@@ -444,7 +452,7 @@ fn history_records_each_change_per_mac_and_compaction_keeps_only_whats_current()
     let taker = TestClient::new(2);
     let offer = lab.answer(&taker.discover_requesting(addr));
     assert_eq!(offer.yiaddr(), addr);
-    store.write(&[lab.answer(&taker.select(addr, SERVER_ID)).outcome.change.unwrap()]).unwrap();
+    persist(&store, &[lab.answer(&taker.select(addr, SERVER_ID)).outcome.change.unwrap()]);
     // And a forged expiry entry that matches no record.
     store.raw_tree().insert([b'e', 0, 0, 0, 9, 198, 18, 0, 150], &[][..]).unwrap();
     let before = store.validate().unwrap();

@@ -6,6 +6,10 @@
 //!
 //! A failed write or flush is logged and retried, never skipped: later
 //! changes never become durable ahead of an earlier one.
+//!
+//! History events do not hold up ACKs: once a batch is durable, its changes
+//! go to a second thread that records them with
+//! [`LeaseStore::write_history`] (and become durable with a later flush).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -31,9 +35,17 @@ pub struct CommitterOptions {
     pub max_wait: Duration,
     /// How often `NORMAL` mode flushes.
     pub normal_interval: Duration,
+    /// Whether to keep per-client history (`client_history` above zero).
+    pub history: bool,
 }
 
 impl CommitterOptions {
+    /// Options of a config: its `sync_mode`, and history unless
+    /// `persistence.retention.client_history` is zero.
+    pub fn from_config(config: &crate::config::Config, shards: usize) -> Self {
+        CommitterOptions { history: config.history_retention.0 > 0, ..Self::new(config.database.sync_mode, shards) }
+    }
+
     pub fn new(mode: SyncMode, shards: usize) -> Self {
         CommitterOptions {
             mode,
@@ -41,6 +53,7 @@ impl CommitterOptions {
             max_batch: 256,
             max_wait: Duration::from_millis(1),
             normal_interval: Duration::from_millis(200),
+            history: true,
         }
     }
 }
@@ -125,6 +138,7 @@ pub struct Committer {
     tx: Option<Sender<Msg>>,
     durability: Arc<Durability>,
     thread: Option<JoinHandle<()>>,
+    history: Option<JoinHandle<()>>,
 }
 
 /// A shard's handle: submits changes in the shard's order.
@@ -162,11 +176,26 @@ impl Committer {
         let (tx, rx) = channel::unbounded();
         let durability = Arc::new(Durability::new(options.shards));
         let d = durability.clone();
+        let (history_tx, history) = if options.history {
+            let (htx, hrx) = channel::unbounded::<Vec<LeaseChange>>();
+            let hstore = store.clone();
+            let thread = std::thread::Builder::new()
+                .name("lease-history".into())
+                .spawn(move || {
+                    for changes in hrx {
+                        retry("history write", || hstore.write_history(&changes));
+                    }
+                })
+                .expect("spawn the history thread");
+            (Some(htx), Some(thread))
+        } else {
+            (None, None)
+        };
         let thread = std::thread::Builder::new()
             .name("lease-committer".into())
-            .spawn(move || run(store.as_ref(), &rx, &d, options))
+            .spawn(move || run(store.as_ref(), &rx, &d, options, history_tx))
             .expect("spawn the committer thread");
-        Committer { tx: Some(tx), durability, thread: Some(thread) }
+        Committer { tx: Some(tx), durability, thread: Some(thread), history }
     }
 
     /// A writer for shard `shard` (one per shard: sequences are per writer).
@@ -207,6 +236,10 @@ impl Committer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        // The committer dropped its sender: the history thread drains and ends.
+        if let Some(t) = self.history.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -216,7 +249,14 @@ impl Drop for Committer {
     }
 }
 
-fn run(store: &dyn LeaseStore, rx: &Receiver<Msg>, durability: &Durability, o: CommitterOptions) {
+fn run(
+    store: &dyn LeaseStore,
+    rx: &Receiver<Msg>,
+    durability: &Durability,
+    o: CommitterOptions,
+    history: Option<Sender<Vec<LeaseChange>>>,
+) {
+    let mut recorded: Vec<LeaseChange> = Vec::new();
     let mut changes: Vec<LeaseChange> = Vec::with_capacity(o.max_batch);
     let mut written = vec![0u64; o.shards];
     let mut waiting: Vec<Sender<Result<(), StoreError>>> = Vec::new();
@@ -248,6 +288,9 @@ fn run(store: &dyn LeaseStore, rx: &Receiver<Msg>, durability: &Durability, o: C
         if !changes.is_empty() {
             retry("write", || store.write(&changes));
             metrics::histogram!(crate::metrics::STORE_BATCH_SIZE).record(changes.len() as f64);
+            if history.is_some() {
+                recorded.append(&mut changes);
+            }
             changes.clear();
             dirty = true;
         }
@@ -267,6 +310,9 @@ fn run(store: &dyn LeaseStore, rx: &Receiver<Msg>, durability: &Durability, o: C
         }
         if !dirty || o.mode == SyncMode::Off {
             durability.publish(&written);
+            if let (Some(h), false) = (&history, recorded.is_empty()) {
+                let _ = h.send(std::mem::take(&mut recorded));
+            }
         }
         for w in waiting.drain(..) {
             let _ = w.send(Ok(()));

@@ -43,6 +43,11 @@ impl From<sled::Error> for StoreError {
 pub trait LeaseStore: Send + Sync + 'static {
     /// Writes `changes` as one atomic batch (not yet durable).
     fn write(&self, changes: &[LeaseChange]) -> Result<(), StoreError>;
+    /// Records `changes` in per-client history (not needed for an ACK;
+    /// written off the commit path). Stores without history ignore it.
+    fn write_history(&self, _changes: &[LeaseChange]) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Makes every write so far durable.
     fn flush(&self) -> Result<(), StoreError>;
     /// Calls `f` with each stored lease whose first address byte falls in

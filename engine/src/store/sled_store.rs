@@ -227,7 +227,15 @@ impl LeaseStore for SledStore {
             if let Some(end) = r.expiry() {
                 batch.insert(&expiry_key(end, r.ip), &[]);
             }
-            batch.insert(history_key(r.hw.bytes(), r.updated, r.ip), &[change.kind as u8]);
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    fn write_history(&self, changes: &[LeaseChange]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for c in changes {
+            batch.insert(history_key(c.record.hw.bytes(), c.record.updated, c.record.ip), &[c.kind as u8]);
         }
         self.tree.apply_batch(batch)?;
         Ok(())
