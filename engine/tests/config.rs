@@ -109,7 +109,9 @@ fn defaults_and_inheritance() {
 #[test]
 fn history_retention_is_read_and_auto_export_refused() {
     let c = config::parse(MINIMAL, "t.hcl").unwrap();
-    assert_eq!(c.history_retention, Secs(30 * 86_400));
+    assert_eq!((c.history_retention, c.expired_retention), (Secs(30 * 86_400), Secs(30 * 86_400)));
+    let kept = MINIMAL.replace("  scope", "  persistence = { retention = { expired_leases = \"7d\" } }\n  scope");
+    assert_eq!(config::parse(&kept, "t.hcl").unwrap().expired_retention, Secs(7 * 86_400));
     let set = MINIMAL.replace("  scope", "  persistence = { retention = { client_history = \"90d\" } }\n  scope");
     assert_eq!(config::parse(&set, "t.hcl").unwrap().history_retention, Secs(90 * 86_400));
     let bad = MINIMAL.replace("  scope", "  persistence = { retention = { client_history = \"soon\" } }\n  scope");

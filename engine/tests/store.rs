@@ -469,3 +469,54 @@ fn history_records_each_change_per_mac_and_compaction_keeps_only_whats_current()
     assert_eq!(store.history(&taker.mac).unwrap().len(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn retention_purges_old_released_and_expired_leases_from_cache_and_store() {
+    let dir = temp_dir("purge");
+    let mut lab = Lab::new(true);
+    let store = open(&dir, &lab.server);
+    persist(&store, &lease_clients(&lab, 1, 3));
+    let (a, b, c) = (ip("198.18.0.100"), ip("198.18.0.101"), ip("198.18.0.102"));
+    // Client 1 releases; client 3 keeps renewing; client 2 lets its lease run out.
+    lab.advance(10);
+    persist(
+        &store,
+        &[lab.server.handle(&TestClient::new(1).release(a), &lab.meta(), &mut [0; 1500]).unwrap().change.unwrap()],
+    );
+    for _ in 0..5 {
+        lab.advance(1800);
+        persist(&store, &[lab.answer(&TestClient::new(3).renew(c)).outcome.change.unwrap()]);
+        persist(&store, &lab.server.sweep(lab.now));
+    }
+    assert_eq!(lab.server.cache().get(b).unwrap().state, LeaseState::Expired);
+    // Nothing is old enough yet.
+    assert!(lab.server.purge(T0).is_empty());
+    let purged = lab.server.purge(lab.now);
+    let mut ips: Vec<_> = purged.iter().map(|p| p.record.ip).collect();
+    ips.sort();
+    assert_eq!(ips, vec![a, b]);
+    persist(&store, &purged);
+    assert_eq!((lab.server.cache().len(), store.len()), (1, 1));
+    assert!(store.get(a).unwrap().is_none() && store.get(b).unwrap().is_none());
+    assert!(store.history(&TestClient::new(1).mac).unwrap().iter().all(|e| e.kind != "purged"));
+    store.compact(0, 1024).unwrap();
+    assert!(store.validate().unwrap().is_ok());
+    // The purged addresses are free; recovery finds only the live lease.
+    let fresh = lab_server(true);
+    let (report, _) = store::recover(&store, &fresh, lab.now);
+    assert_eq!(report.loaded, 1);
+    assert!(!fresh.scopes()[0].map.is_taken(a) && !fresh.scopes()[0].map.is_taken(b));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_expired_lease_still_held_for_its_client_is_not_purged() {
+    let mut lab = Lab::new(true);
+    lease_clients(&lab, 1, 1);
+    // Past the lease and grace period, inside reuse_after (10 minutes).
+    lab.advance(3600 + 300 + 60);
+    lab.server.sweep(lab.now);
+    let r = lab.server.cache().get(ip("198.18.0.100")).unwrap();
+    assert!(r.state == LeaseState::Expired && r.holds_address);
+    assert!(lab.server.purge(lab.now + 1).is_empty());
+}

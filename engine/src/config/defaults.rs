@@ -27,3 +27,5 @@ pub const CLEANUP_INTERVAL: Secs = Secs(15 * 60);
 pub const DEFAULT_POOL_NAME: &str = "default";
 /// How long per-client lease history is kept.
 pub const CLIENT_HISTORY_RETENTION: Secs = Secs(30 * 86_400);
+/// How long expired and released leases are kept before they are dropped.
+pub const EXPIRED_LEASE_RETENTION: Secs = Secs(30 * 86_400);

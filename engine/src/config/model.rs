@@ -24,6 +24,8 @@ pub struct Config {
     pub scopes: Vec<Scope>,
     /// How long per-client lease history is kept (`persistence.retention.client_history`).
     pub history_retention: Secs,
+    /// How long expired and released leases are kept (`persistence.retention.expired_leases`).
+    pub expired_retention: Secs,
 }
 
 /// Where to receive DHCP traffic.

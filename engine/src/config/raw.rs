@@ -217,6 +217,7 @@ pub struct Persistence {
 #[serde(deny_unknown_fields)]
 pub struct Retention {
     pub client_history: Option<String>,
+    pub expired_leases: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

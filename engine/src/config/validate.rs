@@ -131,6 +131,11 @@ impl Validator {
             &retention.and_then(|r| r.client_history.clone()),
             d::CLIENT_HISTORY_RETENTION,
         );
+        let expired_retention = self.secs(
+            "dhcp.persistence.retention.expired_leases",
+            &retention.and_then(|r| r.expired_leases.clone()),
+            d::EXPIRED_LEASE_RETENTION,
+        );
         Config {
             enabled: r.enabled.unwrap_or(d::ENABLED),
             server_id,
@@ -143,6 +148,7 @@ impl Validator {
             lease,
             scopes,
             history_retention,
+            expired_retention,
         }
     }
 

@@ -691,6 +691,28 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Drops expired and released records last updated before `before`
+    /// that no longer hold their address (retention of old leases). Returns
+    /// the changes that delete them from the store.
+    pub fn purge(&self, before: UnixTime) -> Vec<LeaseChange> {
+        let old = |r: &LeaseRecord| {
+            matches!(r.state, LeaseState::Expired | LeaseState::Released) && !r.holds_address && r.updated < before
+        };
+        let mut candidates = Vec::new();
+        self.cache.for_each(|r| {
+            if old(r) {
+                candidates.push(r.ip);
+            }
+        });
+        candidates
+            .into_iter()
+            .filter_map(|ip| self.cache.remove_if(ip, old))
+            .map(|record| LeaseChange { kind: ChangeKind::Purged, record, previous_expiry: None })
+            .collect()
+    }
+}
+
 /// The addresses that can hold a lease: each scope's pool span, and each
 /// reservation outside it.
 fn lease_spans(scopes: &[ScopeRt]) -> Vec<(Ipv4Addr, u32)> {

@@ -44,6 +44,8 @@ pub enum ChangeKind {
     Expired,
     /// A declined address came back from probation.
     Reclaimed,
+    /// An old expired or released record was dropped (retention).
+    Purged,
 }
 
 impl ChangeKind {
@@ -62,6 +64,7 @@ impl ChangeKind {
             Self::Declined => "declined",
             Self::Expired => "expired",
             Self::Reclaimed => "reclaimed",
+            Self::Purged => "purged",
         }
     }
 }

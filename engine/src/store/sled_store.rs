@@ -220,6 +220,11 @@ impl LeaseStore for SledStore {
             if let Some(end) = change.previous_expiry {
                 batch.remove(&expiry_key(end, r.ip));
             }
+            if change.kind == ChangeKind::Purged {
+                // The client hint, if it still names this address, goes at compaction.
+                batch.remove(&ip_key(r.ip));
+                continue;
+            }
             buf.clear();
             codec::encode(r, &self.names, &mut buf);
             batch.insert(&ip_key(r.ip), buf.as_slice());
@@ -234,7 +239,7 @@ impl LeaseStore for SledStore {
 
     fn write_history(&self, changes: &[LeaseChange]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        for c in changes {
+        for c in changes.iter().filter(|c| c.kind != ChangeKind::Purged) {
             batch.insert(history_key(c.record.hw.bytes(), c.record.updated, c.record.ip), &[c.kind as u8]);
         }
         self.tree.apply_batch(batch)?;
