@@ -198,6 +198,21 @@ fn database_rules() {
 }
 
 #[test]
+fn backup_schedules_are_read_and_checked() {
+    let db = |s: &str| {
+        MINIMAL.replace("  scope", &format!("  database = {{ path = \"/srv/leased\"  backup = {{ {s} }} }}\n  scope"))
+    };
+    let c =
+        config::parse(&db("enabled = true  interval = \"6h\"  retention = \"2d\"  path = \"/srv/backups\""), "t.hcl")
+            .unwrap();
+    let b = c.database.backup.unwrap();
+    assert_eq!((b.interval, b.retention, b.path), (Secs(6 * 3600), Secs(2 * 86_400), PathBuf::from("/srv/backups")));
+    assert!(config::parse(&db("enabled = false"), "t.hcl").unwrap().database.backup.is_none());
+    assert!(error_at(&db("interval = \"10s\""), "dhcp.database.backup.interval", 3).contains("at least 1m"));
+    assert!(error_at(&db("path = \"/srv/leased\""), "dhcp.database.backup.path", 3).contains("database directory"));
+}
+
+#[test]
 fn sections_of_later_work_are_checked_and_refused_by_name() {
     let add = |s: &str| MINIMAL.replace("  scope", &format!("  {s}\n  scope"));
     assert!(error_at(&add("api = { listen = \"127.0.0.1:8080\" }"), "dhcp.api", 3).contains("not implemented"));
@@ -215,8 +230,6 @@ fn sections_of_later_work_are_checked_and_refused_by_name() {
     assert!(error_at(&detect, "dhcp.analytics.anomaly_detection.detect[0]", 3).contains("pool_exhaustion"));
     config::parse(&add("analytics = { enabled = false }"), "t.hcl").unwrap();
     assert!(error_at(&add("ha = { peer = \"x\" }"), "dhcp.ha", 3).contains("not implemented"));
-    let backup = add("database = { backup = { enabled = true  interval = \"1h\" } }");
-    assert!(error_at(&backup, "dhcp.database.backup", 3).contains("not implemented"));
     let scoped = MINIMAL.replace("    subnet", "    restrictions = [ { block_macs = [\"nope\"] } ]\n    subnet");
     let errs = errors(&scoped);
     assert!(

@@ -20,7 +20,7 @@ use leased::lease::LeaseState;
 use leased::server::{ChangeKind, LeaseChange, Meta, Server};
 use leased::store::{self, Committer, CommitterOptions, LeaseStore, Names, SledStore, StoreError};
 
-/// A /16 so a child can lease tens of thousands of addresses.
+/// A /15 so that children can lease a hundred thousand addresses in all.
 const CRASH_LAB: &str = r#"
 dhcp {
   listen = ["198.18.0.1:67"]
@@ -28,8 +28,8 @@ dhcp {
   lease_policies = { default_lease_time = "1h" }
   scope "big" {
     relay_addresses = ["198.18.250.1"]
-    subnet = "198.18.0.0/16"
-    range_start = "198.18.1.1"  range_end = "198.18.254.254"
+    subnet = "198.18.0.0/15"
+    range_start = "198.18.1.1"  range_end = "198.19.254.254"
   }
 }
 "#;
@@ -58,7 +58,7 @@ fn mac_of(n: u32) -> [u8; 6] {
 }
 
 /// Child side of the crash tests: recover the store, then lease addresses
-/// to new clients as fast as possible, printing `ip mac` for every lease
+/// to new clients (a bounded number, flat out or paced), printing `ip mac` for every lease
 /// once it is durable (FULL) or `ip mac submitted_ms` once submitted
 /// (NORMAL). Runs only when the parent sets LEASED_CRASH_CHILD.
 #[test]
@@ -68,6 +68,9 @@ fn crash_child_entry() {
     let (dir, mode, first) =
         (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap().parse::<u32>().unwrap());
     let mode = if mode == "FULL" { SyncMode::Full } else { SyncMode::Normal };
+    // At most `limit` new leases, one every `pace` microseconds (0: flat out).
+    let limit: u32 = parts.next().unwrap().parse().unwrap();
+    let pace = Duration::from_micros(parts.next().unwrap().parse().unwrap());
     let server = server(CRASH_LAB);
     let store = Arc::new(open(Path::new(dir), &server));
     let (_, changes) = store::recover(store.as_ref(), &server, now_unix());
@@ -81,7 +84,10 @@ fn crash_child_entry() {
     let meta = Meta { ifindex: 0, local: SERVER_ID, now: now_unix() };
     let mut buf = [0u8; 1500];
     let mut pending: std::collections::VecDeque<(u64, Ipv4Addr, [u8; 6])> = Default::default();
-    for n in first.. {
+    for n in first..first + limit {
+        if !pace.is_zero() {
+            std::thread::sleep(pace);
+        }
         let mut c = TestClient::new(0).relayed(RELAY);
         c.mac = mac_of(n);
         let offer = server.handle(&c.discover(), &meta, &mut buf).unwrap().reply.unwrap();
@@ -101,40 +107,60 @@ fn crash_child_entry() {
             out.flush().unwrap();
         }
     }
+    // Done: report the rest as it becomes durable, then wait for the kill.
+    for (seq, ip, mac) in pending {
+        writer.wait_durable(seq, Duration::from_secs(60));
+        writeln!(out, "{ip} {}", u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]])).unwrap();
+    }
+    out.flush().unwrap();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }
 
-/// Runs a child for a random time, SIGKILLs it, returns what it reported.
-fn run_child_and_kill(dir: &Path, mode: &str, first: u32, run_for: Duration) -> (Vec<(Ipv4Addr, u32, u128)>, u128) {
+/// Runs a child, SIGKILLs it `run_for` after its first lease, returns what
+/// it reported. A thread drains its output all along, so the child never
+/// stalls on a full pipe.
+fn run_child_and_kill(
+    dir: &Path,
+    mode: &str,
+    first: u32,
+    limit_pace: (u32, u64),
+    run_for: Duration,
+) -> (Vec<(Ipv4Addr, u32, u128)>, u128) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "crash_child_entry", "--nocapture", "--test-threads=1"])
-        .env("LEASED_CRASH_CHILD", format!("{},{mode},{first}", dir.display()))
+        .env("LEASED_CRASH_CHILD", format!("{},{mode},{first},{},{}", dir.display(), limit_pace.0, limit_pace.1))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    // Wait until the child has recovered and runs, then let it run.
-    for line in lines.by_ref() {
-        if line.unwrap().ends_with("READY") {
-            break;
+    let stdout = child.stdout.take().unwrap();
+    let (first_tx, first_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut reported = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let f: Vec<&str> = line.split(' ').collect();
+            // The last line may be cut by the kill: only whole lines count.
+            let (Some(ip), Some(Ok(n))) =
+                (f.first().and_then(|s| s.parse::<Ipv4Addr>().ok()), f.get(1).map(|n| n.parse::<u32>()))
+            else {
+                continue;
+            };
+            if reported.is_empty() {
+                let _ = first_tx.send(());
+            }
+            reported.push((ip, n, f.get(2).and_then(|t| t.parse().ok()).unwrap_or(0)));
         }
-    }
+        reported
+    });
+    first_rx.recv_timeout(Duration::from_secs(60)).expect("the child leased nothing within a minute");
     std::thread::sleep(run_for);
     child.kill().unwrap(); // SIGKILL
     let killed_at = now_ms();
     child.wait().unwrap();
-    let mut reported = Vec::new();
-    for line in lines {
-        let Ok(line) = line else { break };
-        let f: Vec<&str> = line.split(' ').collect();
-        // The last line may be cut by the kill: only whole lines count.
-        if f.len() >= 2 && f[0].parse::<Ipv4Addr>().is_ok() {
-            let Ok(n) = f[1].parse::<u32>() else { continue };
-            let t = f.get(2).and_then(|t| t.parse().ok()).unwrap_or(0);
-            reported.push((f[0].parse().unwrap(), n, t));
-        }
-    }
-    (reported, killed_at)
+    (reader.join().unwrap(), killed_at)
 }
 
 /// Recovers `dir` into a fresh server and returns it.
@@ -163,7 +189,7 @@ fn full_mode_loses_no_durable_lease_across_30_sigkills() {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let run_for = Duration::from_millis(20 + seed % 180);
-        let (reported, _) = run_child_and_kill(&dir, "FULL", next_client, run_for);
+        let (reported, _) = run_child_and_kill(&dir, "FULL", next_client, (4000, 0), run_for);
         next_client += 1_000_000 / 30;
         all.extend(reported);
         let (server, report) = recovered(&dir);
@@ -188,7 +214,7 @@ fn normal_mode_loses_at_most_the_last_flush_interval() {
     let mut lost_total = 0;
     for round in 0..5 {
         let (reported, killed_at) =
-            run_child_and_kill(&dir, "NORMAL", next_client, Duration::from_millis(800 + 97 * round));
+            run_child_and_kill(&dir, "NORMAL", next_client, (8000, 150), Duration::from_millis(800 + 97 * round));
         next_client += 1_000_000;
         let (server, _) = recovered(&dir);
         // Allow one interval plus the flush itself and scheduling on a busy machine.
@@ -519,4 +545,32 @@ fn an_expired_lease_still_held_for_its_client_is_not_purged() {
     let r = lab.server.cache().get(ip("198.18.0.100")).unwrap();
     assert!(r.state == LeaseState::Expired && r.holds_address);
     assert!(lab.server.purge(lab.now + 1).is_empty());
+}
+
+#[test]
+fn scheduled_backups_are_named_by_time_and_pruned_by_retention() {
+    let dir = temp_dir("backups");
+    let lab = Lab::new(true);
+    let data = dir.join("data");
+    let store = open(&data, &lab.server);
+    persist(&store, &lease_clients(&lab, 1, 4));
+    let backups = dir.join("backups");
+    for t in [T0, T0 + 3600, T0 + 7200] {
+        let made = store::backups::take_backup(&store, &backups, t).unwrap();
+        assert_eq!(made, backups.join(format!("leases-{t}")));
+    }
+    let times = |d: &Path| store::backups::list(d).into_iter().map(|b| b.0).collect::<Vec<_>>();
+    assert_eq!(times(&backups), vec![T0, T0 + 3600, T0 + 7200]);
+    // Keep 1h: the two older go.
+    let removed = store::backups::prune(&backups, 3600, T0 + 7200 + 60).unwrap();
+    assert_eq!(removed.len(), 2);
+    assert_eq!(times(&backups), vec![T0 + 7200]);
+    // Even past its retention, the newest backup stays.
+    assert!(store::backups::prune(&backups, 60, T0 + 86_400).unwrap().is_empty());
+    // And it is a database that recovers.
+    drop(store);
+    let copy = open(&backups.join(format!("leases-{}", T0 + 7200)), &lab.server);
+    let (report, _) = store::recover(&copy, &lab_server(true), T0);
+    assert_eq!(report.loaded, 4);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

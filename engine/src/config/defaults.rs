@@ -29,3 +29,7 @@ pub const DEFAULT_POOL_NAME: &str = "default";
 pub const CLIENT_HISTORY_RETENTION: Secs = Secs(30 * 86_400);
 /// How long expired and released leases are kept before they are dropped.
 pub const EXPIRED_LEASE_RETENTION: Secs = Secs(30 * 86_400);
+/// Scheduled backups: how often, how long kept, where.
+pub const BACKUP_INTERVAL: Secs = Secs(3600);
+pub const BACKUP_RETENTION: Secs = Secs(7 * 86_400);
+pub const BACKUP_PATH: &str = "/var/backups/leased";

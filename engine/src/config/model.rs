@@ -43,6 +43,16 @@ pub struct Database {
     pub path: PathBuf,
     pub sync_mode: SyncMode,
     pub cache_size: u64,
+    /// Scheduled backups, when enabled.
+    pub backup: Option<BackupSchedule>,
+}
+
+/// `database.backup`: a copy every `interval` into `path`, kept `retention`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupSchedule {
+    pub interval: Secs,
+    pub retention: Secs,
+    pub path: PathBuf,
 }
 
 /// When an acknowledged lease is on disk (ARCHITECTURE §2, as in SQLite).

@@ -188,8 +188,12 @@ impl Validator {
     }
 
     fn database(&mut self, r: Option<&raw::Database>) -> Database {
-        let mut db =
-            Database { path: PathBuf::from(d::DATABASE_PATH), sync_mode: SyncMode::Full, cache_size: d::CACHE_SIZE };
+        let mut db = Database {
+            path: PathBuf::from(d::DATABASE_PATH),
+            sync_mode: SyncMode::Full,
+            cache_size: d::CACHE_SIZE,
+            backup: None,
+        };
         let Some(r) = r else { return db };
         if let Some(kind) = &r.kind {
             if kind != "sled" {
@@ -225,10 +229,23 @@ impl Validator {
             db.cache_size = size;
         }
         if let Some(b) = &r.backup {
-            self.secs("dhcp.database.backup.interval", &b.interval, Secs(0));
-            self.secs("dhcp.database.backup.retention", &b.retention, Secs(0));
+            let p = "dhcp.database.backup";
+            let schedule = BackupSchedule {
+                interval: self.secs(&format!("{p}.interval"), &b.interval, d::BACKUP_INTERVAL),
+                retention: self.secs(&format!("{p}.retention"), &b.retention, d::BACKUP_RETENTION),
+                path: PathBuf::from(b.path.as_deref().unwrap_or(d::BACKUP_PATH)),
+            };
+            if schedule.interval < Secs(60) {
+                self.fail(
+                    format!("{p}.interval"),
+                    format!("backups every {} would copy the database constantly: use at least 1m", schedule.interval),
+                );
+            }
+            if schedule.path == db.path {
+                self.fail(format!("{p}.path"), "backups must not go into the database directory");
+            }
             if b.enabled.unwrap_or(true) {
-                self.fail("dhcp.database.backup", format!("scheduled backups {NOT_YET} (or set enabled = false)"));
+                db.backup = Some(schedule);
             }
         }
         db

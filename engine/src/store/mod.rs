@@ -3,6 +3,7 @@
 //! changes durable in batches, and [`recover`], which loads a store into a
 //! server at start.
 
+pub mod backups;
 mod codec;
 mod committer;
 mod integrity;
