@@ -110,6 +110,10 @@ fn defaults_and_inheritance() {
 fn history_retention_is_read_and_auto_export_refused() {
     let c = config::parse(MINIMAL, "t.hcl").unwrap();
     assert_eq!((c.history_retention, c.expired_retention), (Secs(30 * 86_400), Secs(30 * 86_400)));
+    assert!(c.recovery.auto_recover && c.recovery.validate_on_recover);
+    let rec = MINIMAL.replace("  scope", "  recovery = { auto_recover = false  validate_on_recover = false }\n  scope");
+    let rec = config::parse(&rec, "t.hcl").unwrap().recovery;
+    assert!(!rec.auto_recover && !rec.validate_on_recover);
     let kept = MINIMAL.replace("  scope", "  persistence = { retention = { expired_leases = \"7d\" } }\n  scope");
     assert_eq!(config::parse(&kept, "t.hcl").unwrap().expired_retention, Secs(7 * 86_400));
     let set = MINIMAL.replace("  scope", "  persistence = { retention = { client_history = \"90d\" } }\n  scope");

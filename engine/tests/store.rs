@@ -340,6 +340,27 @@ fn a_client_with_two_leases_is_resolved_per_conflict_resolution() {
 }
 
 #[test]
+fn without_validate_on_recover_conflicts_are_counted_and_left() {
+    let dir = temp_dir("conflict-novalidate");
+    let hcl = LAB
+        .replace("AUTHORITATIVE", "true")
+        .replace("  scope \"lan\"", "  recovery = { validate_on_recover = false }\n  scope \"lan\"");
+    let lab = Lab::with(server(&hcl));
+    let store = open(&dir, &lab.server);
+    let first = lease_clients(&lab, 1, 1).remove(0);
+    let mut second = first.clone();
+    second.record.ip = ip("198.18.0.101");
+    store.write(&[first, second]).unwrap();
+    let fresh = server(&hcl);
+    let (report, changes) = store::recover(&store, &fresh, T0);
+    assert_eq!((report.conflicts, changes.len()), (1, 0));
+    assert!([ip("198.18.0.100"), ip("198.18.0.101")]
+        .iter()
+        .all(|a| fresh.cache().get(*a).unwrap().state == LeaseState::Allocated));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn a_damaged_record_is_reported_and_the_rest_recovers() {
     let dir = temp_dir("corrupt");
     let lab = Lab::new(true);

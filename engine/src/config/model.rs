@@ -26,6 +26,16 @@ pub struct Config {
     pub history_retention: Secs,
     /// How long expired and released leases are kept (`persistence.retention.expired_leases`).
     pub expired_retention: Secs,
+    pub recovery: RecoveryPolicy,
+}
+
+/// What happens to stored leases at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryPolicy {
+    /// Load the store into the server before serving.
+    pub auto_recover: bool,
+    /// Resolve clients holding two leases per `conflict_resolution` (else only count them).
+    pub validate_on_recover: bool,
 }
 
 /// Where to receive DHCP traffic.

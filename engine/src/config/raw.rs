@@ -36,6 +36,7 @@ pub struct Dhcp {
     pub analytics: Option<Analytics>,
     pub api: Option<Api>,
     pub persistence: Option<Persistence>,
+    pub recovery: Option<Recovery>,
     /// High availability: no schema yet; present means refused.
     pub ha: Option<serde_json::Value>,
 }
@@ -204,6 +205,13 @@ pub struct Thresholds {
     pub rapid_renewals_per_minute: Option<u32>,
     pub pool_utilization_warning: Option<f64>,
     pub pool_utilization_critical: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recovery {
+    pub auto_recover: Option<bool>,
+    pub validate_on_recover: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

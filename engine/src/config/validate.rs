@@ -149,6 +149,10 @@ impl Validator {
             scopes,
             history_retention,
             expired_retention,
+            recovery: RecoveryPolicy {
+                auto_recover: r.recovery.as_ref().and_then(|x| x.auto_recover).unwrap_or(true),
+                validate_on_recover: r.recovery.as_ref().and_then(|x| x.validate_on_recover).unwrap_or(true),
+            },
         }
     }
 

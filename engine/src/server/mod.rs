@@ -67,6 +67,7 @@ pub struct Server {
     scopes: Vec<ScopeRt>,
     index: ScopeIndex,
     cache: LeaseCache,
+    validate_on_recover: bool,
 }
 
 /// Lease, renewal (T1) and rebinding (T2) times of one grant.
@@ -134,6 +135,7 @@ impl Server {
             scopes,
             index,
             cache,
+            validate_on_recover: config.recovery.validate_on_recover,
         })
     }
 

@@ -53,12 +53,22 @@ impl Server {
         displaced.map_or(Restored::Loaded, Restored::Displaced)
     }
 
-    /// After every lease is restored: index clients and resolve clients
-    /// holding two bound leases per `conflict_resolution` (`replace` keeps
-    /// the newer, `deny` the older, `warn` both). Returns the changes to
-    /// persist and the number of conflicts found.
+    /// After every lease is restored: index clients and, with
+    /// `validate_on_recover`, resolve clients holding two bound leases per
+    /// `conflict_resolution` (`replace` keeps the newer, `deny` the older,
+    /// `warn` both). Returns the changes to persist and the number of
+    /// conflicts found.
     pub fn finish_restore(&self, now: UnixTime) -> (Vec<LeaseChange>, usize) {
         let conflicts = self.cache.index_clients();
+        if !self.validate_on_recover {
+            if !conflicts.is_empty() {
+                tracing::warn!(
+                    count = conflicts.len(),
+                    "clients hold two leases; left as they are (validate_on_recover = false)"
+                );
+            }
+            return (Vec::new(), conflicts.len());
+        }
         let mut changes = Vec::new();
         for &(older, newer) in &conflicts {
             let loser = match self.policy.conflict_resolution {
