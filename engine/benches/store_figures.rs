@@ -3,7 +3,8 @@
 //! - recovery time of 1M leases;
 //! - disk bytes and lease-cache RSS per lease.
 //!
-//! `cargo bench --bench store_figures` (LEASES=N to change the size).
+//! `cargo bench --bench store_figures` (LEASES=N to change the size,
+//! SLED_CACHE_MB=M for sled's cache during recovery).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -16,6 +17,11 @@ use common::*;
 use leased::config::SyncMode;
 use leased::server::{LeaseChange, Meta, Server};
 use leased::store::{self, Committer, CommitterOptions, LeaseStore, Names, SledStore};
+
+/// sled's page cache during recovery, MiB (`SLED_CACHE_MB`, default 64).
+fn sled_cache_mb() -> u64 {
+    std::env::var("SLED_CACHE_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
+}
 
 /// Returns freed heap to the system, so RSS shows what is in use.
 fn trim() {
@@ -69,7 +75,7 @@ fn recover_child(dir: &str) {
     let config = leased::config::parse(ISP_LAB, "isp").unwrap();
     trim();
     let rss_empty = rss_bytes();
-    let store = SledStore::open(Path::new(dir), Names::from_config(&config), 64 << 20).unwrap();
+    let store = SledStore::open(Path::new(dir), Names::from_config(&config), sled_cache_mb() << 20).unwrap();
     let started = Instant::now();
     let (report, _) = store::recover(&store, &core, T0 + 60);
     let elapsed = started.elapsed();
@@ -150,6 +156,7 @@ fn main() {
     let [dora_before, dora_after] = figures[..] else { panic!("child said {figures:?}") };
 
     let per_lease = |bytes: u64| bytes as f64 / n as f64;
+    let sled_cache_mb = sled_cache_mb();
     println!("lease store, {n} leases (sled 0.34.7, FULL mode)");
     println!("  group commit           {group_rate:>12.0} leases/s  ({grouped:.2?} for all)");
     println!("  one flush per lease    {single_rate:>12.0} leases/s  ({single} leases)");
@@ -158,7 +165,7 @@ fn main() {
     println!("  recovery               {recovery:>12.2?}  ({loaded} leases, {threads} threads)");
     println!("  disk                   {:>12.0} B/lease", per_lease(disk));
     println!(
-        "  RSS, recovery + sled   {:>12.0} B/lease  (sled cache 64 MiB, store open)",
+        "  RSS, recovery + sled   {:>12.0} B/lease  (sled cache {sled_cache_mb} MiB, store open)",
         per_lease(rss_with_store.saturating_sub(rss_empty))
     );
     println!(
