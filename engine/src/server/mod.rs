@@ -11,8 +11,10 @@
 //! that names another address than the client's current lease wins, so
 //! that an operator's edit takes effect at the client's next DISCOVER.
 
+mod expiry;
 mod options;
 mod outcome;
+mod reply;
 mod restore;
 mod scopes;
 
@@ -30,9 +32,6 @@ pub use scopes::{InterfaceInfo, PoolRt, ReservationRt, ScopeRt};
 use crate::config::{Config, ConflictResolution, LeasePolicy, Secs};
 use crate::lease::*;
 use crate::wire::{self, opt, MessageBuilder, MessageType, Options, Packet, RelayAgentInfo};
-
-/// Options sent whether asked for or not: a client needs them to configure its interface.
-const ALWAYS_SEND: [u8; 4] = [opt::SUBNET_MASK, opt::ROUTERS, opt::DNS_SERVERS, opt::DOMAIN_NAME];
 
 /// Facts about a datagram that only the I/O layer knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -573,145 +572,6 @@ impl Server {
         let t2 = self.policy.rebinding_time.filter(|t| *t < lease).unwrap_or(default_t2);
         let t1 = self.policy.renewal_time.filter(|t| *t < t2).unwrap_or(Secs(lease.0 / 2).min(t2));
         Terms { lease, t1, t2 }
-    }
-
-    /// Writes an OFFER, ACK or NAK and picks its destination (RFC 2131 §4.1).
-    #[allow(clippy::too_many_arguments)]
-    fn reply(
-        &self,
-        req: &Request,
-        out: &mut [u8],
-        kind: MessageType,
-        yiaddr: Ipv4Addr,
-        terms: Option<Terms>,
-        si: usize,
-        reservation: Option<&ReservationRt>,
-    ) -> Result<Reply, Ignored> {
-        let p = req.packet;
-        let max = wire::max_payload(req.opts.max_message_size()?);
-        let mut b = MessageBuilder::reply(out, p, max)?;
-        let giaddr = p.giaddr();
-        let source = reservation.map_or(&self.scopes[si].options, |r| &r.options);
-        {
-            let mut h = b.header();
-            h.set_yiaddr(yiaddr);
-            if kind == MessageType::Ack {
-                h.set_ciaddr(p.ciaddr());
-            }
-            if kind == MessageType::Nak && !giaddr.is_unspecified() {
-                // The relay must broadcast a NAK: the client's address is wrong (§4.3.2).
-                h.set_flags(p.flags() | wire::code::FLAG_BROADCAST);
-            }
-            if let Some(file) = reservation
-                .and_then(|r| r.boot_file.as_deref())
-                .or(wire::OptionSource::option_value(source, opt::BOOTFILE))
-            {
-                if kind != MessageType::Nak {
-                    h.set_file(file);
-                }
-            }
-        }
-        b.option(opt::MESSAGE_TYPE, &[kind as u8])?;
-        b.option(opt::SERVER_ID, &self.server_id(req).octets())?;
-        if let Some(t) = terms {
-            b.option_u32(opt::LEASE_TIME, t.lease.0)?;
-            b.option_u32(opt::RENEWAL_TIME, t.t1.0)?;
-            b.option_u32(opt::REBINDING_TIME, t.t2.0)?;
-        }
-        let client_id = req.opts.client_id()?;
-        let echo = client_id.map_or(0, |c| wire::encoded_len(c.len()))
-            + req.relay.map_or(0, |r| wire::encoded_len(r.raw.len()));
-        if kind != MessageType::Nak {
-            b.requested(req.opts.parameter_list().unwrap_or_default(), &ALWAYS_SEND, source, echo);
-        }
-        // Echoed unchanged: the client identifier (RFC 6842), relay information last (RFC 3046).
-        if let Some(id) = client_id {
-            b.option(opt::CLIENT_ID, id).map_err(|_| Ignored::ReplyTooLarge)?;
-        }
-        if let Some(relay) = req.relay {
-            b.option(opt::RELAY_AGENT_INFO, relay.raw).map_err(|_| Ignored::ReplyTooLarge)?;
-        }
-        let len = b.finish();
-        let ciaddr = p.ciaddr();
-        let to = if !giaddr.is_unspecified() {
-            Destination::Relay(SocketAddrV4::new(giaddr, self.relay_port))
-        } else if kind == MessageType::Nak {
-            Destination::Broadcast
-        } else if !ciaddr.is_unspecified() {
-            Destination::Unicast(SocketAddrV4::new(ciaddr, self.client_port))
-        } else if p.broadcast() {
-            Destination::Broadcast
-        } else {
-            Destination::Hardware(SocketAddrV4::new(yiaddr, self.client_port))
-        };
-        Ok(Reply { len, kind, to, yiaddr })
-    }
-
-    /// Expires leases, ends offers and probation, and returns addresses to
-    /// their pools per `grace_period`, `reuse_expired` and `reuse_after`.
-    /// Returns the changes the store must persist.
-    pub fn sweep(&self, now: UnixTime) -> Vec<LeaseChange> {
-        let p = &self.policy;
-        let mut changes = Vec::new();
-        let mut stale_offers = Vec::new();
-        self.cache.for_each_mut(|r| {
-            let scope = &self.scopes[r.scope as usize];
-            let reserved = scope.reservation_at(r.ip).is_some();
-            match r.state {
-                LeaseState::Offered if r.end <= now => stale_offers.push(r.ip),
-                LeaseState::Allocated | LeaseState::Reserved
-                    if r.end != NEVER && r.end.saturating_add(p.grace_period.0) <= now =>
-                {
-                    let previous_expiry = r.expiry();
-                    r.state = LeaseState::Expired;
-                    r.updated = now;
-                    changes.push(LeaseChange { kind: ChangeKind::Expired, record: r.clone(), previous_expiry });
-                }
-                LeaseState::Abandoned if r.end <= now => {
-                    if !reserved {
-                        scope.map.release(r.ip);
-                        r.holds_address = false;
-                    }
-                    r.state = LeaseState::Expired;
-                    r.updated = now;
-                    changes.push(LeaseChange { kind: ChangeKind::Reclaimed, record: r.clone(), previous_expiry: None });
-                }
-                _ => {}
-            }
-            let reusable_at = r.end.saturating_add(p.grace_period.0).saturating_add(p.reuse_after.0);
-            if r.state == LeaseState::Expired && r.holds_address && !reserved && p.reuse_expired && reusable_at <= now {
-                scope.map.release(r.ip);
-                r.holds_address = false;
-            }
-        });
-        for ip in stale_offers {
-            if let Some(r) = self.cache.remove_if(ip, |r| r.state == LeaseState::Offered && r.end <= now) {
-                self.free_address(&r);
-            }
-        }
-        changes
-    }
-}
-
-impl Server {
-    /// Drops expired and released records last updated before `before`
-    /// that no longer hold their address (retention of old leases). Returns
-    /// the changes that delete them from the store.
-    pub fn purge(&self, before: UnixTime) -> Vec<LeaseChange> {
-        let old = |r: &LeaseRecord| {
-            matches!(r.state, LeaseState::Expired | LeaseState::Released) && !r.holds_address && r.updated < before
-        };
-        let mut candidates = Vec::new();
-        self.cache.for_each(|r| {
-            if old(r) {
-                candidates.push(r.ip);
-            }
-        });
-        candidates
-            .into_iter()
-            .filter_map(|ip| self.cache.remove_if(ip, old))
-            .map(|record| LeaseChange { kind: ChangeKind::Purged, record, previous_expiry: None })
-            .collect()
     }
 }
 

@@ -21,6 +21,33 @@ use crate::server::{ChangeKind, LeaseChange};
 pub const SCHEMA_VERSION: u32 = 1;
 pub(super) const SCHEMA_KEY: &[u8] = b"mschema";
 
+/// Key deletions applied `chunk` at a time.
+struct Deletes<'t> {
+    tree: &'t sled::Tree,
+    batch: sled::Batch,
+    pending: usize,
+    chunk: usize,
+}
+
+impl Deletes<'_> {
+    fn remove(&mut self, key: sled::IVec) -> Result<(), StoreError> {
+        self.batch.remove(key);
+        self.pending += 1;
+        if self.pending >= self.chunk {
+            self.finish()?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), StoreError> {
+        if self.pending > 0 {
+            self.tree.apply_batch(std::mem::take(&mut self.batch))?;
+            self.pending = 0;
+        }
+        Ok(())
+    }
+}
+
 /// What one [`SledStore::compact`] removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Compaction {
@@ -136,27 +163,15 @@ impl SledStore {
     /// committer is never held up for long. Returns what it removed.
     pub fn compact(&self, history_before: u32, chunk: usize) -> Result<Compaction, StoreError> {
         let mut done = Compaction::default();
-        let mut batch = sled::Batch::default();
-        let mut pending = 0;
-        let flush_batch = |batch: &mut sled::Batch, pending: &mut usize| -> Result<(), StoreError> {
-            if *pending > 0 {
-                self.tree.apply_batch(std::mem::take(batch))?;
-                *pending = 0;
-            }
-            Ok(())
-        };
+        let mut deletes = Deletes { tree: &self.tree, batch: sled::Batch::default(), pending: 0, chunk };
         for item in self.tree.scan_prefix(b"h") {
             let (k, _) = item?;
             let Some(&hlen) = k.get(1) else { continue };
             let at = 2 + hlen as usize;
             let time = k.get(at..at + 4).map(|t| u32::from_be_bytes(t.try_into().unwrap_or_default()));
             if time.is_some_and(|t| t < history_before) {
-                batch.remove(k);
+                deletes.remove(k)?;
                 done.history += 1;
-                pending += 1;
-                if pending >= chunk {
-                    flush_batch(&mut batch, &mut pending)?;
-                }
             }
         }
         for item in self.tree.scan_prefix(b"e") {
@@ -166,14 +181,11 @@ impl SledStore {
             }
             let (end, ip) = (u32::from_be_bytes([k[1], k[2], k[3], k[4]]), Ipv4Addr::new(k[5], k[6], k[7], k[8]));
             if self.get(ip).ok().flatten().is_none_or(|r| r.expiry() != Some(end)) {
-                batch.remove(k);
+                deletes.remove(k)?;
                 done.expiry_hints += 1;
-                pending += 1;
-                if pending >= chunk {
-                    flush_batch(&mut batch, &mut pending)?;
-                }
             }
         }
+        deletes.finish()?;
         for item in self.tree.scan_prefix(b"c") {
             let (k, v) = item?;
             let owner = <[u8; 4]>::try_from(&v[..]).ok().map(Ipv4Addr::from).and_then(|ip| self.get(ip).ok().flatten());
@@ -184,7 +196,6 @@ impl SledStore {
                 }
             }
         }
-        flush_batch(&mut batch, &mut pending)?;
         Ok(done)
     }
 

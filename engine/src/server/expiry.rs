@@ -1,0 +1,71 @@
+//! Time-driven changes: leases expiring, offers and probation ending,
+//! addresses returning to their pools, and old records dropped.
+
+use super::*;
+
+impl Server {
+    /// Expires leases, ends offers and probation, and returns addresses to
+    /// their pools per `grace_period`, `reuse_expired` and `reuse_after`.
+    /// Returns the changes the store must persist.
+    pub fn sweep(&self, now: UnixTime) -> Vec<LeaseChange> {
+        let p = &self.policy;
+        let mut changes = Vec::new();
+        let mut stale_offers = Vec::new();
+        self.cache.for_each_mut(|r| {
+            let scope = &self.scopes[r.scope as usize];
+            let reserved = scope.reservation_at(r.ip).is_some();
+            match r.state {
+                LeaseState::Offered if r.end <= now => stale_offers.push(r.ip),
+                LeaseState::Allocated | LeaseState::Reserved
+                    if r.end != NEVER && r.end.saturating_add(p.grace_period.0) <= now =>
+                {
+                    let previous_expiry = r.expiry();
+                    r.state = LeaseState::Expired;
+                    r.updated = now;
+                    changes.push(LeaseChange { kind: ChangeKind::Expired, record: r.clone(), previous_expiry });
+                }
+                LeaseState::Abandoned if r.end <= now => {
+                    if !reserved {
+                        scope.map.release(r.ip);
+                        r.holds_address = false;
+                    }
+                    r.state = LeaseState::Expired;
+                    r.updated = now;
+                    changes.push(LeaseChange { kind: ChangeKind::Reclaimed, record: r.clone(), previous_expiry: None });
+                }
+                _ => {}
+            }
+            let reusable_at = r.end.saturating_add(p.grace_period.0).saturating_add(p.reuse_after.0);
+            if r.state == LeaseState::Expired && r.holds_address && !reserved && p.reuse_expired && reusable_at <= now {
+                scope.map.release(r.ip);
+                r.holds_address = false;
+            }
+        });
+        for ip in stale_offers {
+            if let Some(r) = self.cache.remove_if(ip, |r| r.state == LeaseState::Offered && r.end <= now) {
+                self.free_address(&r);
+            }
+        }
+        changes
+    }
+
+    /// Drops expired and released records last updated before `before`
+    /// that no longer hold their address (retention of old leases). Returns
+    /// the changes that delete them from the store.
+    pub fn purge(&self, before: UnixTime) -> Vec<LeaseChange> {
+        let old = |r: &LeaseRecord| {
+            matches!(r.state, LeaseState::Expired | LeaseState::Released) && !r.holds_address && r.updated < before
+        };
+        let mut candidates = Vec::new();
+        self.cache.for_each(|r| {
+            if old(r) {
+                candidates.push(r.ip);
+            }
+        });
+        candidates
+            .into_iter()
+            .filter_map(|ip| self.cache.remove_if(ip, old))
+            .map(|record| LeaseChange { kind: ChangeKind::Purged, record, previous_expiry: None })
+            .collect()
+    }
+}
