@@ -595,3 +595,70 @@ fn scheduled_backups_are_named_by_time_and_pruned_by_retention() {
     assert_eq!(report.loaded, 4);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Polls `cond` for up to 10 s.
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !cond() {
+        assert!(started.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn maintenance_persists_expiry_purges_compacts_and_backs_up_on_schedule() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let dir = temp_dir("maintenance");
+    let server = Arc::new(lab_server(true));
+    let store = Arc::new(open(&dir.join("data"), &server));
+    let committer = Committer::start(store.clone(), CommitterOptions::new(SyncMode::Full, 2));
+    let mut w0 = committer.writer(0);
+    let meta = Meta { ifindex: LAN_IF, local: SERVER_ID, now: T0 };
+    let mut last = 0;
+    for n in 1..=3 {
+        let c = TestClient::new(n);
+        let offer = server.handle(&c.discover(), &meta, &mut [0; 1500]).unwrap().reply.unwrap();
+        last = w0
+            .submit(server.handle(&c.select(offer.yiaddr, SERVER_ID), &meta, &mut [0; 1500]).unwrap().change.unwrap());
+    }
+    assert!(w0.wait_durable(last, Duration::from_secs(10)));
+
+    let now = Arc::new(AtomicU32::new(T0));
+    let clock_now = now.clone();
+    let backups_dir = dir.join("backups");
+    let options = store::MaintenanceOptions {
+        sweep_every: Duration::from_millis(20),
+        compact_every: Duration::from_millis(50),
+        history_retention: leased::config::Secs(3600),
+        expired_retention: leased::config::Secs(2 * 3600),
+        backup: Some(leased::config::BackupSchedule {
+            interval: leased::config::Secs(3600),
+            retention: leased::config::Secs(3600),
+            path: backups_dir.clone(),
+        }),
+    };
+    let maintenance = store::Maintenance::start(
+        server.clone(),
+        store.clone(),
+        committer.writer(1),
+        Arc::new(move || clock_now.load(Ordering::SeqCst)),
+        options,
+    );
+    let backup_times = || store::backups::list(&backups_dir).into_iter().map(|b| b.0).collect::<Vec<_>>();
+    eventually("the first backup", || backup_times() == vec![T0]);
+
+    // Past lease end and grace period: the expiry reaches the store.
+    now.store(T0 + 3600 + 300 + 1, Ordering::SeqCst);
+    let expired = |ip| store.get(ip).unwrap().is_some_and(|r| r.state == LeaseState::Expired);
+    eventually("expiry persisted", || (100..=102).all(|n| expired(Ipv4Addr::new(198, 18, 0, n))));
+
+    // Past the expired-lease retention: records purged, history compacted; a
+    // new backup is due, and the first is past its retention.
+    now.store(T0 + 4 * 3600 + 600, Ordering::SeqCst);
+    eventually("purge", || store.is_empty() && server.cache().is_empty());
+    eventually("history compaction", || store.history(&TestClient::new(1).mac).unwrap().is_empty());
+    eventually("backup rotation", || backup_times() == vec![T0 + 4 * 3600 + 600]);
+    drop(maintenance);
+    committer.shutdown();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,126 @@
+//! The store's background upkeep, beside (never inside) the committer:
+//! expiry sweeps persisted through a shard writer of its own, retention
+//! (old leases purged, old history and stale hints compacted), and
+//! scheduled backups with their pruning. `serve` starts one.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::{self, RecvTimeoutError, Sender};
+use tracing::{error, info};
+
+use super::{backups, ShardWriter, SledStore};
+use crate::config::{BackupSchedule, Secs};
+use crate::lease::UnixTime;
+use crate::server::Server;
+
+/// The wall clock, injected so tests can move time.
+pub type Clock = Arc<dyn Fn() -> UnixTime + Send + Sync>;
+
+/// What the upkeep does and how often.
+#[derive(Debug, Clone)]
+pub struct MaintenanceOptions {
+    /// How often leases are swept for expiry.
+    pub sweep_every: Duration,
+    /// How often retention runs (purge and compaction).
+    pub compact_every: Duration,
+    pub history_retention: Secs,
+    pub expired_retention: Secs,
+    pub backup: Option<BackupSchedule>,
+}
+
+impl MaintenanceOptions {
+    /// The options of a config (sweeps every second, retention every `cleanup_interval` of the first scope or 15 minutes).
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let compact = config.scopes.first().map_or(crate::config::defaults::CLEANUP_INTERVAL, |s| s.cleanup_interval);
+        MaintenanceOptions {
+            sweep_every: Duration::from_secs(1),
+            compact_every: Duration::from_secs(compact.0.max(1) as u64),
+            history_retention: config.history_retention,
+            expired_retention: config.expired_retention,
+            backup: config.database.backup.clone(),
+        }
+    }
+}
+
+/// The running upkeep thread; stops on drop.
+pub struct Maintenance {
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Maintenance {
+    /// Starts the upkeep of `server`'s leases in `store`; `writer` is a
+    /// committer shard of its own.
+    pub fn start(
+        server: Arc<Server>,
+        store: Arc<SledStore>,
+        mut writer: ShardWriter,
+        clock: Clock,
+        o: MaintenanceOptions,
+    ) -> Self {
+        let (stop, stopped) = channel::bounded::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("lease-maintenance".into())
+            .spawn(move || {
+                let mut last_compact = Instant::now();
+                let mut last_backup: Option<UnixTime> =
+                    o.backup.as_ref().and_then(|b| backups::list(&b.path).last().map(|x| x.0));
+                loop {
+                    match stopped.recv_timeout(o.sweep_every) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                    let now = clock();
+                    for change in server.sweep(now) {
+                        writer.submit(change);
+                    }
+                    if last_compact.elapsed() >= o.compact_every {
+                        last_compact = Instant::now();
+                        for change in server.purge(now.saturating_sub(o.expired_retention.0)) {
+                            writer.submit(change);
+                        }
+                        match store.compact(now.saturating_sub(o.history_retention.0), 1024) {
+                            Ok(c) if c != Default::default() => info!(
+                                history = c.history,
+                                expiry_hints = c.expiry_hints,
+                                client_hints = c.client_hints,
+                                "lease store compacted"
+                            ),
+                            Ok(_) => {}
+                            Err(e) => error!(error = %e, "lease store compaction failed; will retry"),
+                        }
+                    }
+                    if let Some(b) = &o.backup {
+                        if last_backup.is_none_or(|t| now.saturating_sub(t) >= b.interval.0) {
+                            last_backup = Some(now);
+                            match backups::take_backup(&store, &b.path, now)
+                                .and_then(|p| backups::prune(&b.path, b.retention.0, now).map(|r| (p, r)))
+                            {
+                                Ok((path, pruned)) => {
+                                    info!(backup = %path.display(), pruned = pruned.len(), "lease store backed up")
+                                }
+                                Err(e) => {
+                                    error!(error = %e, "lease store backup failed; next try at the next interval")
+                                }
+                            }
+                        }
+                    }
+                }
+            })
+            .expect("spawn the maintenance thread");
+        Maintenance { stop: Some(stop), thread: Some(thread) }
+    }
+}
+
+impl Drop for Maintenance {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
