@@ -194,9 +194,33 @@ impl fmt::Debug for ClientKey {
 }
 
 /// The variable-length facts of a lease, packed as five length-prefixed
-/// fields in one shared allocation.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct LeaseDetails(Option<Arc<[u8]>>);
+/// fields. Up to [`DETAILS_INLINE`] bytes (a hostname and a client
+/// identifier, typically) live inside the record, so most leases take no
+/// heap allocation and a renewal's copy is a plain copy; longer ones share
+/// one allocation.
+#[derive(Clone)]
+pub enum LeaseDetails {
+    Inline(u8, [u8; DETAILS_INLINE]),
+    Heap(Arc<[u8]>),
+}
+
+/// Longest packed details kept inside the record.
+pub const DETAILS_INLINE: usize = 38;
+
+impl Default for LeaseDetails {
+    /// Five empty fields.
+    fn default() -> Self {
+        LeaseDetails::Inline(5, [0; DETAILS_INLINE])
+    }
+}
+
+impl PartialEq for LeaseDetails {
+    fn eq(&self, other: &Self) -> bool {
+        self.packed() == other.packed()
+    }
+}
+
+impl Eq for LeaseDetails {}
 
 /// Fields of [`LeaseDetails`], in their packed order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -230,26 +254,28 @@ impl<'a> Details<'a> {
 }
 
 impl LeaseDetails {
-    /// Details from packed bytes; all-empty details take no allocation.
+    /// Details from packed bytes (see [`Details::pack`]).
     pub fn from_packed(packed: &[u8]) -> Self {
-        if packed.iter().all(|&b| b == 0) {
-            LeaseDetails(None)
+        if packed.len() <= DETAILS_INLINE {
+            let mut inline = [0; DETAILS_INLINE];
+            inline[..packed.len()].copy_from_slice(packed);
+            LeaseDetails::Inline(packed.len() as u8, inline)
         } else {
-            LeaseDetails(Some(Arc::from(packed)))
+            LeaseDetails::Heap(Arc::from(packed))
         }
     }
 
     /// Whether these are the details `packed` encodes.
     pub fn matches(&self, packed: &[u8]) -> bool {
-        match &self.0 {
-            Some(b) => **b == *packed,
-            None => packed.iter().all(|&b| b == 0),
-        }
+        self.packed() == packed
     }
 
-    /// The packed bytes (five zero bytes when empty).
+    /// The packed bytes.
     pub fn packed(&self) -> &[u8] {
-        self.0.as_deref().unwrap_or(&[0; 5])
+        match self {
+            LeaseDetails::Inline(len, bytes) => &bytes[..*len as usize],
+            LeaseDetails::Heap(b) => b,
+        }
     }
 
     pub fn get(&self) -> Details<'_> {
@@ -323,7 +349,8 @@ mod tests {
     #[test]
     fn records_stay_compact() {
         // A cache slot is a lock and an optional record (RSS target: 200 B a lease).
-        assert!(std::mem::size_of::<Option<LeaseRecord>>() <= 88, "{}", std::mem::size_of::<Option<LeaseRecord>>());
+        assert!(std::mem::size_of::<Option<LeaseRecord>>() <= 112, "{}", std::mem::size_of::<Option<LeaseRecord>>());
+        assert_eq!(std::mem::size_of::<LeaseDetails>(), 40);
         assert_eq!(std::mem::size_of::<ClientKey>(), 24);
     }
 
@@ -364,5 +391,12 @@ mod tests {
         let e = LeaseDetails::from_packed(empty.pack(&mut buf2));
         assert_eq!(e, LeaseDetails::default());
         assert_eq!(e.get(), empty);
+        // Short details stay inline, long ones go to the heap; both read back.
+        assert!(matches!(stored, LeaseDetails::Inline(..)), "{} bytes", packed.len());
+        let long = Details { hostname: &[b'h'; 60], ..d };
+        let mut buf3 = [0; DETAILS_MAX];
+        let heap = LeaseDetails::from_packed(long.pack(&mut buf3));
+        assert!(matches!(heap, LeaseDetails::Heap(_)));
+        assert_eq!(heap.get(), long);
     }
 }
