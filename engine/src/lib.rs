@@ -6,7 +6,9 @@
 //! operator's HCL file, checked.
 
 pub mod cli;
+pub mod client;
 pub mod config;
+pub mod io;
 pub mod lease;
 pub mod metrics;
 pub mod server;

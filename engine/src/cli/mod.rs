@@ -1,7 +1,9 @@
 //! The `leased` command line (ARCHITECTURE §4).
 
 mod check_config;
+mod client;
 mod database;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,6 +20,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the server until SIGTERM or SIGINT.
+    Serve(ConfigArgs),
+    /// A DHCP client to test any server.
+    #[command(subcommand)]
+    Client(ClientCommand),
     /// Validate a config and print the effective scopes and pools; exit 0 when valid, 1 otherwise.
     CheckConfig(ConfigArgs),
     /// Check the lease database's records and indexes; exit 1 on any problem.
@@ -38,6 +45,13 @@ pub enum Command {
         #[arg(long)]
         from: PathBuf,
     },
+}
+
+/// `leased client ...`.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// DISCOVER, OFFER, REQUEST, ACK; exit 1 on NAK or timeout.
+    Request(client::RequestArgs),
 }
 
 /// Where the config file is.
@@ -65,6 +79,8 @@ impl ConfigArgs {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Serve(args) => serve::run(&args),
+        Command::Client(ClientCommand::Request(args)) => client::request(&args),
         Command::CheckConfig(args) => check_config::run(&args),
         Command::ValidateDatabase(args) => database::validate(&args),
         Command::Backup { db, output } => database::backup(&db, &output),

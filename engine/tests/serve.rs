@@ -1,0 +1,166 @@
+//! `leased serve` and `leased client request` end to end over loopback in
+//! relay mode: DORA through the real binary, durable leases across a
+//! restart, reservations, and the client's failure paths.
+
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const LEASED: &str = env!("CARGO_BIN_EXE_leased");
+
+/// Two free loopback UDP ports.
+fn free_ports() -> (u16, u16) {
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    (a.local_addr().unwrap().port(), b.local_addr().unwrap().port())
+}
+
+struct Lab {
+    dir: PathBuf,
+    config: PathBuf,
+    server_port: u16,
+    relay_port: u16,
+}
+
+impl Lab {
+    /// The quickstart config with this lab's ports and data directory.
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("leased-serve-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (server_port, relay_port) = free_ports();
+        let quickstart =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/quickstart.hcl"))
+                .unwrap();
+        let hcl = quickstart
+            .replace("127.0.0.1:6767", &format!("127.0.0.1:{server_port}"))
+            .replace("relay_port = 6768", &format!("relay_port = {relay_port}"))
+            .replace("path = \"./data\"", &format!("path = \"{}\"", dir.join("data").display()));
+        let config = dir.join("leased.hcl");
+        std::fs::write(&config, hcl).unwrap();
+        Lab { dir, config, server_port, relay_port }
+    }
+
+    /// Starts `leased serve` and waits for its "serving" line.
+    fn serve(&self) -> (Child, String) {
+        let mut child = Command::new(LEASED)
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx.recv_timeout(Duration::from_secs(20)).expect("leased serve printed nothing");
+        assert!(line.starts_with("leased: serving on"), "{line}");
+        (child, line)
+    }
+
+    fn client(&self, mac: &str) -> (i32, String, String) {
+        let out = Command::new(LEASED)
+            .args(["client", "request", "--timeout", "5", "--mac", mac])
+            .args([
+                "--server",
+                &format!("127.0.0.1:{}", self.server_port),
+                "--relay",
+                &format!("127.0.0.1:{}", self.relay_port),
+            ])
+            .output()
+            .unwrap();
+        (out.status.code().unwrap(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// SIGTERM, then the exit code.
+fn stop(mut child: Child) -> i32 {
+    // SAFETY: kill(2) on the PID of a child this test started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    panic!("leased serve did not stop within 5 s of SIGTERM");
+}
+
+#[test]
+fn leases_survive_a_restart_and_the_client_prints_each_step() {
+    let lab = Lab::new("restart");
+    let (server, _) = lab.serve();
+    let (code, out, err) = lab.client("02:00:00:00:01:01");
+    assert_eq!(code, 0, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("[D] Sending DHCPDISCOVER (xid: 0x") && lines[0].ends_with(")..."), "{out}");
+    assert_eq!(
+        lines[1..],
+        [
+            "[O] Received DHCPOFFER from 127.0.0.1",
+            "    Offered IP: 198.18.0.100",
+            "[R] Sending DHCPREQUEST for 198.18.0.100...",
+            "[A] Received DHCPACK from 127.0.0.1",
+            "    IP Address 198.18.0.100 is now leased."
+        ],
+        "{out}"
+    );
+    assert!(lab.client("02:00:00:00:01:02").1.contains("IP Address 198.18.0.101 is now leased."));
+    // A reservation from the config.
+    assert!(lab.client("02:00:00:00:00:10").1.contains("IP Address 198.18.0.10 is now leased."));
+    assert_eq!(stop(server), 0, "graceful stop exits 0");
+
+    let (server, line) = lab.serve();
+    assert!(line.contains("3 leases recovered"), "{line}");
+    // A newcomer gets the lowest address nobody held: the old ones were remembered.
+    assert!(lab.client("02:00:00:00:01:03").1.contains("IP Address 198.18.0.102 is now leased."));
+    // The first client comes back to its address.
+    assert!(lab.client("02:00:00:00:01:01").1.contains("IP Address 198.18.0.100 is now leased."));
+    assert_eq!(stop(server), 0);
+}
+
+#[test]
+fn the_client_fails_clearly_without_a_server() {
+    let lab = Lab::new("noserver");
+    let out = Command::new(LEASED)
+        .args(["client", "request", "--timeout", "1", "--mac", "02:00:00:00:02:01"])
+        .args([
+            "--server",
+            &format!("127.0.0.1:{}", lab.server_port),
+            "--relay",
+            &format!("127.0.0.1:{}", lab.relay_port),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("error: no DHCPOFFER within 1s"), "{err}");
+}
+
+#[test]
+fn serve_refuses_a_second_instance_on_the_same_database() {
+    let lab = Lab::new("twice");
+    let (server, _) = lab.serve();
+    // Same config: the port and the database are both taken.
+    let out = Command::new(LEASED).args(["serve", "--config"]).arg(&lab.config).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("error: cannot listen on") || err.contains("is another leased using"), "{err}");
+    assert_eq!(stop(server), 0);
+}
