@@ -18,9 +18,7 @@ struct Fixture {
 impl Fixture {
     /// A config file whose database.path is a fresh directory with 6 leases.
     fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("leased-dbcli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir(&format!("dbcli-{name}"));
         let data = dir.join("data");
         let config = dir.join("leased.hcl");
         let hcl = LAB

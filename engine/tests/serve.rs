@@ -2,9 +2,12 @@
 //! relay mode: DORA through the real binary, durable leases across a
 //! restart, reservations, and the client's failure paths.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
+
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -28,9 +31,7 @@ struct Lab {
 impl Lab {
     /// The quickstart config with this lab's ports and data directory.
     fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("leased-serve-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = common::scratch_dir(&format!("serve-{name}"));
         let (server_port, relay_port) = free_ports();
         let quickstart =
             std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/quickstart.hcl"))
@@ -66,8 +67,12 @@ impl Lab {
     }
 
     fn client(&self, mac: &str) -> (i32, String, String) {
+        self.client_waiting(mac, 5)
+    }
+
+    fn client_waiting(&self, mac: &str, timeout: u64) -> (i32, String, String) {
         let out = Command::new(LEASED)
-            .args(["client", "request", "--timeout", "5", "--mac", mac])
+            .args(["client", "request", "--timeout", &timeout.to_string(), "--mac", mac])
             .args([
                 "--server",
                 &format!("127.0.0.1:{}", self.server_port),

@@ -9,7 +9,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -33,13 +33,6 @@ dhcp {
   }
 }
 "#;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("leased-store-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn open(dir: &Path, server: &Server) -> SledStore {
     SledStore::open(dir, Names::of(server), 64 << 20).unwrap()
@@ -180,7 +173,7 @@ fn assert_leased(server: &Server, ip: Ipv4Addr, n: u32) {
 
 #[test]
 fn full_mode_loses_no_durable_lease_across_30_sigkills() {
-    let dir = temp_dir("crash-full");
+    let dir = scratch_dir("crash-full");
     let mut seed = now_ms() as u64 | 1;
     let mut all: Vec<(Ipv4Addr, u32, u128)> = Vec::new();
     let mut next_client = 0u32;
@@ -208,7 +201,7 @@ fn full_mode_loses_no_durable_lease_across_30_sigkills() {
 
 #[test]
 fn normal_mode_loses_at_most_the_last_flush_interval() {
-    let dir = temp_dir("crash-normal");
+    let dir = scratch_dir("crash-normal");
     let interval = CommitterOptions::new(SyncMode::Normal, 1).normal_interval.as_millis();
     let mut next_client = 0u32;
     let mut lost_total = 0;
@@ -243,7 +236,7 @@ fn lease_clients(lab: &Lab, from: u16, n: u16) -> Vec<LeaseChange> {
 
 #[test]
 fn committer_round_trip_then_recovery_restores_cache_bitmaps_and_clients() {
-    let dir = temp_dir("roundtrip");
+    let dir = scratch_dir("roundtrip");
     let mut lab = Lab::new(true);
     let store = Arc::new(open(&dir, &lab.server));
     let committer = Committer::start(store.clone(), CommitterOptions::new(SyncMode::Full, 2));
@@ -285,7 +278,7 @@ fn committer_round_trip_then_recovery_restores_cache_bitmaps_and_clients() {
 
 #[test]
 fn leases_that_expired_while_down_are_expired_at_recovery() {
-    let dir = temp_dir("expired");
+    let dir = scratch_dir("expired");
     let lab = Lab::new(true);
     let store = open(&dir, &lab.server);
     store.write(&lease_clients(&lab, 1, 5)).unwrap();
@@ -313,7 +306,7 @@ fn a_client_with_two_leases_is_resolved_per_conflict_resolution() {
     for (policy, kept, released) in
         [("replace", "198.18.0.101", "198.18.0.100"), ("deny", "198.18.0.100", "198.18.0.101")]
     {
-        let dir = temp_dir(&format!("conflict-{policy}"));
+        let dir = scratch_dir(&format!("conflict-{policy}"));
         let hcl = LAB
             .replace("AUTHORITATIVE", "true")
             .replace("grace_period", &format!("conflict_resolution = \"{policy}\"  grace_period"));
@@ -341,7 +334,7 @@ fn a_client_with_two_leases_is_resolved_per_conflict_resolution() {
 
 #[test]
 fn without_validate_on_recover_conflicts_are_counted_and_left() {
-    let dir = temp_dir("conflict-novalidate");
+    let dir = scratch_dir("conflict-novalidate");
     let hcl = LAB
         .replace("AUTHORITATIVE", "true")
         .replace("  scope \"lan\"", "  recovery = { validate_on_recover = false }\n  scope \"lan\"");
@@ -362,7 +355,7 @@ fn without_validate_on_recover_conflicts_are_counted_and_left() {
 
 #[test]
 fn a_damaged_record_is_reported_and_the_rest_recovers() {
-    let dir = temp_dir("corrupt");
+    let dir = scratch_dir("corrupt");
     let lab = Lab::new(true);
     let store = open(&dir, &lab.server);
     store.write(&lease_clients(&lab, 1, 10)).unwrap();
@@ -379,7 +372,7 @@ fn a_damaged_record_is_reported_and_the_rest_recovers() {
 
 #[test]
 fn leases_of_a_removed_scope_stay_in_the_store_and_are_reported() {
-    let dir = temp_dir("scope");
+    let dir = scratch_dir("scope");
     let lab = Lab::new(true);
     let store = open(&dir, &lab.server);
     let mut changes = lease_clients(&lab, 1, 3);
@@ -403,7 +396,7 @@ fn leases_of_a_removed_scope_stay_in_the_store_and_are_reported() {
 
 #[test]
 fn a_schema_version_mismatch_is_a_clear_error() {
-    let dir = temp_dir("schema");
+    let dir = scratch_dir("schema");
     let lab = Lab::new(true);
     let store = open(&dir, &lab.server);
     store.raw_tree().insert(b"mschema", &99u32.to_le_bytes()).unwrap();
@@ -417,7 +410,7 @@ fn a_schema_version_mismatch_is_a_clear_error() {
 
 #[test]
 fn off_and_normal_modes_do_not_make_callers_wait_for_a_flush() {
-    let dir = temp_dir("modes");
+    let dir = scratch_dir("modes");
     let lab = Lab::new(true);
     let store = Arc::new(open(&dir, &lab.server));
     for mode in [SyncMode::Off, SyncMode::Normal] {
@@ -435,7 +428,7 @@ fn off_and_normal_modes_do_not_make_callers_wait_for_a_flush() {
 
 #[test]
 fn the_expiry_index_follows_renewals_releases_and_expiry_without_stale_entries() {
-    let dir = temp_dir("expiry-index");
+    let dir = scratch_dir("expiry-index");
     let mut lab = Lab::new(true);
     let store = open(&dir, &lab.server);
     let expiry_entries = |store: &SledStore| -> Vec<(u32, Ipv4Addr)> {
@@ -479,7 +472,7 @@ fn persist(store: &SledStore, changes: &[LeaseChange]) {
 
 #[test]
 fn history_records_each_change_per_mac_and_compaction_keeps_only_whats_current() {
-    let dir = temp_dir("history");
+    let dir = scratch_dir("history");
     let mut lab = Lab::new(true);
     let store = open(&dir, &lab.server);
     let c = TestClient::new(1);
@@ -519,7 +512,7 @@ fn history_records_each_change_per_mac_and_compaction_keeps_only_whats_current()
 
 #[test]
 fn retention_purges_old_released_and_expired_leases_from_cache_and_store() {
-    let dir = temp_dir("purge");
+    let dir = scratch_dir("purge");
     let mut lab = Lab::new(true);
     let store = open(&dir, &lab.server);
     persist(&store, &lease_clients(&lab, 1, 3));
@@ -570,7 +563,7 @@ fn an_expired_lease_still_held_for_its_client_is_not_purged() {
 
 #[test]
 fn scheduled_backups_are_named_by_time_and_pruned_by_retention() {
-    let dir = temp_dir("backups");
+    let dir = scratch_dir("backups");
     let lab = Lab::new(true);
     let data = dir.join("data");
     let store = open(&data, &lab.server);
@@ -608,7 +601,7 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 #[test]
 fn maintenance_persists_expiry_purges_compacts_and_backs_up_on_schedule() {
     use std::sync::atomic::{AtomicU32, Ordering};
-    let dir = temp_dir("maintenance");
+    let dir = scratch_dir("maintenance");
     let server = Arc::new(lab_server(true));
     let store = Arc::new(open(&dir.join("data"), &server));
     let committer = Committer::start(store.clone(), CommitterOptions::new(SyncMode::Full, 2));

@@ -68,6 +68,14 @@ dhcp {
 /// The relay of [`ISP_LAB`].
 pub const ISP_RELAY: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 1);
 
+/// A fresh, empty directory for one test (name and process id in its name).
+pub fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("leased-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 pub fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
