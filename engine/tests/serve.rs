@@ -143,18 +143,8 @@ fn leases_survive_a_restart_and_the_client_prints_each_step() {
 #[test]
 fn the_client_fails_clearly_without_a_server() {
     let lab = Lab::new("noserver");
-    let out = Command::new(LEASED)
-        .args(["client", "request", "--timeout", "1", "--mac", "02:00:00:00:02:01"])
-        .args([
-            "--server",
-            &format!("127.0.0.1:{}", lab.server_port),
-            "--relay",
-            &format!("127.0.0.1:{}", lab.relay_port),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8(out.stderr).unwrap();
+    let (code, _, err) = lab.client_waiting("02:00:00:00:02:01", 1);
+    assert_eq!(code, 1);
     assert!(err.contains("error: no DHCPOFFER within 1s"), "{err}");
 }
 

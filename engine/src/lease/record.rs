@@ -99,16 +99,60 @@ fn hex(f: &mut fmt::Formatter<'_>, b: &[u8], sep: &str) -> fmt::Result {
 /// Largest encoded client key: tag + option 61 (at most 255 bytes kept).
 pub const CLIENT_KEY_MAX: usize = 256;
 
+/// Bytes kept inline up to `N` (no allocation), else in one shared heap
+/// slice. Equal and hashed as the bytes they hold; clones never allocate.
+#[derive(Clone)]
+pub enum InlineBytes<const N: usize> {
+    Inline(u8, [u8; N]),
+    Heap(Arc<[u8]>),
+}
+
+impl<const N: usize> InlineBytes<N> {
+    pub fn new(b: &[u8]) -> Self {
+        if b.len() <= N {
+            let mut inline = [0; N];
+            inline[..b.len()].copy_from_slice(b);
+            InlineBytes::Inline(b.len() as u8, inline)
+        } else {
+            InlineBytes::Heap(Arc::from(b))
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            InlineBytes::Inline(len, bytes) => &bytes[..*len as usize],
+            InlineBytes::Heap(b) => b,
+        }
+    }
+
+    /// Whether the bytes live inside the value.
+    pub fn is_inline(&self) -> bool {
+        matches!(self, InlineBytes::Inline(..))
+    }
+}
+
+impl<const N: usize> PartialEq for InlineBytes<N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl<const N: usize> Eq for InlineBytes<N> {}
+
+impl<const N: usize> std::hash::Hash for InlineBytes<N> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state)
+    }
+}
+
 /// Who a lease belongs to: the client identifier (option 61) when sent,
 /// else the hardware type and address (RFC 2131 §4.2). Encoded with a tag
 /// byte so the two kinds never collide. Keys up to [`CLIENT_KEY_INLINE`]
 /// bytes (hardware keys and the usual DUID-based identifiers) live inside
-/// the hash table's bucket, so a look-up compares without chasing a pointer.
-#[derive(Clone)]
-pub enum ClientKey {
-    Inline(u8, [u8; CLIENT_KEY_INLINE]),
-    Heap(Arc<[u8]>),
-}
+/// the record and the hash table's bucket, so a look-up compares without
+/// chasing a pointer.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ClientKey(InlineBytes<CLIENT_KEY_INLINE>);
 
 /// Longest client key stored inline.
 pub const CLIENT_KEY_INLINE: usize = 22;
@@ -139,35 +183,11 @@ impl ClientKey {
     }
 
     pub fn from_bytes(b: &[u8]) -> Self {
-        if b.len() <= CLIENT_KEY_INLINE {
-            let mut inline = [0; CLIENT_KEY_INLINE];
-            inline[..b.len()].copy_from_slice(b);
-            ClientKey::Inline(b.len() as u8, inline)
-        } else {
-            ClientKey::Heap(Arc::from(b))
-        }
+        ClientKey(InlineBytes::new(b))
     }
 
     pub fn as_bytes(&self) -> &[u8] {
-        match self {
-            ClientKey::Inline(len, bytes) => &bytes[..*len as usize],
-            ClientKey::Heap(b) => b,
-        }
-    }
-}
-
-// Equality and hashing are those of the encoded bytes, as `Borrow<[u8]>` requires.
-impl PartialEq for ClientKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
-    }
-}
-
-impl Eq for ClientKey {}
-
-impl std::hash::Hash for ClientKey {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_bytes().hash(state)
+        self.0.as_bytes()
     }
 }
 
@@ -198,11 +218,8 @@ impl fmt::Debug for ClientKey {
 /// identifier, typically) live inside the record, so most leases take no
 /// heap allocation and a renewal's copy is a plain copy; longer ones share
 /// one allocation.
-#[derive(Clone)]
-pub enum LeaseDetails {
-    Inline(u8, [u8; DETAILS_INLINE]),
-    Heap(Arc<[u8]>),
-}
+#[derive(Clone, PartialEq, Eq)]
+pub struct LeaseDetails(InlineBytes<DETAILS_INLINE>);
 
 /// Longest packed details kept inside the record.
 pub const DETAILS_INLINE: usize = 38;
@@ -210,17 +227,9 @@ pub const DETAILS_INLINE: usize = 38;
 impl Default for LeaseDetails {
     /// Five empty fields.
     fn default() -> Self {
-        LeaseDetails::Inline(5, [0; DETAILS_INLINE])
+        LeaseDetails(InlineBytes::new(&[0; 5]))
     }
 }
-
-impl PartialEq for LeaseDetails {
-    fn eq(&self, other: &Self) -> bool {
-        self.packed() == other.packed()
-    }
-}
-
-impl Eq for LeaseDetails {}
 
 /// Fields of [`LeaseDetails`], in their packed order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -256,13 +265,7 @@ impl<'a> Details<'a> {
 impl LeaseDetails {
     /// Details from packed bytes (see [`Details::pack`]).
     pub fn from_packed(packed: &[u8]) -> Self {
-        if packed.len() <= DETAILS_INLINE {
-            let mut inline = [0; DETAILS_INLINE];
-            inline[..packed.len()].copy_from_slice(packed);
-            LeaseDetails::Inline(packed.len() as u8, inline)
-        } else {
-            LeaseDetails::Heap(Arc::from(packed))
-        }
+        LeaseDetails(InlineBytes::new(packed))
     }
 
     /// Whether these are the details `packed` encodes.
@@ -272,10 +275,12 @@ impl LeaseDetails {
 
     /// The packed bytes.
     pub fn packed(&self) -> &[u8] {
-        match self {
-            LeaseDetails::Inline(len, bytes) => &bytes[..*len as usize],
-            LeaseDetails::Heap(b) => b,
-        }
+        self.0.as_bytes()
+    }
+
+    /// Whether the details live inside the record (no heap allocation).
+    pub fn is_inline(&self) -> bool {
+        self.0.is_inline()
     }
 
     pub fn get(&self) -> Details<'_> {
@@ -367,7 +372,7 @@ mod tests {
         // Long identifiers go to the heap and still compare by their bytes.
         let long = [7u8; 40];
         let heap = ClientKey::from_bytes(&long);
-        assert!(matches!(heap, ClientKey::Heap(_)));
+        assert!(!heap.0.is_inline());
         assert_eq!(heap.as_bytes(), &long);
         assert_eq!(heap, ClientKey::from_bytes(&long));
     }
@@ -392,11 +397,11 @@ mod tests {
         assert_eq!(e, LeaseDetails::default());
         assert_eq!(e.get(), empty);
         // Short details stay inline, long ones go to the heap; both read back.
-        assert!(matches!(stored, LeaseDetails::Inline(..)), "{} bytes", packed.len());
+        assert!(stored.is_inline(), "{} bytes", packed.len());
         let long = Details { hostname: &[b'h'; 60], ..d };
         let mut buf3 = [0; DETAILS_MAX];
         let heap = LeaseDetails::from_packed(long.pack(&mut buf3));
-        assert!(matches!(heap, LeaseDetails::Heap(_)));
+        assert!(!heap.is_inline());
         assert_eq!(heap.get(), long);
     }
 }
