@@ -8,3 +8,11 @@ pub const STORE_BATCH_SIZE: &str = "leased_store_batch_size";
 pub const STORE_ERRORS: &str = "leased_store_errors_total";
 /// Counter `{kind}`: problems found and resolved at recovery.
 pub const RECOVERY_PROBLEMS: &str = "leased_recovery_problems_total";
+/// Counter: datagrams received, per shard handle.
+pub const PACKETS_RECEIVED: &str = "leased_packets_received_total";
+/// Counter `{type}`: replies sent.
+pub const PACKETS_SENT: &str = "leased_packets_sent_total";
+/// Counter `{reason}`: datagrams dropped, by [`crate::server::Ignored::reason`] or I/O reason.
+pub const PACKETS_DROPPED: &str = "leased_packets_dropped_total";
+/// Gauge `{backend}`: 1 for the receive loop in use.
+pub const IO_BACKEND_INFO: &str = "leased_io_backend_info";

@@ -602,7 +602,9 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 fn maintenance_persists_expiry_purges_compacts_and_backs_up_on_schedule() {
     use std::sync::atomic::{AtomicU32, Ordering};
     let dir = scratch_dir("maintenance");
-    let server = Arc::new(lab_server(true));
+    let server = Arc::new(parking_lot::RwLock::new(lab_server(true)));
+    let shared = server.clone();
+    let server = server.read_arc();
     let store = Arc::new(open(&dir.join("data"), &server));
     let committer = Committer::start(store.clone(), CommitterOptions::new(SyncMode::Full, 2));
     let mut w0 = committer.writer(0);
@@ -631,7 +633,7 @@ fn maintenance_persists_expiry_purges_compacts_and_backs_up_on_schedule() {
         }),
     };
     let maintenance = store::Maintenance::start(
-        server.clone(),
+        shared,
         store.clone(),
         committer.writer(1),
         Arc::new(move || clock_now.load(Ordering::SeqCst)),

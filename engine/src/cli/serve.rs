@@ -1,20 +1,17 @@
-//! `leased serve`: recover the store, then serve until SIGTERM or SIGINT.
-//!
-//! Today `listen` takes `ADDR:PORT` entries (relayed and unicast traffic,
-//! as in the loopback quickstart), served by the portable loop. Interface
-//! listeners and the io_uring shards come with the serve issue.
+//! `leased serve`: recover the store, start the shards, serve until SIGTERM
+//! or SIGINT (stop receiving, send what became durable, flush, exit 0).
 
-use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use parking_lot::RwLock;
 use tracing::{error, info};
 
 use super::ConfigArgs;
-use crate::config::{self, Listen};
-use crate::io::{PortableShard, ShardStats};
+use crate::config;
+use crate::io::{self, Backend, ShardSetup, Shards};
 use crate::server::Server;
 use crate::store::{self, Committer, CommitterOptions, LeaseStore, Maintenance, MaintenanceOptions, Names, SledStore};
 
@@ -34,20 +31,21 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(format!("{e}\n(check it with: leased check-config --config {})", path.display())),
     };
-    let mut sockets = Vec::new();
-    for l in &config.listen {
-        match l {
-            Listen::Socket(addr) => match std::net::UdpSocket::bind(addr) {
-                Ok(s) => sockets.push(s),
-                Err(e) => return fail(format!("cannot listen on {addr}: {e}")),
-            },
-            Listen::Interface(i) => {
-                return fail(format!("listening on interface {i:?} is not available in this version yet: use \"ADDR:PORT\" listeners (relay mode)"))
-            }
-        }
-    }
-    let server = match Server::new(&config, &HashMap::new()) {
-        Ok(s) => Arc::new(s),
+    let interfaces = match io::interfaces::list() {
+        Ok(i) => i,
+        Err(e) => return fail(format!("cannot list the network interfaces: {e}")),
+    };
+    let endpoints = match io::endpoints(&config.listen, &interfaces) {
+        Ok(e) => e,
+        Err(e) => return fail(e),
+    };
+    let infos = interfaces.iter().map(|(name, i)| (name.clone(), i.info())).collect();
+    let server = match Server::new(&config, &infos) {
+        Ok(s) => Arc::new(RwLock::new(s)),
+        Err(e) => return fail(e),
+    };
+    let backend = match Backend::choose(config.io_backend) {
+        Ok(b) => b,
         Err(e) => return fail(e),
     };
     // sled's own cache only speeds up reads; every lease lives in ours.
@@ -57,12 +55,12 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         Err(e) => return fail(format!("{e} (is another leased using {}?)", config.database.path.display())),
     };
     if config.recovery.auto_recover {
-        let (_, changes) = store::recover(db.as_ref(), &server, unix_now());
+        let (_, changes) = store::recover(db.as_ref(), &server.read(), unix_now());
         if let Err(e) = db.write(&changes).and_then(|_| db.flush()) {
             return fail(format!("cannot persist what recovery changed: {e}"));
         }
     }
-    let shards = sockets.len();
+    let shards = io::shard_count(config.workers);
     let committer = Committer::start(db.clone(), CommitterOptions::from_config(&config, shards + 1));
     let maintenance = Maintenance::start(
         server.clone(),
@@ -77,36 +75,43 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
             return fail(format!("cannot handle signals: {e}"));
         }
     }
-    let mut threads = Vec::new();
-    for (i, socket) in sockets.into_iter().enumerate() {
-        let addr = socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        let shard = PortableShard {
-            socket,
-            server: server.clone(),
-            writer: committer.writer(i),
-            mode: config.database.sync_mode,
-            client_port: config.client_port,
-            stats: Arc::new(ShardStats::default()),
-        };
-        let stop = stop.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("shard-{i}"))
-                .spawn(move || shard.run(&stop))
-                .expect("spawn a shard"),
-        );
-        info!(listen = %addr, backend = "portable", "serving");
-        println!("leased: serving on {addr} (portable backend, {} leases recovered)", server.cache().len());
-    }
+    let running = match Shards::start(ShardSetup {
+        endpoints: &endpoints,
+        shards,
+        backend,
+        server: server.clone(),
+        committer: &committer,
+        mode: config.database.sync_mode,
+        client_port: config.client_port,
+    }) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("cannot listen on {}: {e}", list(&endpoints))),
+    };
+    let leases = server.read().cache().len();
+    info!(listen = %list(&endpoints), backend = backend.label(), shards, leases, "serving");
+    println!(
+        "leased: serving on {} ({} backend, {shards} shards, {leases} leases recovered)",
+        list(&endpoints),
+        backend.label()
+    );
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
     info!("stopping: draining shards, flushing the store");
-    for t in threads {
-        let _ = t.join();
-    }
+    let stats = running.stats.clone();
+    running.stop();
     drop(maintenance);
     committer.shutdown();
+    for (i, s) in stats.iter().enumerate() {
+        let (r, t, d) =
+            (s.received.load(Ordering::Relaxed), s.sent.load(Ordering::Relaxed), s.dropped.load(Ordering::Relaxed));
+        info!(shard = i, received = r, sent = t, dropped = d, "shard totals");
+        println!("leased: shard {i}: received {r}, sent {t}, dropped {d}");
+    }
     println!("leased: stopped");
     ExitCode::SUCCESS
+}
+
+fn list(endpoints: &[io::Endpoint]) -> String {
+    endpoints.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
 }

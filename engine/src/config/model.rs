@@ -14,6 +14,8 @@ pub struct Config {
     pub server_id: Option<Ipv4Addr>,
     /// Shard threads; 0 = one per core.
     pub workers: u32,
+    /// Which receive loop the shards run.
+    pub io_backend: IoBackend,
     pub listen: Vec<Listen>,
     pub relay_port: u16,
     pub client_port: u16,
@@ -36,6 +38,14 @@ pub struct RecoveryPolicy {
     pub auto_recover: bool,
     /// Resolve clients holding two leases per `conflict_resolution` (else only count them).
     pub validate_on_recover: bool,
+}
+
+/// `io_backend`: io_uring, the portable loop, or io_uring where it can be set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoBackend {
+    Auto,
+    Uring,
+    Portable,
 }
 
 /// Where to receive DHCP traffic.

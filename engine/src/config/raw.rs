@@ -20,6 +20,7 @@ pub struct Dhcp {
     pub enabled: Option<bool>,
     pub server_id: Option<String>,
     pub workers: Option<u32>,
+    pub io_backend: Option<String>,
     #[serde(default)]
     pub listen: Vec<String>,
     pub relay_port: Option<u16>,

@@ -110,6 +110,15 @@ impl Validator {
         if workers > 256 {
             self.fail("dhcp.workers", format!("{workers} shards is more than the 256 supported"));
         }
+        let io_backend = match r.io_backend.as_deref().unwrap_or("auto") {
+            "auto" => IoBackend::Auto,
+            "uring" => IoBackend::Uring,
+            "portable" => IoBackend::Portable,
+            other => {
+                self.fail("dhcp.io_backend", format!("{other:?} is not one of \"auto\", \"uring\", \"portable\""));
+                IoBackend::Auto
+            }
+        };
         let listen = self.listen(&r.listen);
         for (key, port) in [("relay_port", r.relay_port), ("client_port", r.client_port)] {
             if port == Some(0) {
@@ -140,6 +149,7 @@ impl Validator {
             enabled: r.enabled.unwrap_or(d::ENABLED),
             server_id,
             workers,
+            io_backend,
             listen,
             relay_port: r.relay_port.unwrap_or(d::RELAY_PORT),
             client_port: r.client_port.unwrap_or(d::CLIENT_PORT),

@@ -1,9 +1,177 @@
 //! Sockets and receive loops around the sans-IO core (ARCHITECTURE §2).
 //!
-//! Today: the portable loop on standard sockets for `ADDR:PORT` listeners
-//! (relayed and unicast traffic). Interface listeners, the sharded
-//! io_uring loops and broadcast reply routing come with the serve issue.
+//! `workers` shard threads, each pinned to a core, each with one socket per
+//! listener in a `SO_REUSEPORT` group steered by client hardware address, run
+//! the io_uring loop ([`uring`]) or, where io_uring cannot be set up, the
+//! portable loop ([`portable`]). Both share the decision and hold logic of
+//! [`shard`].
 
+mod arp;
+pub mod bpf;
+pub mod interfaces;
 mod portable;
+mod shard;
+mod sockets;
+mod uring;
+mod wake;
 
-pub use portable::{PortableShard, ShardStats};
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tracing::{info, warn};
+
+pub use interfaces::Interface;
+pub use shard::ShardStats;
+pub use sockets::{Endpoint, SERVER_PORT};
+
+use crate::config::{IoBackend, Listen, SyncMode};
+use crate::server::SharedServer;
+use crate::store::Committer;
+use shard::ShardCore;
+use wake::EventFd;
+
+/// The receive loop the shards run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Uring,
+    Portable,
+}
+
+impl Backend {
+    /// Its name in logs, metrics and the API.
+    pub fn label(self) -> &'static str {
+        match self {
+            Backend::Uring => "io_uring",
+            Backend::Portable => "portable",
+        }
+    }
+
+    /// The backend for `io_backend`: `auto` probes io_uring and falls back.
+    pub fn choose(wanted: IoBackend) -> Result<Backend, String> {
+        match (wanted, uring::probe()) {
+            (IoBackend::Portable, _) => Ok(Backend::Portable),
+            (_, Ok(())) => Ok(Backend::Uring),
+            (IoBackend::Uring, Err(e)) => Err(format!("io_backend = \"uring\" but io_uring cannot be set up: {e}")),
+            (IoBackend::Auto, Err(e)) => {
+                warn!(error = %e, "io_uring cannot be set up: using the portable loop");
+                Ok(Backend::Portable)
+            }
+        }
+    }
+}
+
+/// The endpoints of `listen`, with the interfaces looked up.
+pub fn endpoints(listen: &[Listen], interfaces: &HashMap<String, Interface>) -> Result<Vec<Endpoint>, String> {
+    listen
+        .iter()
+        .map(|l| match l {
+            Listen::Socket(a) => Ok(Endpoint::Address(*a)),
+            Listen::Interface(name) => interfaces
+                .get(name)
+                .cloned()
+                .map(Endpoint::Interface)
+                .ok_or_else(|| format!("listen: there is no interface {name:?} on this host")),
+        })
+        .collect()
+}
+
+/// Shard threads for `workers` (0 = one per core).
+pub fn shard_count(workers: u32) -> usize {
+    match workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n as usize,
+    }
+}
+
+/// What the shards are started with.
+pub struct ShardSetup<'a> {
+    pub endpoints: &'a [Endpoint],
+    pub shards: usize,
+    pub backend: Backend,
+    pub server: SharedServer,
+    pub committer: &'a Committer,
+    pub mode: SyncMode,
+    pub client_port: u16,
+}
+
+/// The running shards.
+pub struct Shards {
+    threads: Vec<JoinHandle<()>>,
+    wakes: Vec<Arc<EventFd>>,
+    stop: Arc<AtomicBool>,
+    /// Per shard counters, in shard order.
+    pub stats: Vec<Arc<ShardStats>>,
+}
+
+impl Shards {
+    /// Opens the sockets and starts one pinned thread per shard.
+    pub fn start(s: ShardSetup<'_>) -> io::Result<Shards> {
+        let mut per_shard: Vec<Vec<sockets::ShardSocket>> = (0..s.shards).map(|_| Vec::new()).collect();
+        for endpoint in s.endpoints {
+            for (shard, socket) in sockets::open_group(endpoint, s.shards as u32)?.into_iter().enumerate() {
+                per_shard[shard].push(socket);
+            }
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut shards = Shards { threads: Vec::new(), wakes: Vec::new(), stop: stop.clone(), stats: Vec::new() };
+        for (index, sockets) in per_shard.into_iter().enumerate() {
+            let wake = Arc::new(EventFd::new()?);
+            let writer = s.committer.writer(index);
+            let w = wake.clone();
+            writer.set_waker(Box::new(move || w.signal()));
+            let core = ShardCore::new(index, sockets, s.server.clone(), writer, s.mode, s.client_port);
+            shards.stats.push(core.stats.clone());
+            shards.wakes.push(wake.clone());
+            let (stop, backend) = (stop.clone(), s.backend);
+            let thread = std::thread::Builder::new().name(format!("shard-{index}")).spawn(move || {
+                pin(index % cores);
+                run(core, backend, &wake, &stop);
+            })?;
+            shards.threads.push(thread);
+        }
+        info!(shards = s.shards, backend = s.backend.label(), "shards started");
+        Ok(shards)
+    }
+
+    /// Stops receiving, sends the ACKs that become durable, joins the threads.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        for w in &self.wakes {
+            w.signal();
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(core: ShardCore, backend: Backend, wake: &EventFd, stop: &AtomicBool) {
+    let core = match backend {
+        Backend::Portable => core,
+        Backend::Uring => match uring::run(core, wake, stop) {
+            Ok(()) => return,
+            Err(failed) => {
+                let (core, e) = *failed;
+                warn!(shard = core.index, error = %e, "io_uring ring cannot be set up: this shard runs the portable loop");
+                core
+            }
+        },
+    };
+    portable::run(core, wake, stop);
+}
+
+/// Pins the calling thread to `cpu`; a failure only costs locality.
+fn pin(cpu: usize) {
+    // SAFETY: cpu_set_t is plain data; CPU_SET writes inside it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            warn!(cpu, error = %io::Error::last_os_error(), "cannot pin the shard thread");
+        }
+    }
+}

@@ -1,126 +1,182 @@
-//! The portable receive loop: one thread per socket, standard blocking
-//! sockets. A reply whose lease change must be durable first (FULL) waits in
-//! a small queue until the committer reports it; OFFERs and NAKs leave at
-//! once.
+//! The portable receive loop: `poll` over the shard's sockets and its wake
+//! eventfd, `recvmmsg` batches in, `sendmmsg` batches out. Chosen where
+//! io_uring cannot be set up.
 
-use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use tracing::{debug, warn};
+use tracing::warn;
 
-use crate::config::SyncMode;
-use crate::server::{Destination, Meta, Server};
-use crate::store::ShardWriter;
+use super::shard::{pktinfo, Ingress, Outgoing, ShardCore, CONTROL_LEN, MAX_DATAGRAM};
+use super::wake::EventFd;
 
-/// Counters of one shard.
-#[derive(Debug, Default)]
-pub struct ShardStats {
-    pub received: AtomicU64,
-    pub sent: AtomicU64,
-    pub dropped: AtomicU64,
+/// Datagrams per `recvmmsg` / `sendmmsg` call.
+const BATCH: usize = 32;
+
+/// Receive buffers of one batch, allocated once.
+struct RecvBatch {
+    bufs: Vec<[u8; MAX_DATAGRAM]>,
+    names: [libc::sockaddr_in; BATCH],
+    controls: [[u8; CONTROL_LEN]; BATCH],
+    iovs: [libc::iovec; BATCH],
+    msgs: [libc::mmsghdr; BATCH],
 }
 
-/// A receive loop on one socket.
-pub struct PortableShard {
-    pub socket: UdpSocket,
-    pub server: Arc<Server>,
-    pub writer: ShardWriter,
-    pub mode: SyncMode,
-    pub client_port: u16,
-    pub stats: Arc<ShardStats>,
-}
-
-/// A reply held until its lease change is durable.
-struct Held {
-    seq: u64,
-    len: usize,
-    to: SocketAddrV4,
-    buf: [u8; 1500],
-}
-
-fn unix_now() -> u32 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as u32)
-}
-
-impl PortableShard {
-    /// Serves until `stop` is set; then sends what became durable and returns.
-    pub fn run(mut self, stop: &AtomicBool) {
-        let local = match self.socket.local_addr() {
-            Ok(SocketAddr::V4(a)) => *a.ip(),
-            _ => Ipv4Addr::UNSPECIFIED,
-        };
-        let mut buf = [0u8; 1500];
-        let mut held: VecDeque<Held> = VecDeque::with_capacity(1024);
-        while !stop.load(Ordering::Relaxed) {
-            // Short waits while replies are held, so they leave soon after durability.
-            let wait = if held.is_empty() { Duration::from_millis(100) } else { Duration::from_millis(1) };
-            let _ = self.socket.set_read_timeout(Some(wait));
-            match self.socket.recv_from(&mut buf) {
-                Ok((n, from)) => self.one(&buf[..n], from, local, &mut held),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
-                Err(e) => warn!(error = %e, "receive failed"),
-            }
-            self.release_durable(&mut held);
-        }
-        // Graceful stop: whatever is durable by now still gets its ACK.
-        let _ = self.writer.wait_durable(held.back().map_or(0, |h| h.seq), Duration::from_secs(5));
-        self.release_durable(&mut held);
+impl RecvBatch {
+    fn new() -> Box<Self> {
+        // SAFETY: the header arrays are plain data for which all-zero is valid; pointers are set before use.
+        let (names, controls, iovs, msgs) =
+            unsafe { (std::mem::zeroed(), [[0; CONTROL_LEN]; BATCH], std::mem::zeroed(), std::mem::zeroed()) };
+        Box::new(RecvBatch { bufs: vec![[0; MAX_DATAGRAM]; BATCH], names, controls, iovs, msgs })
     }
 
-    fn one(&mut self, datagram: &[u8], from: SocketAddr, local: Ipv4Addr, held: &mut VecDeque<Held>) {
-        self.stats.received.fetch_add(1, Ordering::Relaxed);
-        let meta = Meta { ifindex: 0, local, now: unix_now() };
-        let mut out = [0u8; 1500];
-        let outcome = match self.server.handle(datagram, &meta, &mut out) {
-            Ok(o) => o,
-            Err(reason) => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                debug!(%from, reason = reason.reason(), "dropped: {reason}");
-                return;
-            }
+    /// Receives up to BATCH datagrams from `fd` without blocking.
+    fn recv(&mut self, fd: RawFd) -> std::io::Result<usize> {
+        for i in 0..BATCH {
+            self.iovs[i] = libc::iovec { iov_base: self.bufs[i].as_mut_ptr().cast(), iov_len: MAX_DATAGRAM };
+            let h = &mut self.msgs[i].msg_hdr;
+            h.msg_name = (&mut self.names[i] as *mut libc::sockaddr_in).cast();
+            h.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+            h.msg_iov = &mut self.iovs[i];
+            h.msg_iovlen = 1;
+            h.msg_control = self.controls[i].as_mut_ptr().cast();
+            h.msg_controllen = CONTROL_LEN;
+            h.msg_flags = 0;
+        }
+        // SAFETY: the headers point into self, alive and sized as declared.
+        let n = unsafe {
+            libc::recvmmsg(fd, self.msgs.as_mut_ptr(), BATCH as u32, libc::MSG_DONTWAIT, std::ptr::null_mut())
         };
-        let Some(reply) = outcome.reply else { return };
-        let to = match reply.to {
-            Destination::Relay(a) | Destination::Unicast(a) | Destination::Hardware(a) => a,
-            // No interface behind this socket to broadcast on: answer the sender's port.
-            Destination::Broadcast => match from {
-                SocketAddr::V4(a) => SocketAddrV4::new(*a.ip(), self.client_port),
-                SocketAddr::V6(_) => return,
-            },
-        };
-        match outcome.change {
-            Some(change) if self.mode == SyncMode::Full => {
-                let seq = self.writer.submit(change);
-                let mut h = Held { seq, len: reply.len, to, buf: [0; 1500] };
-                h.buf[..reply.len].copy_from_slice(&out[..reply.len]);
-                held.push_back(h);
+        if n < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    /// The i-th datagram received and how it arrived on socket `socket`.
+    fn get(&self, i: usize, socket: usize) -> Option<(&[u8], Ingress)> {
+        let m = &self.msgs[i];
+        if m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+            return None;
+        }
+        let name = &self.names[i];
+        let from = SocketAddrV4::new(Ipv4Addr::from(u32::from_be(name.sin_addr.s_addr)), u16::from_be(name.sin_port));
+        let control = &self.controls[i][..(m.msg_hdr.msg_controllen).min(CONTROL_LEN)];
+        let (ifindex, local) = pktinfo(control).unwrap_or((0, Ipv4Addr::UNSPECIFIED));
+        Some((&self.bufs[i][..m.msg_len as usize], Ingress { socket, from, ifindex, local }))
+    }
+}
+
+/// Sends `out` with `sendmmsg`, grouped by socket; clears it.
+fn send_all(core: &mut ShardCore, out: &mut Vec<Outgoing>) {
+    let mut start = 0;
+    while start < out.len() {
+        let socket = out[start].socket;
+        let end =
+            out[start..].iter().position(|o| o.socket != socket).map_or(out.len(), |p| start + p).min(start + BATCH);
+        // SAFETY: all-zero is valid for these plain structs.
+        let mut names: [libc::sockaddr_in; BATCH] = unsafe { std::mem::zeroed() };
+        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        let count = end - start;
+        for (k, o) in out[start..end].iter_mut().enumerate() {
+            names[k] = sockaddr(o.to);
+            iovs[k] = libc::iovec { iov_base: o.buf.as_mut_ptr().cast(), iov_len: o.len };
+            let h = &mut msgs[k].msg_hdr;
+            h.msg_name = (&mut names[k] as *mut libc::sockaddr_in).cast();
+            h.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+            h.msg_iov = &mut iovs[k];
+            h.msg_iovlen = 1;
+        }
+        let fd = core.sockets[socket].fd();
+        let mut done = 0;
+        while done < count {
+            // SAFETY: headers point at live buffers of `out` and the arrays above.
+            let n = unsafe { libc::sendmmsg(fd, msgs[done..].as_mut_ptr(), (count - done) as u32, 0) };
+            if n <= 0 {
+                // The first unsent one failed: count it and go on with the rest.
+                let e = std::io::Error::last_os_error();
+                core.sent(Err(e), out[start + done].to);
+                done += 1;
+                continue;
             }
-            change => {
-                if let Some(change) = change {
-                    self.writer.submit(change);
+            for k in done..done + n as usize {
+                core.sent(Ok(()), out[start + k].to);
+            }
+            done += n as usize;
+        }
+        start = end;
+    }
+    out.clear();
+}
+
+/// A `sockaddr_in` for `addr`.
+pub fn sockaddr(addr: SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: addr.port().to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(*addr.ip()).to_be() },
+        sin_zero: [0; 8],
+    }
+}
+
+/// Serves until `stop` is set (and `wake` signalled); then sends what
+/// became durable and returns.
+pub fn run(mut core: ShardCore, wake: &EventFd, stop: &AtomicBool) {
+    let mut batch = RecvBatch::new();
+    let mut out: Vec<Outgoing> = Vec::with_capacity(BATCH * 2);
+    let mut fds: Vec<libc::pollfd> = std::iter::once(wake.as_raw_fd())
+        .chain(core.sockets.iter().map(|s| s.fd()))
+        .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
+        .collect();
+    while !stop.load(Ordering::Acquire) {
+        // SAFETY: fds is a live array of pollfd.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                warn!(shard = core.index, error = %e, "poll failed");
+            }
+            continue;
+        }
+        if fds[0].revents != 0 {
+            wake.clear();
+        }
+        for socket in 0..core.sockets.len() {
+            if fds[socket + 1].revents == 0 {
+                continue;
+            }
+            // Bounded per wake-up, so held replies and other sockets get their turn.
+            for _ in 0..8 {
+                let got = match batch.recv(core.sockets[socket].fd()) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        warn!(shard = core.index, error = %e, "receive failed");
+                        break;
+                    }
+                };
+                let mut truncated = 0;
+                let items = (0..got).filter_map(|i| {
+                    let item = batch.get(i, socket);
+                    truncated += item.is_none() as usize;
+                    item
+                });
+                core.handle_batch(items, &mut out);
+                for _ in 0..truncated {
+                    core.drop_unreadable("truncated_datagram");
                 }
-                self.send(&out[..reply.len], to);
+                send_all(&mut core, &mut out);
+                if got < BATCH {
+                    break;
+                }
             }
         }
+        core.release_durable(&mut out);
+        send_all(&mut core, &mut out);
     }
-
-    fn release_durable(&mut self, held: &mut VecDeque<Held>) {
-        let durable = self.writer.durable();
-        while held.front().is_some_and(|h| h.seq <= durable) {
-            let h = held.pop_front().expect("front exists");
-            self.send(&h.buf[..h.len], h.to);
-        }
-    }
-
-    fn send(&self, bytes: &[u8], to: SocketAddrV4) {
-        match self.socket.send_to(bytes, to) {
-            Ok(_) => {
-                self.stats.sent.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => warn!(%to, error = %e, "send failed"),
-        }
-    }
+    core.drain(&mut out);
+    send_all(&mut core, &mut out);
 }

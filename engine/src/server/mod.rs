@@ -44,6 +44,10 @@ pub struct Meta {
     pub now: UnixTime,
 }
 
+/// The running server, shared by the shards and replaced whole on reload
+/// (the shards hold the read side while they decide a batch).
+pub type SharedServer = std::sync::Arc<parking_lot::RwLock<Server>>;
+
 /// Why a config cannot be served.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum BuildError {

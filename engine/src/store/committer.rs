@@ -164,6 +164,11 @@ impl ShardWriter {
         self.durability.durable(self.shard)
     }
 
+    /// Calls `wake` whenever this shard's durable sequence moves.
+    pub fn set_waker(&self, wake: Waker) {
+        self.durability.set_waker(self.shard, wake);
+    }
+
     /// Blocks until `seq` is durable; false on timeout.
     pub fn wait_durable(&self, seq: u64, timeout: Duration) -> bool {
         self.durability.wait(self.shard, seq, timeout)

@@ -13,7 +13,7 @@ use tracing::{error, info};
 use super::{backups, ShardWriter, SledStore};
 use crate::config::{BackupSchedule, Secs};
 use crate::lease::UnixTime;
-use crate::server::Server;
+use crate::server::SharedServer;
 
 /// The wall clock, injected so tests can move time.
 pub type Clock = Arc<dyn Fn() -> UnixTime + Send + Sync>;
@@ -54,7 +54,7 @@ impl Maintenance {
     /// Starts the upkeep of `server`'s leases in `store`; `writer` is a
     /// committer shard of its own.
     pub fn start(
-        server: Arc<Server>,
+        server: SharedServer,
         store: Arc<SledStore>,
         mut writer: ShardWriter,
         clock: Clock,
@@ -73,12 +73,14 @@ impl Maintenance {
                         _ => return,
                     }
                     let now = clock();
-                    for change in server.sweep(now) {
+                    let changes = server.read().sweep(now);
+                    for change in changes {
                         writer.submit(change);
                     }
                     if last_compact.elapsed() >= o.compact_every {
                         last_compact = Instant::now();
-                        for change in server.purge(now.saturating_sub(o.expired_retention.0)) {
+                        let changes = server.read().purge(now.saturating_sub(o.expired_retention.0));
+                        for change in changes {
                             writer.submit(change);
                         }
                         match store.compact(now.saturating_sub(o.history_retention.0), 1024) {

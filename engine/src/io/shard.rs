@@ -1,0 +1,254 @@
+//! What both receive loops share: one datagram in, the decision of the
+//! protocol core, the reply routed (RFC 2131 §4.1) and either sent at once
+//! or held until its lease change is durable.
+
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use metrics::Counter;
+use tracing::{debug, warn};
+
+use super::arp;
+use super::sockets::ShardSocket;
+use crate::config::SyncMode;
+use crate::metrics as m;
+use crate::server::{Destination, Meta, Server, SharedServer};
+use crate::store::ShardWriter;
+
+/// The largest datagram handled; DHCP over Ethernet fits.
+pub const MAX_DATAGRAM: usize = 1500;
+
+/// Counters of one shard, readable from other threads.
+#[derive(Debug, Default)]
+pub struct ShardStats {
+    pub received: AtomicU64,
+    pub sent: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+/// How a datagram arrived.
+#[derive(Debug, Clone, Copy)]
+pub struct Ingress {
+    /// Index of the shard socket it came in on.
+    pub socket: usize,
+    pub from: SocketAddrV4,
+    /// Ingress interface and our address there (IP_PKTINFO); 0 / unspecified when unknown.
+    pub ifindex: u32,
+    pub local: Ipv4Addr,
+}
+
+/// A reply ready to leave.
+pub struct Outgoing {
+    pub socket: usize,
+    pub to: SocketAddrV4,
+    pub len: usize,
+    pub buf: [u8; MAX_DATAGRAM],
+}
+
+impl Outgoing {
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// Drop counters by reason, each handle registered once.
+#[derive(Default)]
+struct Drops(Vec<(&'static str, Counter)>);
+
+impl Drops {
+    fn count(&mut self, reason: &'static str) {
+        if let Some((_, c)) = self.0.iter().find(|(r, _)| *r == reason) {
+            c.increment(1);
+            return;
+        }
+        let c = metrics::counter!(m::PACKETS_DROPPED, "reason" => reason);
+        c.increment(1);
+        self.0.push((reason, c));
+    }
+}
+
+/// One shard's decision and hold logic, over its sockets.
+pub struct ShardCore {
+    pub index: usize,
+    pub sockets: Vec<ShardSocket>,
+    pub stats: Arc<ShardStats>,
+    server: SharedServer,
+    writer: ShardWriter,
+    mode: SyncMode,
+    client_port: u16,
+    held: VecDeque<(u64, Outgoing)>,
+    received: Counter,
+    sent: Counter,
+    drops: Drops,
+}
+
+fn unix_now() -> u32 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as u32)
+}
+
+impl ShardCore {
+    pub fn new(
+        index: usize,
+        sockets: Vec<ShardSocket>,
+        server: SharedServer,
+        writer: ShardWriter,
+        mode: SyncMode,
+        client_port: u16,
+    ) -> Self {
+        let shard = index.to_string();
+        ShardCore {
+            index,
+            sockets,
+            stats: Arc::new(ShardStats::default()),
+            server,
+            writer,
+            mode,
+            client_port,
+            held: VecDeque::with_capacity(4096),
+            received: metrics::counter!(m::PACKETS_RECEIVED, "shard" => shard.clone()),
+            sent: metrics::counter!(m::PACKETS_SENT, "shard" => shard),
+            drops: Drops::default(),
+        }
+    }
+
+    /// Decides a batch of datagrams under one read lock of the server.
+    pub fn handle_batch<'a>(&mut self, batch: impl Iterator<Item = (&'a [u8], Ingress)>, out: &mut Vec<Outgoing>) {
+        let server = self.server.clone();
+        let server = server.read();
+        let now = unix_now();
+        for (datagram, ingress) in batch {
+            self.handle(&server, datagram, ingress, now, out);
+        }
+    }
+
+    /// Counts a datagram the loop could not even hand over.
+    pub fn drop_unreadable(&mut self, reason: &'static str) {
+        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        self.drops.count(reason);
+    }
+
+    fn handle(&mut self, server: &Server, datagram: &[u8], ingress: Ingress, now: u32, out: &mut Vec<Outgoing>) {
+        self.stats.received.fetch_add(1, Ordering::Relaxed);
+        self.received.increment(1);
+        let meta = Meta { ifindex: ingress.ifindex, local: ingress.local, now };
+        let mut reply = Outgoing { socket: ingress.socket, to: ingress.from, len: 0, buf: [0; MAX_DATAGRAM] };
+        let outcome = match server.handle(datagram, &meta, &mut reply.buf) {
+            Ok(o) => o,
+            Err(why) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                self.drops.count(why.reason());
+                debug!(shard = self.index, from = %ingress.from, reason = why.reason(), "dropped: {why}");
+                return;
+            }
+        };
+        let Some(r) = outcome.reply else {
+            if let Some(change) = outcome.change {
+                self.writer.submit(change);
+            }
+            return;
+        };
+        reply.len = r.len;
+        reply.to = self.route(r.to, datagram, ingress);
+        match outcome.change {
+            Some(change) if self.mode == SyncMode::Full => {
+                let seq = self.writer.submit(change);
+                self.held.push_back((seq, reply));
+            }
+            change => {
+                if let Some(change) = change {
+                    self.writer.submit(change);
+                }
+                out.push(reply);
+            }
+        }
+    }
+
+    /// Where the reply goes, per RFC 2131 §4.1 and the socket it came in on.
+    fn route(&self, to: Destination, datagram: &[u8], ingress: Ingress) -> SocketAddrV4 {
+        let broadcast = SocketAddrV4::new(Ipv4Addr::BROADCAST, self.client_port);
+        let socket = &self.sockets[ingress.socket];
+        match (to, &socket.link) {
+            (Destination::Relay(a) | Destination::Unicast(a), _) => a,
+            (Destination::Broadcast, Some(_)) => broadcast,
+            (Destination::Hardware(a), Some(link)) => {
+                let chaddr = datagram.get(28..34).unwrap_or_default();
+                match arp::set_entry(socket.fd(), &link.name, *a.ip(), chaddr) {
+                    Ok(()) => a,
+                    Err(e) => {
+                        debug!(shard = self.index, yiaddr = %a.ip(), error = %e, "no ARP entry: broadcasting");
+                        broadcast
+                    }
+                }
+            }
+            // A socket without a link: answer where the request came from.
+            (Destination::Broadcast | Destination::Hardware(_), None) if !ingress.from.ip().is_unspecified() => {
+                SocketAddrV4::new(*ingress.from.ip(), self.client_port)
+            }
+            (Destination::Broadcast | Destination::Hardware(_), None) => broadcast,
+        }
+    }
+
+    /// Moves the held replies whose changes are now durable to `out`.
+    pub fn release_durable(&mut self, out: &mut Vec<Outgoing>) {
+        let durable = self.writer.durable();
+        while self.held.front().is_some_and(|h| h.0 <= durable) {
+            if let Some((_, reply)) = self.held.pop_front() {
+                out.push(reply);
+            }
+        }
+    }
+
+    /// At shutdown: waits (bounded) for the held replies to become durable.
+    pub fn drain(&mut self, out: &mut Vec<Outgoing>) {
+        if let Some((seq, _)) = self.held.back() {
+            if !self.writer.wait_durable(*seq, Duration::from_secs(5)) {
+                warn!(shard = self.index, held = self.held.len(), "store not durable in 5 s: unsent ACKs dropped");
+            }
+        }
+        self.release_durable(out);
+    }
+
+    /// Counts a sent reply, or logs why it could not leave.
+    pub fn sent(&mut self, result: std::io::Result<()>, to: SocketAddrV4) {
+        match result {
+            Ok(()) => {
+                self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                self.sent.increment(1);
+            }
+            Err(e) => {
+                self.drops.count("send_failed");
+                warn!(shard = self.index, %to, error = %e, "send failed");
+            }
+        }
+    }
+}
+
+/// The IP_PKTINFO of a control buffer: ingress interface and our address.
+pub fn pktinfo(control: &[u8]) -> Option<(u32, Ipv4Addr)> {
+    let header = std::mem::size_of::<libc::cmsghdr>();
+    let mut at = 0;
+    while at + header <= control.len() {
+        // SAFETY: at least a cmsghdr's bytes remain at `at`; read unaligned.
+        let h: libc::cmsghdr = unsafe { std::ptr::read_unaligned(control[at..].as_ptr().cast()) };
+        let len = h.cmsg_len as usize;
+        if len < header || at + len > control.len() {
+            return None;
+        }
+        if h.cmsg_level == libc::IPPROTO_IP
+            && h.cmsg_type == libc::IP_PKTINFO
+            && len >= header + std::mem::size_of::<libc::in_pktinfo>()
+        {
+            // SAFETY: the payload holds an in_pktinfo, checked above.
+            let info: libc::in_pktinfo = unsafe { std::ptr::read_unaligned(control[at + header..].as_ptr().cast()) };
+            return Some((info.ipi_ifindex as u32, Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr))));
+        }
+        at += (len + 7) & !7;
+    }
+    None
+}
+
+/// Space for an IP_PKTINFO control message.
+pub const CONTROL_LEN: usize = 64;

@@ -1,0 +1,340 @@
+//! The io_uring receive loop (kernel 6.0+): one ring per shard, a multishot
+//! `RecvMsg` per socket into a registered buffer ring, `SendMsg` replies, and
+//! a `Read` of the shard's eventfd that completes when held ACKs became
+//! durable or the shard must stop.
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+
+use io_uring::types::{BufRingEntry, Fd};
+use io_uring::{cqueue, opcode, squeue, IoUring};
+use tracing::warn;
+
+use super::portable::sockaddr;
+use super::shard::{pktinfo, Ingress, Outgoing, ShardCore, CONTROL_LEN, MAX_DATAGRAM};
+use super::wake::EventFd;
+
+const RING_ENTRIES: u32 = 1024;
+/// Receive buffers in the ring (a power of two).
+const BUFFERS: u16 = 1024;
+/// recvmsg_out header + name + control + payload.
+const BUFFER_SIZE: usize = 2048;
+const GROUP: u16 = 0;
+/// The name field of every received buffer: a sockaddr_in.
+const NAME_LEN: usize = std::mem::size_of::<libc::sockaddr_in>();
+/// Replies in flight at once; beyond that, replies leave by a plain `sendto`.
+const SEND_SLOTS: usize = 512;
+
+const RECV: u64 = 1 << 32;
+const WAKE: u64 = 2 << 32;
+const SEND: u64 = 3 << 32;
+const KIND: u64 = 0xffff_ffff << 32;
+
+/// Provided buffers: the ring the kernel takes from and the memory behind it.
+struct BufRing {
+    entries: *mut BufRingEntry,
+    layout: Layout,
+    memory: Box<[u8]>,
+    tail: u16,
+}
+
+impl BufRing {
+    fn new() -> io::Result<Self> {
+        let layout = Layout::from_size_align(BUFFERS as usize * std::mem::size_of::<BufRingEntry>(), 4096)
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: non-zero size layout.
+        let entries = unsafe { alloc_zeroed(layout) }.cast::<BufRingEntry>();
+        if entries.is_null() {
+            return Err(io::Error::from(io::ErrorKind::OutOfMemory));
+        }
+        let mut ring = BufRing { entries, layout, memory: vec![0u8; BUFFERS as usize * BUFFER_SIZE].into(), tail: 0 };
+        for bid in 0..BUFFERS {
+            ring.push(bid);
+        }
+        ring.publish();
+        Ok(ring)
+    }
+
+    /// Gives buffer `bid` back (visible to the kernel after `publish`).
+    fn push(&mut self, bid: u16) {
+        let slot = (self.tail & (BUFFERS - 1)) as usize;
+        // SAFETY: slot < BUFFERS, inside the allocation; bid < BUFFERS.
+        unsafe {
+            let e = &mut *self.entries.add(slot);
+            e.set_addr(self.memory.as_ptr().add(bid as usize * BUFFER_SIZE) as u64);
+            e.set_len(BUFFER_SIZE as u32);
+            e.set_bid(bid);
+        }
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    fn publish(&self) {
+        // SAFETY: the tail field overlays entry 0's reserved field, shared with the kernel.
+        unsafe { (*(BufRingEntry::tail(self.entries) as *const AtomicU16)).store(self.tail, Ordering::Release) };
+    }
+
+    fn buffer(&self, bid: u16) -> &[u8] {
+        let at = bid as usize * BUFFER_SIZE;
+        &self.memory[at..at + BUFFER_SIZE]
+    }
+}
+
+impl Drop for BufRing {
+    fn drop(&mut self) {
+        // SAFETY: allocated in new() with this layout.
+        unsafe { dealloc(self.entries.cast(), self.layout) };
+    }
+}
+
+/// A reply in flight: its bytes and the headers the kernel reads.
+struct SendSlot {
+    buf: [u8; MAX_DATAGRAM],
+    addr: libc::sockaddr_in,
+    iov: libc::iovec,
+    msg: libc::msghdr,
+}
+
+/// Whether this kernel runs the io_uring loop: ring, buffer ring, opcodes.
+pub fn probe() -> io::Result<()> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")?;
+    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if (major, minor) < (6, 0) {
+        return Err(io::Error::other(format!("kernel {major}.{minor} lacks multishot recvmsg (6.0+)")));
+    }
+    let ring = IoUring::new(8)?;
+    let mut probe = io_uring::Probe::new();
+    ring.submitter().register_probe(&mut probe)?;
+    for code in [opcode::RecvMsgMulti::CODE, opcode::SendMsg::CODE, opcode::Read::CODE] {
+        if !probe.is_supported(code) {
+            return Err(io::Error::other(format!("io_uring opcode {code} is not supported")));
+        }
+    }
+    let bufs = BufRing::new()?;
+    // SAFETY: the buffer ring outlives its registration (unregistered just below).
+    unsafe { ring.submitter().register_buf_ring_with_flags(bufs.entries as u64, BUFFERS, GROUP, 0)? };
+    ring.submitter().unregister_buf_ring(GROUP)
+}
+
+struct Loop {
+    ring: IoUring,
+    bufs: BufRing,
+    /// The msghdr of every multishot receive: name and control sizes.
+    template: Box<libc::msghdr>,
+    slots: Box<[SendSlot]>,
+    free: Vec<u16>,
+    wake_buf: Box<u64>,
+}
+
+impl Loop {
+    fn new() -> io::Result<Self> {
+        let ring =
+            IoUring::builder().setup_single_issuer().build(RING_ENTRIES).or_else(|_| IoUring::new(RING_ENTRIES))?;
+        let bufs = BufRing::new()?;
+        // SAFETY: the buffer ring lives as long as the ring (both in this Loop, ring dropped first).
+        unsafe { ring.submitter().register_buf_ring_with_flags(bufs.entries as u64, BUFFERS, GROUP, 0)? };
+        // SAFETY: all-zero is valid for msghdr and the slots' plain fields.
+        let mut template: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
+        template.msg_namelen = NAME_LEN as u32;
+        template.msg_controllen = CONTROL_LEN;
+        let slots = (0..SEND_SLOTS).map(|_| unsafe { std::mem::zeroed::<SendSlot>() }).collect();
+        Ok(Loop { ring, bufs, template, slots, free: (0..SEND_SLOTS as u16).rev().collect(), wake_buf: Box::new(0) })
+    }
+
+    fn push(&mut self, entry: squeue::Entry) {
+        // SAFETY: every entry points at memory owned by this Loop or the shard's sockets, alive until completion.
+        while unsafe { self.ring.submission().push(&entry) }.is_err() {
+            if let Err(e) = self.ring.submit() {
+                warn!(error = %e, "io_uring submit failed");
+            }
+        }
+    }
+
+    fn arm_recv(&mut self, socket: usize, fd: i32) {
+        let e = opcode::RecvMsgMulti::new(Fd(fd), &*self.template, GROUP).build().user_data(RECV | socket as u64);
+        self.push(e);
+    }
+
+    fn arm_wake(&mut self, fd: i32) {
+        let e = opcode::Read::new(Fd(fd), (&mut *self.wake_buf as *mut u64).cast(), 8).build().user_data(WAKE);
+        self.push(e);
+    }
+
+    /// Queues the replies in `out` (clearing it); without a free slot, a reply
+    /// leaves by a plain `sendto`.
+    fn send(&mut self, core: &mut ShardCore, out: &mut Vec<Outgoing>) {
+        for o in out.drain(..) {
+            let fd = core.sockets[o.socket].fd();
+            let Some(id) = self.free.pop() else {
+                core.sent(sendto(fd, o.bytes(), o.to), o.to);
+                continue;
+            };
+            let s = &mut self.slots[id as usize];
+            s.buf[..o.len].copy_from_slice(o.bytes());
+            s.addr = sockaddr(o.to);
+            s.iov = libc::iovec { iov_base: s.buf.as_mut_ptr().cast(), iov_len: o.len };
+            s.msg.msg_name = (&mut s.addr as *mut libc::sockaddr_in).cast();
+            s.msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+            s.msg.msg_iov = &mut s.iov;
+            s.msg.msg_iovlen = 1;
+            let e = opcode::SendMsg::new(Fd(fd), &s.msg).build().user_data(SEND | id as u64);
+            self.push(e);
+        }
+    }
+}
+
+/// A plain non-blocking `sendto`.
+pub fn sendto(fd: i32, bytes: &[u8], to: SocketAddrV4) -> io::Result<()> {
+    let addr = sockaddr(to);
+    // SAFETY: bytes and addr are live for the call.
+    let n = unsafe {
+        libc::sendto(
+            fd,
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_DONTWAIT,
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// A received datagram still in its ring buffer.
+#[derive(Clone, Copy)]
+struct Received {
+    bid: u16,
+    socket: usize,
+    len: usize,
+}
+
+/// Serves until `stop` is set (and `wake` signalled). Where this thread
+/// cannot set up its ring, hands the shard back for the portable loop.
+pub fn run(core: ShardCore, wake: &EventFd, stop: &AtomicBool) -> Result<(), Box<(ShardCore, io::Error)>> {
+    match Loop::new() {
+        Ok(mut lp) => {
+            serve(&mut lp, core, wake, stop);
+            Ok(())
+        }
+        Err(e) => Err(Box::new((core, e))),
+    }
+}
+
+fn serve(lp: &mut Loop, mut core: ShardCore, wake: &EventFd, stop: &AtomicBool) {
+    let mut out: Vec<Outgoing> = Vec::with_capacity(256);
+    let mut cqes: Vec<cqueue::Entry> = Vec::with_capacity(RING_ENTRIES as usize * 2);
+    let mut received: Vec<Received> = Vec::with_capacity(BUFFERS as usize);
+    let fds: Vec<i32> = core.sockets.iter().map(|s| s.fd()).collect();
+    for (i, &fd) in fds.iter().enumerate() {
+        lp.arm_recv(i, fd);
+    }
+    lp.arm_wake(wake.as_raw_fd());
+    while !stop.load(Ordering::Acquire) {
+        if let Err(e) = lp.ring.submit_and_wait(1) {
+            if e.raw_os_error() != Some(libc::EINTR) {
+                warn!(shard = core.index, error = %e, "io_uring wait failed");
+            }
+            continue;
+        }
+        cqes.clear();
+        cqes.extend(lp.ring.completion());
+        received.clear();
+        let mut woken = false;
+        for cqe in &cqes {
+            let data = cqe.user_data();
+            let id = (data & !KIND) as usize;
+            match data & KIND {
+                RECV => {
+                    if cqe.result() >= 0 {
+                        if let Some(bid) = cqueue::buffer_select(cqe.flags()) {
+                            received.push(Received { bid, socket: id, len: cqe.result() as usize });
+                        }
+                    } else if cqe.result() != -libc::ENOBUFS {
+                        warn!(shard = core.index, error = %io::Error::from_raw_os_error(-cqe.result()), "receive failed");
+                    } else {
+                        core.drop_unreadable("no_receive_buffer");
+                    }
+                    if !cqueue::more(cqe.flags()) {
+                        lp.arm_recv(id, fds[id]);
+                    }
+                }
+                WAKE => {
+                    woken = true;
+                    lp.arm_wake(wake.as_raw_fd());
+                }
+                _ => {
+                    lp.free.push(id as u16);
+                    let a = lp.slots[id].addr;
+                    let to =
+                        SocketAddrV4::new(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)), u16::from_be(a.sin_port));
+                    let r = if cqe.result() < 0 { Err(io::Error::from_raw_os_error(-cqe.result())) } else { Ok(()) };
+                    core.sent(r, to);
+                }
+            }
+        }
+        if !received.is_empty() {
+            let bufs = &lp.bufs;
+            let mut unreadable = 0;
+            let items = received.iter().filter_map(|r| {
+                let item = parse(&bufs.buffer(r.bid)[..r.len], r.socket);
+                unreadable += item.is_none() as usize;
+                item
+            });
+            core.handle_batch(items, &mut out);
+            for _ in 0..unreadable {
+                core.drop_unreadable("truncated_datagram");
+            }
+            for r in &received {
+                lp.bufs.push(r.bid);
+            }
+            lp.bufs.publish();
+        }
+        if woken || !received.is_empty() {
+            core.release_durable(&mut out);
+        }
+        lp.send(&mut core, &mut out);
+    }
+    core.drain(&mut out);
+    for o in out.drain(..) {
+        let fd = core.sockets[o.socket].fd();
+        core.sent(sendto(fd, o.bytes(), o.to), o.to);
+    }
+    // Replies still in flight complete before the slots go away.
+    let in_flight = SEND_SLOTS - lp.free.len();
+    if in_flight > 0 {
+        let _ = lp.ring.submit_and_wait(in_flight);
+    }
+}
+
+/// The datagram in a multishot recvmsg buffer: `io_uring_recvmsg_out`
+/// (name, control and payload lengths, flags), then the name and control
+/// fields at the sizes of the template, then the payload.
+fn parse(buf: &[u8], socket: usize) -> Option<(&[u8], Ingress)> {
+    let word = |i: usize| buf.get(i * 4..i * 4 + 4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+    let (namelen, controllen, payloadlen, flags) = (word(0)?, word(1)?, word(2)?, word(3)?);
+    if flags & libc::MSG_TRUNC as u32 != 0 {
+        return None;
+    }
+    let name_at = 16;
+    let control_at = name_at + NAME_LEN;
+    let payload_at = control_at + CONTROL_LEN;
+    let name = buf.get(name_at..name_at + (namelen as usize).min(NAME_LEN))?;
+    let from = if name.len() == NAME_LEN {
+        // SAFETY: a full sockaddr_in is present; read unaligned.
+        let a: libc::sockaddr_in = unsafe { std::ptr::read_unaligned(name.as_ptr().cast()) };
+        SocketAddrV4::new(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)), u16::from_be(a.sin_port))
+    } else {
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)
+    };
+    let control = buf.get(control_at..control_at + (controllen as usize).min(CONTROL_LEN))?;
+    let (ifindex, local) = pktinfo(control).unwrap_or((0, Ipv4Addr::UNSPECIFIED));
+    let payload = buf.get(payload_at..payload_at + payloadlen as usize)?;
+    Some((payload, Ingress { socket, from, ifindex, local }))
+}
