@@ -144,12 +144,16 @@ impl ShardCore {
                 return;
             }
         };
+        if let Some(c) = &outcome.change {
+            debug!(shard = self.index, change = c.kind.label(), ip = %c.record.ip, mac = %c.record.hw, "lease");
+        }
         let Some(r) = outcome.reply else {
             if let Some(change) = outcome.change {
                 self.writer.submit(change);
             }
             return;
         };
+        debug!(shard = self.index, reply = ?r.kind, yiaddr = %r.yiaddr, "reply");
         reply.len = r.len;
         reply.to = self.route(r.to, datagram, ingress);
         match outcome.change {
