@@ -71,8 +71,14 @@ impl Lab {
     }
 
     fn client_waiting(&self, mac: &str, timeout: u64) -> (i32, String, String) {
+        self.run_client("request", &["--timeout", &timeout.to_string(), "--mac", mac])
+    }
+
+    /// `leased client COMMAND ARGS` through this lab's relay port.
+    fn run_client(&self, command: &str, args: &[&str]) -> (i32, String, String) {
         let out = Command::new(LEASED)
-            .args(["client", "request", "--timeout", &timeout.to_string(), "--mac", mac])
+            .args(["client", command])
+            .args(args)
             .args([
                 "--server",
                 &format!("127.0.0.1:{}", self.server_port),
@@ -157,5 +163,42 @@ fn serve_refuses_a_second_instance_on_the_same_database() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("error: cannot listen on") || err.contains("is another leased using"), "{err}");
+    assert_eq!(stop(server), 0);
+}
+
+#[test]
+fn the_client_renews_informs_and_releases_through_a_relay() {
+    let lab = Lab::new("renew");
+    let (server, _) = lab.serve();
+    let mac = "02:00:00:00:03:01";
+    assert!(lab.client(mac).1.contains("IP Address 198.18.0.100 is now leased."));
+
+    let (code, out, err) = lab.run_client("renew", &["--mac", mac, "--ip", "198.18.0.100"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("[A] Received DHCPACK from 127.0.0.1"), "{out}");
+    // The quickstart's default lease time is 1 h.
+    assert!(out.contains("IP Address 198.18.0.100 is leased for 3600 s."), "{out}");
+
+    let (code, out, err) = lab.run_client("inform", &["--ip", "198.18.0.50"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Subnet mask: 255.255.255.0"), "{out}");
+
+    let (code, out, err) =
+        lab.run_client("release", &["--mac", mac, "--ip", "198.18.0.100", "--server-id", "127.0.0.1"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("IP Address 198.18.0.100 is released."), "{out}");
+    // Released: the address is free at once for the next newcomer...
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(lab.client("02:00:00:00:03:02").1.contains("IP Address 198.18.0.100 is now leased."));
+    // ...and the old client's renewal of it is refused.
+    let (code, out, err) = lab.run_client("renew", &["--mac", mac, "--ip", "198.18.0.100", "--timeout", "2"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("[N] Received DHCPNAK from 127.0.0.1"), "{out}");
+    assert!(err.contains("refused the address (DHCPNAK)"), "{err}");
+
+    // Renewing needs to know which client.
+    let (code, _, err) = lab.run_client("renew", &["--ip", "198.18.0.100"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("say which client: --mac MAC"), "{err}");
     assert_eq!(stop(server), 0);
 }

@@ -1,47 +1,134 @@
-//! `leased client request`: a DORA exchange against any server, printed
-//! step by step (ARCHITECTURE §4).
+//! `leased client request|renew|release|inform`: DHCP exchanges against any
+//! server, printed step by step (ARCHITECTURE §4).
 
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::client::RelayClient;
+use crate::client::{Client, ClientError, Via};
 use crate::config::Mac;
 
-/// Where to send and as which client.
+/// How to reach the server and as which client.
 #[derive(Debug, clap::Args)]
-pub struct RequestArgs {
-    /// The server, ADDR:PORT.
+pub struct Target {
+    /// Act as a client on this interface (broadcasts from port 68; needs root).
+    #[arg(long, conflicts_with = "relay")]
+    pub interface: Option<String>,
+    /// The server, ADDR:PORT: required with --relay; with --interface, unicast to it.
     #[arg(long)]
-    pub server: SocketAddrV4,
+    pub server: Option<SocketAddrV4>,
     /// Act as a relay agent at ADDR:PORT: giaddr = ADDR, replies come to PORT.
-    #[arg(long)]
-    pub relay: SocketAddrV4,
-    /// Client hardware address (default: a random locally administered one).
-    #[arg(long)]
+    #[arg(long, requires = "server")]
+    pub relay: Option<SocketAddrV4>,
+    /// Client hardware address (request: a random locally administered one by default).
+    #[arg(long, conflicts_with = "detect_mac")]
     pub mac: Option<Mac>,
+    /// Use the interface's own hardware address.
+    #[arg(long, requires = "interface")]
+    pub detect_mac: bool,
     /// Seconds to wait for each reply, retransmitting meanwhile.
     #[arg(long, default_value_t = 10)]
     pub timeout: u64,
 }
 
-pub fn request(args: &RequestArgs) -> ExitCode {
-    let mac = args.mac.map_or_else(random_mac, |m| m.0);
-    let mut client = match RelayClient::new(args.server, args.relay, mac) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: cannot act as relay on {}: {e}", args.relay);
-            return ExitCode::FAILURE;
-        }
-    };
-    client.timeout = Duration::from_secs(args.timeout);
-    match client.request(&mut std::io::stdout()) {
-        Ok(_) => ExitCode::SUCCESS,
+/// `request`: DISCOVER, OFFER, REQUEST, ACK.
+#[derive(Debug, clap::Args)]
+pub struct RequestArgs {
+    #[command(flatten)]
+    pub target: Target,
+}
+
+/// `renew` and `inform`: from the client's address.
+#[derive(Debug, clap::Args)]
+pub struct AddressArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The client's leased address (ciaddr).
+    #[arg(long)]
+    pub ip: Ipv4Addr,
+}
+
+/// `release`: give the address back.
+#[derive(Debug, clap::Args)]
+pub struct ReleaseArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The leased address.
+    #[arg(long)]
+    pub ip: Ipv4Addr,
+    /// The server that leased it (option 54).
+    #[arg(long)]
+    pub server_id: Ipv4Addr,
+}
+
+impl Target {
+    /// The client, or the line to print when it cannot be set up.
+    fn client(&self, need_mac: bool) -> Result<Client, String> {
+        let via = match (&self.interface, self.relay, self.server) {
+            (Some(name), _, server) => Via::Interface { name: name.clone(), server },
+            (None, Some(relay), Some(server)) => Via::Relay { server, relay },
+            _ => return Err("say where the server is: --interface IF, or --server ADDR:PORT --relay ADDR:PORT".into()),
+        };
+        let mac = match (self.mac, &self.interface) {
+            (Some(m), _) => m.0,
+            (None, Some(name)) if self.detect_mac => interface_mac(name)?,
+            (None, _) if need_mac => {
+                return Err("say which client: --mac MAC (or --detect-mac with --interface)".into())
+            }
+            (None, _) => random_mac(),
+        };
+        let mut client = Client::new(&via, mac).map_err(|e| match &via {
+            Via::Interface { name, .. } => {
+                format!("cannot use interface {name}: {e} (it needs root and a free port 68)")
+            }
+            Via::Relay { relay, .. } => format!("cannot act as relay on {relay}: {e}"),
+        })?;
+        client.timeout = Duration::from_secs(self.timeout);
+        Ok(client)
+    }
+}
+
+fn finish(result: Result<(), ClientError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn with_client(target: &Target, need_mac: bool, f: impl FnOnce(Client) -> Result<(), ClientError>) -> ExitCode {
+    match target.client(need_mac) {
+        Ok(c) => finish(f(c)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn request(args: &RequestArgs) -> ExitCode {
+    with_client(&args.target, false, |c| c.request(&mut std::io::stdout()).map(drop))
+}
+
+pub fn renew(args: &AddressArgs) -> ExitCode {
+    with_client(&args.target, true, |c| c.renew(args.ip, &mut std::io::stdout()).map(drop))
+}
+
+pub fn release(args: &ReleaseArgs) -> ExitCode {
+    with_client(&args.target, true, |c| c.release(args.ip, args.server_id, &mut std::io::stdout()))
+}
+
+pub fn inform(args: &AddressArgs) -> ExitCode {
+    with_client(&args.target, false, |c| c.inform(args.ip, &mut std::io::stdout()).map(drop))
+}
+
+/// The hardware address of interface `name` (sysfs).
+fn interface_mac(name: &str) -> Result<[u8; 6], String> {
+    let path = format!("/sys/class/net/{name}/address");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read the address of {name}: {e}"))?;
+    text.trim().parse::<Mac>().map(|m| m.0).map_err(|e| format!("{path}: {e}"))
 }
 
 fn random_mac() -> [u8; 6] {

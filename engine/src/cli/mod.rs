@@ -52,6 +52,12 @@ pub enum Command {
 pub enum ClientCommand {
     /// DISCOVER, OFFER, REQUEST, ACK; exit 1 on NAK or timeout.
     Request(client::RequestArgs),
+    /// REQUEST from a leased address (RENEWING); exit 1 on NAK or timeout.
+    Renew(client::AddressArgs),
+    /// RELEASE a leased address (no reply comes).
+    Release(client::ReleaseArgs),
+    /// INFORM: ask for the configuration of an address configured by hand.
+    Inform(client::AddressArgs),
 }
 
 /// Where the config file is.
@@ -81,6 +87,9 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(&args),
         Command::Client(ClientCommand::Request(args)) => client::request(&args),
+        Command::Client(ClientCommand::Renew(args)) => client::renew(&args),
+        Command::Client(ClientCommand::Release(args)) => client::release(&args),
+        Command::Client(ClientCommand::Inform(args)) => client::inform(&args),
         Command::CheckConfig(args) => check_config::run(&args),
         Command::ValidateDatabase(args) => database::validate(&args),
         Command::Backup { db, output } => database::backup(&db, &output),
