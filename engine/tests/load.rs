@@ -16,7 +16,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::TestClient;
-use leased::wire::{opt, MessageType, Options, Packet};
+use leased::wire::{MessageType, Options, Packet};
 use netlab::{NetLab, LEASED};
 
 const RELAY: Ipv4Addr = Ipv4Addr::LOCALHOST;
