@@ -47,23 +47,38 @@ impl Lab {
 
     /// Starts `leased serve` and waits for its "serving" line.
     fn serve(&self) -> (Child, String) {
+        let (child, line, _) = self.serve_following();
+        (child, line)
+    }
+
+    /// Starts `leased serve`; once it serves, its further stdout and stderr
+    /// lines (after the "serving" line, which is checked) come from the receiver.
+    fn serve_following(&self) -> (Child, String, mpsc::Receiver<String>) {
         let mut child = Command::new(LEASED)
             .args(["serve", "--config"])
             .arg(&self.config)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let (tx, rx) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let tx2 = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let _ = tx.send(line);
             }
         });
+        // Log lines go to stderr; only the ones for people (`leased: ...`) matter here.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok).filter(|l| l.starts_with("leased:")) {
+                let _ = tx2.send(line);
+            }
+        });
         let line = rx.recv_timeout(Duration::from_secs(20)).expect("leased serve printed nothing");
         assert!(line.starts_with("leased: serving on"), "{line}");
-        (child, line)
+        (child, line, rx)
     }
 
     fn client(&self, mac: &str) -> (i32, String, String) {
@@ -200,5 +215,60 @@ fn the_client_renews_informs_and_releases_through_a_relay() {
     let (code, _, err) = lab.run_client("renew", &["--ip", "198.18.0.100"]);
     assert_eq!(code, 1);
     assert!(err.contains("say which client: --mac MAC"), "{err}");
+    assert_eq!(stop(server), 0);
+}
+
+/// Sends SIGHUP and waits for the server's answer line on stdout.
+fn reload(server: &Child, lines: &mpsc::Receiver<String>) -> String {
+    // SAFETY: kill(2) on the PID of a child this test started.
+    unsafe {
+        libc::kill(server.id() as i32, libc::SIGHUP);
+    }
+    lines.recv_timeout(Duration::from_secs(10)).expect("no answer to SIGHUP")
+}
+
+#[test]
+fn sighup_reloads_scopes_reservations_and_options_and_refuses_a_bad_config() {
+    let lab = Lab::new("reload");
+    let (server, _, lines) = lab.serve_following();
+    assert!(lab.client("02:00:00:00:04:01").1.contains("IP Address 198.18.0.100 is now leased."));
+    let before = std::fs::read_to_string(&lab.config).unwrap();
+
+    // A reservation, other options, a second scope ahead of the first (indexes move).
+    let changed = before
+        .replace(
+            "reservations = [",
+            "reservations = [\n    { mac = \"02:00:00:00:04:02\"  ip = \"198.18.0.20\"  hostname = \"new01\" },",
+        )
+        .replace("dns_servers = [\"198.18.0.1\"]", "dns_servers = [\"198.18.0.53\"]")
+        .replace(
+            "  scope \"loopback-lab\" {",
+            "  scope \"elsewhere\" {\n    relay_addresses = [\"198.18.9.1\"]\n    subnet = \"198.18.9.0/24\"\n    range_start = \"198.18.9.10\"  range_end = \"198.18.9.20\"\n  }\n  scope \"loopback-lab\" {",
+        );
+    std::fs::write(&lab.config, &changed).unwrap();
+    let answer = reload(&server, &lines);
+    assert!(answer.starts_with("leased: config reloaded (1 leases kept, 0 dropped"), "{answer}");
+    assert!(lab.client("02:00:00:00:04:02").1.contains("IP Address 198.18.0.20 is now leased."));
+    let (code, out, _) = lab.run_client("inform", &["--ip", "198.18.0.60"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("DNS servers: 198.18.0.53"), "{out}");
+    // The lease from before the reload is still the client's.
+    let (code, out, _) = lab.run_client("renew", &["--mac", "02:00:00:00:04:01", "--ip", "198.18.0.100"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(lab.client("02:00:00:00:04:03").1.contains("IP Address 198.18.0.101 is now leased."));
+
+    // A broken config is refused; the running one keeps serving.
+    std::fs::write(&lab.config, changed.replace("range_end = \"198.18.0.199\"", "range_end = \"198.18.1.300\""))
+        .unwrap();
+    let answer = reload(&server, &lines);
+    assert!(answer.starts_with("leased: reload refused, the running config stays:"), "{answer}");
+    assert!(answer.contains("range_end"), "{answer}");
+    assert!(lab.client("02:00:00:00:04:04").1.contains("IP Address 198.18.0.102 is now leased."));
+    assert_eq!(stop(server), 0);
+
+    // What the reload persisted reads back under the new scope names.
+    std::fs::write(&lab.config, &changed).unwrap();
+    let (server, line) = lab.serve();
+    assert!(line.contains("4 leases recovered"), "{line}");
     assert_eq!(stop(server), 0);
 }

@@ -1,5 +1,6 @@
 //! `leased serve`: recover the store, start the shards, serve until SIGTERM
-//! or SIGINT (stop receiving, send what became durable, flush, exit 0).
+//! or SIGINT (stop receiving, send what became durable, flush, exit 0);
+//! SIGHUP reloads the config live.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,14 +65,19 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
     let committer = Committer::start(db.clone(), CommitterOptions::from_config(&config, shards + 1));
     let maintenance = Maintenance::start(
         server.clone(),
-        db,
+        db.clone(),
         committer.writer(shards),
         Arc::new(unix_now),
         MaintenanceOptions::from_config(&config),
     );
     let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
+    let hangup = Arc::new(AtomicBool::new(false));
+    for (signal, flag) in [
+        (signal_hook::consts::SIGTERM, &stop),
+        (signal_hook::consts::SIGINT, &stop),
+        (signal_hook::consts::SIGHUP, &hangup),
+    ] {
+        if let Err(e) = signal_hook::flag::register(signal, flag.clone()) {
             return fail(format!("cannot handle signals: {e}"));
         }
     }
@@ -94,8 +100,18 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         list(&endpoints),
         backend.label()
     );
+    let mut running_config = config;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
+        if hangup.swap(false, Ordering::Relaxed) {
+            match reload(&path, &running_config, &server, &committer, &db) {
+                Ok(c) => running_config = c,
+                Err(e) => {
+                    error!("reload refused, the running config stays: {e}");
+                    eprintln!("leased: reload refused, the running config stays: {e}");
+                }
+            }
+        }
     }
     info!("stopping: draining shards, flushing the store");
     let stats = running.stats.clone();
@@ -114,4 +130,52 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
 
 fn list(endpoints: &[io::Endpoint]) -> String {
     endpoints.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// Loads the config at `path` and puts it in place of `old` while the shards
+/// wait: the leases are taken over by scope name, the store renames its
+/// scopes once everything submitted under the old config is written.
+/// Sockets, shards and the database stay as they are; changes to them wait
+/// for a restart (logged).
+fn reload(
+    path: &std::path::Path,
+    old: &config::Config,
+    server: &crate::server::SharedServer,
+    committer: &Committer,
+    db: &SledStore,
+) -> Result<config::Config, String> {
+    let started = std::time::Instant::now();
+    let new = config::load(path).map_err(|e| e.to_string())?;
+    let interfaces = io::interfaces::list().map_err(|e| format!("cannot list the network interfaces: {e}"))?;
+    let infos = interfaces.iter().map(|(name, i)| (name.clone(), i.info())).collect();
+    let next = Server::new(&new, &infos).map_err(|e| e.to_string())?;
+    let fixed = [
+        ("listen", old.listen != new.listen),
+        ("workers", old.workers != new.workers),
+        ("io_backend", old.io_backend != new.io_backend),
+        ("database", old.database.path != new.database.path || old.database.sync_mode != new.database.sync_mode),
+    ];
+    for (key, _) in fixed.iter().filter(|f| f.1) {
+        tracing::warn!(key, "changed in the config: takes effect at the next restart");
+    }
+    let mut running = server.write();
+    committer.sync().map_err(|e| format!("cannot write pending lease changes: {e}"))?;
+    let report = next.take_over(&running, unix_now());
+    db.set_names(Names::of(&next));
+    if let Err(e) = db.write(&report.changes).and_then(|_| db.flush()) {
+        db.set_names(Names::of(&running));
+        return Err(format!("cannot persist what the reload changed: {e}"));
+    }
+    *running = next;
+    drop(running);
+    let took = started.elapsed().as_millis() as u64;
+    info!(
+        loaded = report.loaded,
+        dropped = report.dropped,
+        changed = report.changes.len(),
+        took_ms = took,
+        "config reloaded"
+    );
+    println!("leased: config reloaded ({} leases kept, {} dropped, {took} ms)", report.loaded, report.dropped);
+    Ok(new)
 }

@@ -58,9 +58,7 @@ fn one(endpoint: &Endpoint, filter: Option<(u32, u32)>) -> io::Result<Socket> {
     socket.set_reuse_port(true)?;
     socket.set_broadcast(true)?;
     socket.set_nonblocking(true)?;
-    if let Err(e) = socket.set_recv_buffer_size(RECV_BUFFER) {
-        warn!(error = %e, "cannot enlarge the socket receive buffer");
-    }
+    enlarge_recv_buffer(&socket);
     set_pktinfo(socket.as_raw_fd())?;
     // Filters go on before bind, so no datagram reaches the wrong shard meanwhile.
     if let Some((shard, shards)) = filter {
@@ -78,6 +76,33 @@ fn one(endpoint: &Endpoint, filter: Option<(u32, u32)>) -> io::Result<Socket> {
     };
     socket.bind(&addr.into())?;
     Ok(socket)
+}
+
+/// Asks for [`RECV_BUFFER`]: past `net.core.rmem_max` where allowed
+/// (SO_RCVBUFFORCE needs CAP_NET_ADMIN), else as much as the limit gives.
+fn enlarge_recv_buffer(socket: &Socket) {
+    let size = RECV_BUFFER as libc::c_int;
+    // SAFETY: a c_int option value.
+    let forced = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    } == 0;
+    if !forced {
+        if let Err(e) = socket.set_recv_buffer_size(RECV_BUFFER) {
+            warn!(error = %e, "cannot enlarge the socket receive buffer");
+        }
+    }
+    // The kernel reports twice the size asked for (bookkeeping included).
+    if let Ok(got) = socket.recv_buffer_size() {
+        if got < RECV_BUFFER {
+            warn!(bytes = got, wanted = RECV_BUFFER, "small socket receive buffer: raise net.core.rmem_max");
+        }
+    }
 }
 
 fn set_pktinfo(fd: RawFd) -> io::Result<()> {

@@ -25,7 +25,7 @@ use thiserror::Error;
 
 pub use options::EncodedOptions;
 pub use outcome::{ChangeKind, Destination, Ignored, LeaseChange, Outcome, Reply};
-pub use restore::Restored;
+pub use restore::{Restored, TakeOver};
 use scopes::ScopeIndex;
 pub use scopes::{InterfaceInfo, PoolRt, ReservationRt, ScopeRt};
 

@@ -20,9 +20,15 @@ pub enum Restored {
 impl Server {
     /// Puts a stored lease into the cache and claims its address bit when
     /// its state holds the address. Safe to call from several threads.
-    pub fn restore(&self, mut r: LeaseRecord, now: UnixTime) -> Restored {
+    pub fn restore(&self, r: LeaseRecord, now: UnixTime) -> Restored {
+        self.restore_as(r, now, false)
+    }
+
+    /// [`Server::restore`]; `live` records come from a running server (on
+    /// reload), whose offers still wait for their REQUESTs.
+    fn restore_as(&self, mut r: LeaseRecord, now: UnixTime, live: bool) -> Restored {
         let Some(scope) = self.scopes.get(r.scope as usize) else { return Restored::Skipped };
-        if r.state == LeaseState::Offered {
+        if r.state == LeaseState::Offered && !live {
             return Restored::Skipped;
         }
         if !self.cache.covers(r.ip) {
@@ -30,9 +36,9 @@ impl Server {
         }
         let reuse_at = r.end.saturating_add(self.policy.grace_period.0).saturating_add(self.policy.reuse_after.0);
         let wants_address = match r.state {
-            LeaseState::Allocated | LeaseState::Reserved | LeaseState::Abandoned => true,
+            LeaseState::Allocated | LeaseState::Reserved | LeaseState::Abandoned | LeaseState::Offered => true,
             LeaseState::Expired => !self.policy.reuse_expired || now < reuse_at,
-            LeaseState::Released | LeaseState::Offered => false,
+            LeaseState::Released => false,
         };
         let mut displaced = None;
         r.holds_address = match scope.reservation_at(r.ip) {
@@ -95,5 +101,49 @@ impl Server {
             self.cache.index_clients();
         }
         (changes, conflicts.len())
+    }
+}
+
+/// What a reload did with the leases of the server it replaced.
+#[derive(Debug, Default)]
+pub struct TakeOver {
+    /// Leases now in the new server's cache.
+    pub loaded: usize,
+    /// Leases of scopes that are gone, or on addresses no pool or
+    /// reservation holds any more: out of the cache, kept in the store.
+    pub dropped: usize,
+    /// Changes to persist (leases displaced by new reservations, conflicts).
+    pub changes: Vec<LeaseChange>,
+}
+
+impl Server {
+    /// Takes over the leases of `old`, the server this one replaces on
+    /// reload. Scopes are matched by name and pools by address, so a config
+    /// may add, remove or reorder them. Offers waiting for their REQUESTs
+    /// are carried over too.
+    pub fn take_over(&self, old: &Server, now: UnixTime) -> TakeOver {
+        let scope_of: Vec<Option<usize>> =
+            old.scopes.iter().map(|s| self.scopes.iter().position(|n| n.name == s.name)).collect();
+        let mut report = TakeOver::default();
+        old.cache.for_each(|r| {
+            let Some(scope) = scope_of.get(r.scope as usize).copied().flatten() else {
+                report.dropped += 1;
+                return;
+            };
+            let mut r = r.clone();
+            r.scope = scope as u16;
+            r.pool = self.scopes[scope].pool_of(r.ip).map_or(NO_POOL, |p| p as u16);
+            match self.restore_as(r, now, true) {
+                Restored::Loaded => report.loaded += 1,
+                Restored::Displaced(change) => {
+                    report.loaded += 1;
+                    report.changes.push(change);
+                }
+                Restored::OutsidePools => report.dropped += 1,
+                Restored::Skipped => {}
+            }
+        });
+        report.changes.extend(self.finish_restore(now).0);
+        report
     }
 }

@@ -50,7 +50,7 @@ impl SledStore {
                 report.errors.push(format!("malformed lease key {:02x?}", &k[..]));
                 continue;
             };
-            match codec::decode(&v, self.names()) {
+            match codec::decode(&v, &self.names()) {
                 Ok(r) => {
                     report.leases += 1;
                     if r.ip != key_ip {

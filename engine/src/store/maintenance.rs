@@ -73,16 +73,23 @@ impl Maintenance {
                         _ => return,
                     }
                     let now = clock();
-                    let changes = server.read().sweep(now);
-                    for change in changes {
-                        writer.submit(change);
-                    }
-                    if last_compact.elapsed() >= o.compact_every {
-                        last_compact = Instant::now();
-                        let changes = server.read().purge(now.saturating_sub(o.expired_retention.0));
-                        for change in changes {
+                    // Submitted under the read lock: a reload syncs the store
+                    // before it renames scopes, so no change of the old
+                    // config can be written under the new names.
+                    let compact = last_compact.elapsed() >= o.compact_every;
+                    {
+                        let running = server.read();
+                        for change in running.sweep(now) {
                             writer.submit(change);
                         }
+                        if compact {
+                            for change in running.purge(now.saturating_sub(o.expired_retention.0)) {
+                                writer.submit(change);
+                            }
+                        }
+                    }
+                    if compact {
+                        last_compact = Instant::now();
                         match store.compact(now.saturating_sub(o.history_retention.0), 1024) {
                             Ok(c) if c != Default::default() => info!(
                                 history = c.history,

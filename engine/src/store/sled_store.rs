@@ -60,7 +60,8 @@ pub struct Compaction {
 pub struct SledStore {
     db: sled::Db,
     tree: sled::Tree,
-    names: Names,
+    /// Replaced on reload, when scopes or pools were added or reordered.
+    names: parking_lot::RwLock<Names>,
 }
 
 fn ip_key(ip: Ipv4Addr) -> [u8; 5] {
@@ -125,14 +126,14 @@ impl SledStore {
             }
             None => return Err(StoreError::NoSchema(display)),
         }
-        Ok(SledStore { db, tree, names })
+        Ok(SledStore { db, tree, names: parking_lot::RwLock::new(names) })
     }
 
     /// The record stored for `ip`.
     pub fn get(&self, ip: Ipv4Addr) -> Result<Option<LeaseRecord>, StoreError> {
         match self.tree.get(ip_key(ip))? {
             None => Ok(None),
-            Some(v) => codec::decode(&v, &self.names)
+            Some(v) => codec::decode(&v, &self.names.read())
                 .map(Some)
                 .map_err(|error| StoreError::Corrupt { key: ip.to_string(), error }),
         }
@@ -200,8 +201,14 @@ impl SledStore {
     }
 
     /// The scope and pool names records are read with.
-    pub fn names(&self) -> &Names {
-        &self.names
+    pub fn names(&self) -> parking_lot::RwLockReadGuard<'_, Names> {
+        self.names.read()
+    }
+
+    /// Maps indexes to the names of a reloaded config. Changes submitted
+    /// under the old config must be written first (`Committer::sync`).
+    pub fn set_names(&self, names: Names) {
+        *self.names.write() = names;
     }
 
     /// Bytes the database takes on disk.
@@ -224,6 +231,7 @@ impl LeaseStore for SledStore {
     fn write(&self, changes: &[LeaseChange]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         let mut buf = Vec::with_capacity(128);
+        let names = self.names.read();
         for change in changes {
             let r = &change.record;
             // sled batches keep the last operation per key, so removing the
@@ -237,7 +245,7 @@ impl LeaseStore for SledStore {
                 continue;
             }
             buf.clear();
-            codec::encode(r, &self.names, &mut buf);
+            codec::encode(r, &names, &mut buf);
             batch.insert(&ip_key(r.ip), buf.as_slice());
             batch.insert(client_key(r.client.as_bytes()), &r.ip.octets());
             if let Some(end) = r.expiry() {
@@ -271,9 +279,10 @@ impl LeaseStore for SledStore {
         } else {
             self.tree.range(start..vec![b'i', hi as u8])
         };
+        let names = self.names.read();
         for item in iter {
             let item = item.map_err(StoreError::from).and_then(|(k, v)| {
-                codec::decode(&v, &self.names).map_err(|error| StoreError::Corrupt { key: describe_key(&k), error })
+                codec::decode(&v, &names).map_err(|error| StoreError::Corrupt { key: describe_key(&k), error })
             });
             f(item);
         }
