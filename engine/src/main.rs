@@ -5,10 +5,14 @@ use clap::Parser;
 use std::io::IsTerminal;
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    // RUST_LOG picks what is logged (default info); LEASED_LOG_FORMAT=json
+    // writes one JSON object per line for log collectors.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("LEASED_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        logs.json().init();
+    } else {
+        logs.with_ansi(std::io::stderr().is_terminal()).init();
+    }
     leased::cli::run(leased::cli::Cli::parse())
 }

@@ -45,6 +45,14 @@ fn dhclient(backend: &str) {
     let (_, out) = lab.spawn(cmd);
     let ip = assert_configured(&lab);
     wait_change(&log, "allocated", &ip);
+    // dhclient asks without the broadcast flag: the OFFER and ACK went to its
+    // MAC at yiaddr through an ARP entry the server installed (SIOCSARP).
+    assert!(log.matching(&["no ARP entry"]).is_empty(), "{:?}", log.matching(&["no ARP entry"]));
+    let neigh = lab.output("srv", "ip", &["-4", "neigh", "show", &ip]);
+    let neigh = String::from_utf8_lossy(&neigh.stdout);
+    let mac = lab.output("c1", "cat", &[&format!("/sys/class/net/{ifname}/address")]);
+    let mac = String::from_utf8_lossy(&mac.stdout);
+    assert!(neigh.contains(&format!("lladdr {}", mac.trim())), "ARP entry of {ip}: {neigh}");
     // T1 is 3 s: dhclient renews by itself.
     wait_change(&log, "renewed", &ip);
     out.wait_for(&["DHCPACK of", &ip], SECS(5));

@@ -272,3 +272,17 @@ fn sighup_reloads_scopes_reservations_and_options_and_refuses_a_bad_config() {
     assert!(line.contains("4 leases recovered"), "{line}");
     assert_eq!(stop(server), 0);
 }
+
+#[test]
+fn logs_are_json_lines_when_asked() {
+    let out = Command::new(LEASED)
+        .args(["serve", "--config", "/nonexistent/leased.hcl"])
+        .env("LEASED_LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let first: serde_json::Value = serde_json::from_str(err.lines().next().unwrap()).unwrap();
+    assert_eq!(first["level"], "ERROR", "{err}");
+    assert!(first["fields"]["message"].as_str().unwrap().contains("cannot read the config"), "{err}");
+}
