@@ -175,10 +175,17 @@ impl ShardWriter {
     }
 }
 
+/// Lease changes that may wait for the committer.
+const QUEUE: usize = 16 * 1024;
+
 impl Committer {
     /// Starts the committer thread over `store`.
     pub fn start(store: Arc<dyn LeaseStore>, options: CommitterOptions) -> Self {
-        let (tx, rx) = channel::unbounded();
+        // Bounded: its slots are allocated once (an unbounded channel
+        // allocates a block every few dozen sends, on the shard's thread),
+        // and a store that falls behind slows the shards instead of memory
+        // growing without end.
+        let (tx, rx) = channel::bounded(QUEUE);
         let durability = Arc::new(Durability::new(options.shards));
         let d = durability.clone();
         let (history_tx, history) = if options.history {
