@@ -2,6 +2,7 @@
 //! of many clients (`leased client --interface`) are each handled by exactly
 //! the shard their hardware address hashes to, never by both (the per-socket
 //! filter), as the per-shard counters and lease log show. Both backends.
+//! Also: `--detect-mac` takes the interface's own address.
 
 mod netlab;
 
@@ -49,4 +50,20 @@ fn each_client_is_handled_by_one_shard_io_uring() {
 #[test]
 fn each_client_is_handled_by_one_shard_portable() {
     each_client_on_one_shard("portable");
+}
+
+#[test]
+fn the_client_detects_its_interface_mac() {
+    let Some(mut lab) = NetLab::new("detect-mac") else { return };
+    lab.segment("br0", "198.18.0.1/24");
+    let ifname = lab.client("c1", "br0");
+    let (_, log) = lab.serve(&config(1, "auto", &[("br0", "198.18.0")]));
+    let out = lab.output("c1", LEASED, &["client", "request", "--interface", &ifname, "--detect-mac"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("IP Address 198.18.0.100 is now leased."), "{text}");
+    let mac = String::from_utf8_lossy(&lab.output("c1", "cat", &[&format!("/sys/class/net/{ifname}/address")]).stdout)
+        .trim()
+        .to_string();
+    log.wait_for(&["change=\"allocated\"", &format!("mac={mac}")], Duration::from_secs(5));
 }
