@@ -11,6 +11,7 @@ pub mod config;
 pub mod io;
 pub mod lease;
 pub mod metrics;
+pub mod policy;
 pub mod server;
 pub mod store;
 pub mod wire;

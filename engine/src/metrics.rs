@@ -16,3 +16,5 @@ pub const PACKETS_SENT: &str = "leased_packets_sent_total";
 pub const PACKETS_DROPPED: &str = "leased_packets_dropped_total";
 /// Gauge `{backend}`: 1 for the receive loop in use.
 pub const IO_BACKEND_INFO: &str = "leased_io_backend_info";
+/// Counter `{policy,result}`: policy module calls (ok, out_of_fuel, timeout, memory, trap).
+pub const POLICY_CALLS: &str = "leased_policy_calls_total";

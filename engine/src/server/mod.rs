@@ -14,6 +14,7 @@
 mod expiry;
 mod options;
 mod outcome;
+mod policy;
 mod reply;
 mod restore;
 mod scopes;
@@ -25,6 +26,7 @@ use thiserror::Error;
 
 pub use options::EncodedOptions;
 pub use outcome::{ChangeKind, Destination, Ignored, LeaseChange, Outcome, Reply};
+pub use policy::{PolicyAction, PolicyHook, Verdict, VIEW_HEADER, VIEW_MAX};
 pub use restore::{Restored, TakeOver};
 use scopes::ScopeIndex;
 pub use scopes::{InterfaceInfo, PoolRt, ReservationRt, ScopeRt};
@@ -83,6 +85,7 @@ pub struct Terms {
 
 /// One decoded request and who sent it.
 struct Request<'a> {
+    kind: MessageType,
     packet: &'a Packet<&'a [u8]>,
     opts: &'a Options<'a>,
     hw: HwAddr,
@@ -91,9 +94,19 @@ struct Request<'a> {
     hostname: Option<&'a [u8]>,
     vendor_class: Option<&'a [u8]>,
     meta: &'a Meta,
+    /// What the shard's policies decided (Continue without policies).
+    verdict: Verdict,
 }
 
 impl Request<'_> {
+    /// The lease time to grant within bounds: a policy's, else the client's option 51.
+    fn lease_wanted(&self) -> Result<Option<u32>, Ignored> {
+        match self.verdict.lease_secs {
+            0 => Ok(self.opts.lease_time()?),
+            secs => Ok(Some(secs)),
+        }
+    }
+
     fn hostname_str(&self) -> Option<&str> {
         self.hostname.and_then(|h| std::str::from_utf8(h).ok())
     }
@@ -155,6 +168,18 @@ impl Server {
     /// Decides one datagram. A reply, if any, is written to `out` (at least
     /// [`wire::MIN_REPLY`] bytes; 1500 covers every reply).
     pub fn handle(&self, datagram: &[u8], meta: &Meta, out: &mut [u8]) -> Result<Outcome, Ignored> {
+        self.handle_with(datagram, meta, out, None)
+    }
+
+    /// [`Server::handle`] with the shard's policies deciding DISCOVERs and
+    /// REQUESTs first (ARCHITECTURE §9).
+    pub fn handle_with(
+        &self,
+        datagram: &[u8],
+        meta: &Meta,
+        out: &mut [u8],
+        policies: Option<&mut dyn PolicyHook>,
+    ) -> Result<Outcome, Ignored> {
         let packet = Packet::new_checked(datagram)?;
         if packet.op() != wire::code::BOOTREQUEST {
             return Err(Ignored::NotClientMessage);
@@ -171,7 +196,8 @@ impl Server {
             return Err(Ignored::NoClientId);
         }
         let mut key_buf = [0u8; CLIENT_KEY_MAX];
-        let req = Request {
+        let mut req = Request {
+            kind,
             packet: &packet,
             opts: &opts,
             hw,
@@ -180,7 +206,23 @@ impl Server {
             hostname: opts.hostname()?,
             vendor_class: opts.vendor_class()?,
             meta,
+            verdict: Verdict::default(),
         };
+        if let (Some(hook), MessageType::Discover | MessageType::Request) = (policies, kind) {
+            let mut view = [0u8; VIEW_MAX];
+            let len = self.write_view(&req, self.select_scope(&req), &mut view);
+            req.verdict = hook.decide(&view[..len]);
+            match (req.verdict.action, kind) {
+                (PolicyAction::Deny, _) | (PolicyAction::Nak, MessageType::Discover) => {
+                    return Err(Ignored::PolicyDenied)
+                }
+                (PolicyAction::Nak, _) => {
+                    let si = self.select_scope(&req).ok_or(Ignored::NoScope)?;
+                    return self.nak(&req, out, si);
+                }
+                _ => {}
+            }
+        }
         match kind {
             MessageType::Discover => self.discover(&req, out),
             MessageType::Request => self.request(&req, out),
@@ -211,7 +253,7 @@ impl Server {
             let hold = now.saturating_add(self.policy.offer_hold_time.0);
             self.cache.insert(self.new_record(req, si, pool, ip, LeaseState::Offered, hold));
         }
-        let terms = self.terms(si, scope.pool_of(ip), reservation, req.opts.lease_time()?);
+        let terms = self.terms(si, scope.pool_of(ip), reservation, req.lease_wanted()?);
         let reply = self.reply(req, out, MessageType::Offer, ip, Some(terms), si, reservation)?;
         Ok(Outcome { reply: Some(reply), change: None })
     }
@@ -237,6 +279,13 @@ impl Server {
                 scope.pool_of(ip).is_some_and(|p| scope.pools[p].admits(req.hostname_str(), req.vendor_str()));
             if admitted && scope.reservation_at(ip).is_none() && self.secure(req, si, ip) {
                 return Ok(ip);
+            }
+        }
+        if let PolicyAction::Pool(p) = req.verdict.action {
+            for seg in scope.pools.get(p as usize).map_or(&[][..], |p| &p.segments[..]) {
+                if let Some(ip) = scope.map.claim_lowest(seg.start, seg.end) {
+                    return Ok(ip);
+                }
             }
         }
         let (host, vendor) = (req.hostname_str(), req.vendor_str());
@@ -377,7 +426,7 @@ impl Server {
             return self.nak(req, out, si);
         }
         let pool = scope.pool_of(ip);
-        let terms = self.terms(si, pool, reservation, req.opts.lease_time()?);
+        let terms = self.terms(si, pool, reservation, req.lease_wanted()?);
         let change = self.bind(req, si, ip, pool, reservation.is_some(), terms);
         let reply = self.reply(req, out, MessageType::Ack, ip, Some(terms), si, reservation)?;
         Ok(Outcome { reply: Some(reply), change: Some(change) })

@@ -111,6 +111,8 @@ pub enum Ignored {
     BadRequest,
     #[error("reply does not fit the client's maximum message size")]
     ReplyTooLarge,
+    #[error("a policy denied the request")]
+    PolicyDenied,
 }
 
 impl Ignored {
@@ -128,6 +130,7 @@ impl Ignored {
             Ignored::PoolExhausted => "pool_exhausted",
             Ignored::BadRequest => "bad_request",
             Ignored::ReplyTooLarge => "reply_too_large",
+            Ignored::PolicyDenied => "policy_denied",
         }
     }
 }

@@ -57,6 +57,12 @@ impl<'a> Options<'a> {
         }
     }
 
+    /// The raw options field (code, length, value... as on the wire; the
+    /// overloaded `file` and `sname` fields not included).
+    pub fn raw(&self) -> Option<&'a [u8]> {
+        self.packet.get(field::OPTIONS..)
+    }
+
     /// Indexes the options field and, with option 52, `file` then `sname`.
     pub fn read(&mut self) -> Result<(), WireError> {
         if self.packet.len() < field::OPTIONS {

@@ -1,0 +1,93 @@
+//! The imports a policy may use (module `env`), and the store state behind them.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::{debug, error, info, warn};
+use wasmtime::{Caller, Extern, Linker, StoreLimits};
+
+/// Names of the imports of ABI v1.
+pub const IMPORTS: [&str; 5] = ["log", "now_unix", "emit_anomaly", "pool_utilization", "lease_count"];
+/// Log lines a module may write per second per shard; the rest are counted and dropped.
+const LOGS_PER_SECOND: u32 = 10;
+
+/// What policies may ask the server (implemented over the running server).
+pub trait PolicyEnv: Send + Sync {
+    fn now_unix(&self) -> i64;
+    /// Share of addresses in use, 0.0..=1.0; `pool` 0xffff: the whole scope.
+    fn pool_utilization(&self, scope: u16, pool: u16) -> f32;
+    /// Active leases by MAC (0), hostname (1) or scope (2, key = u16 LE).
+    fn lease_count(&self, kind: i32, key: &[u8]) -> u32;
+    /// A policy raised an anomaly.
+    fn anomaly(&self, policy: &str, kind: i32, evidence: &str);
+}
+
+/// Per instance: its limits, the server behind the imports, the log budget.
+pub struct HostState {
+    pub(super) limits: StoreLimits,
+    env: Arc<dyn PolicyEnv>,
+    policy: Arc<str>,
+    window: Instant,
+    logs: u32,
+    dropped_logs: u64,
+}
+
+impl HostState {
+    pub(super) fn new(policy: &str, limits: StoreLimits, env: Arc<dyn PolicyEnv>) -> Self {
+        HostState { limits, env, policy: policy.into(), window: Instant::now(), logs: 0, dropped_logs: 0 }
+    }
+}
+
+/// Copies guest bytes `ptr..ptr+len` out, bounded to 1 KiB (None when out of range).
+fn guest_bytes(caller: &mut Caller<'_, HostState>, ptr: i32, len: i32, buf: &mut [u8; 1024]) -> Option<usize> {
+    let Some(Extern::Memory(memory)) = caller.get_export("memory") else { return None };
+    let len = (len.max(0) as usize).min(buf.len());
+    memory.read(&*caller, ptr.max(0) as usize, &mut buf[..len]).ok()?;
+    Some(len)
+}
+
+pub(super) fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.func_wrap("env", "log", |mut caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| {
+        let state = caller.data_mut();
+        if state.window.elapsed().as_secs() >= 1 {
+            if state.dropped_logs > 0 {
+                warn!(policy = %state.policy, dropped = state.dropped_logs, "policy log lines dropped (rate limit)");
+            }
+            state.window = Instant::now();
+            state.logs = 0;
+            state.dropped_logs = 0;
+        }
+        if state.logs >= LOGS_PER_SECOND {
+            state.dropped_logs += 1;
+            return;
+        }
+        state.logs += 1;
+        let mut buf = [0u8; 1024];
+        let Some(n) = guest_bytes(&mut caller, ptr, len, &mut buf) else { return };
+        let text = String::from_utf8_lossy(&buf[..n]);
+        let policy = caller.data().policy.clone();
+        match level {
+            1 => error!(%policy, "{text}"),
+            2 => warn!(%policy, "{text}"),
+            3 => info!(%policy, "{text}"),
+            _ => debug!(%policy, "{text}"),
+        }
+    })?;
+    linker.func_wrap("env", "now_unix", |caller: Caller<'_, HostState>| caller.data().env.now_unix())?;
+    linker.func_wrap("env", "emit_anomaly", |mut caller: Caller<'_, HostState>, kind: i32, ptr: i32, len: i32| {
+        let mut buf = [0u8; 1024];
+        let Some(n) = guest_bytes(&mut caller, ptr, len, &mut buf) else { return };
+        let evidence = String::from_utf8_lossy(&buf[..n]);
+        let state = caller.data();
+        state.env.anomaly(&state.policy, kind, &evidence);
+    })?;
+    linker.func_wrap("env", "pool_utilization", |caller: Caller<'_, HostState>, scope: i32, pool: i32| {
+        caller.data().env.pool_utilization(scope as u16, pool as u16)
+    })?;
+    linker.func_wrap("env", "lease_count", |mut caller: Caller<'_, HostState>, kind: i32, ptr: i32, len: i32| {
+        let mut buf = [0u8; 1024];
+        let Some(n) = guest_bytes(&mut caller, ptr, len, &mut buf) else { return 0 };
+        caller.data().env.lease_count(kind, &buf[..n]).min(i32::MAX as u32) as i32
+    })?;
+    Ok(())
+}

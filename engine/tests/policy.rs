@@ -1,0 +1,189 @@
+//! WebAssembly policies through the sans-IO server: the SDK tutorial's
+//! policy built from source with Debian's toolchain, and hostile modules
+//! (hand-written WAT) that are refused at load or contained at run time
+//! while legitimate clients keep getting leases.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use leased::policy::{OnError, PolicyEnv, PolicySet, PolicySpec, ShardPolicies, DEFAULT_FUEL, DEFAULT_MEMORY};
+use leased::server::{Ignored, Meta, Server};
+use leased::wire::{opt, MessageType, Options, Packet};
+
+/// A server environment for the imports that records anomalies.
+#[derive(Default)]
+struct TestEnv {
+    anomalies: Mutex<Vec<(String, i32, String)>>,
+}
+
+impl PolicyEnv for TestEnv {
+    fn now_unix(&self) -> i64 {
+        T0 as i64
+    }
+    fn pool_utilization(&self, _scope: u16, _pool: u16) -> f32 {
+        0.0
+    }
+    fn lease_count(&self, _kind: i32, _key: &[u8]) -> u32 {
+        0
+    }
+    fn anomaly(&self, policy: &str, kind: i32, evidence: &str) {
+        self.anomalies.lock().unwrap().push((policy.into(), kind, evidence.into()));
+    }
+}
+
+fn spec(name: &str, wasm: Vec<u8>, on_error: OnError, config: &str) -> PolicySpec {
+    PolicySpec { name: name.into(), wasm, on_error, fuel: DEFAULT_FUEL, memory: DEFAULT_MEMORY, config: config.into() }
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/policies/{name}.wat"));
+    wat::parse_file(path).unwrap()
+}
+
+/// The scopes JSON `policy_init` gets for the test lab.
+fn scopes_json(server: &Server) -> String {
+    let scopes: Vec<String> = server
+        .scopes()
+        .iter()
+        .map(|s| {
+            let pools: Vec<String> = s.pools.iter().map(|p| format!("{:?}", p.name)).collect();
+            format!("{{\"name\": {:?}, \"pools\": [{}]}}", s.name, pools.join(", "))
+        })
+        .collect();
+    format!("[{}]", scopes.join(", "))
+}
+
+fn load(server: &Server, specs: Vec<PolicySpec>) -> Result<ShardPolicies, String> {
+    let set = PolicySet::load(specs, &scopes_json(server), Arc::new(TestEnv::default())).map_err(|e| e.to_string())?;
+    set.shard().map_err(|e| e.to_string())
+}
+
+fn meta() -> Meta {
+    Meta { ifindex: LAN_IF, local: SERVER_ID, now: T0 }
+}
+
+/// DORA through the server with policies; the ACK's address and lease time.
+fn dora(server: &Server, policies: &mut ShardPolicies, c: &TestClient) -> Result<(Ipv4Addr, u32), Ignored> {
+    let mut out = [0u8; 1500];
+    let offer = server.handle_with(&c.discover(), &meta(), &mut out, Some(policies))?.reply.unwrap();
+    let ip = offer.yiaddr;
+    let ack = server.handle_with(&c.select(ip, SERVER_ID), &meta(), &mut out, Some(policies))?.reply.unwrap();
+    assert_eq!(ack.kind, MessageType::Ack);
+    let bytes = &out[..ack.len];
+    let lease = Options::parse(bytes).unwrap().lease_time().unwrap().unwrap();
+    Ok((Packet::new_checked(bytes).unwrap().yiaddr(), lease))
+}
+
+#[test]
+fn a_well_behaved_module_sets_the_lease_time() {
+    let server = lab_server(true);
+    let mut p = load(&server, vec![spec("lease-600", fixture("lease_600s"), OnError::Allow, "{}")]).unwrap();
+    // 600 s is below the lab's min_lease_time of 10 min: clamped to it.
+    assert_eq!(dora(&server, &mut p, &TestClient::new(1)).unwrap().1, 600);
+    assert_eq!(p.results(0)[0], 2, "two calls, both ok");
+}
+
+#[test]
+fn modules_with_the_wrong_shape_are_refused_at_load_naming_the_module() {
+    let server = lab_server(true);
+    for (file, expected) in
+        [("wrong_abi", "ABI version 2, this server speaks 1"), ("missing_export", "missing export policy_eval")]
+    {
+        let err = load(&server, vec![spec(file, fixture(file), OnError::Allow, "{}")]).err().unwrap();
+        assert!(err.contains(&format!("policy {file:?}")) && err.contains(expected), "{file}: {err}");
+    }
+    let err = load(&server, vec![spec("junk", b"not wasm".to_vec(), OnError::Allow, "{}")]).err().unwrap();
+    assert!(err.starts_with("policy \"junk\": not a valid module"), "{err}");
+}
+
+#[test]
+fn hostile_modules_are_contained_and_clients_keep_getting_leases() {
+    let server = lab_server(true);
+    for (n, (file, result)) in
+        [("infinite_loop", 1), ("trap", 4), ("memory_hog", 3), ("log_flood", 1)].into_iter().enumerate()
+    {
+        // Each hostile module runs before a well-behaved one.
+        let mut p = load(
+            &server,
+            vec![
+                spec(file, fixture(file), OnError::Allow, "{}"),
+                spec("good", fixture("lease_600s"), OnError::Allow, "{}"),
+            ],
+        )
+        .unwrap();
+        let started = Instant::now();
+        for k in 0..3u16 {
+            let c = TestClient::new(0x100 * (n as u16 + 1) + k);
+            let (_, lease) = dora(&server, &mut p, &c).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(lease, 600, "{file}: the good module after it still decides");
+        }
+        let took = started.elapsed();
+        let counts = p.results(0);
+        assert_eq!(counts[result], 6, "{file}: every call failed as {result}: {counts:?}");
+        assert_eq!(p.results(1)[0], 6, "{file}: the good module ran every time");
+        assert!(took < Duration::from_secs(2), "{file}: contained quickly, took {took:?}");
+    }
+}
+
+#[test]
+fn on_error_deny_drops_the_request_and_a_deny_verdict_is_silent() {
+    let server = lab_server(true);
+    let mut p = load(&server, vec![spec("trap", fixture("trap"), OnError::Deny, "{}")]).unwrap();
+    assert_eq!(dora(&server, &mut p, &TestClient::new(7)).err(), Some(Ignored::PolicyDenied));
+    let mut p = load(&server, vec![spec("deny", fixture("deny_all"), OnError::Allow, "{}")]).unwrap();
+    assert_eq!(dora(&server, &mut p, &TestClient::new(8)).err(), Some(Ignored::PolicyDenied));
+}
+
+/// Builds the SDK tutorial's policy from source with Debian's cargo and
+/// rustc 1.63 (the wasm32 toolchain of these machines).
+fn build_tutorial_policy() -> Option<Vec<u8>> {
+    let cargo = Path::new("/usr/bin/cargo");
+    let wasm_std = Path::new("/usr/lib/rustlib/wasm32-unknown-unknown");
+    if !cargo.exists() || !wasm_std.exists() {
+        assert!(
+            std::env::var("LEASED_LAB").as_deref() != Ok("require"),
+            "Debian's rustc with the wasm32 std is needed (apt-get install rustc libstd-rust-dev-wasm32 lld-14)"
+        );
+        eprintln!("skipped: no Debian wasm32 toolchain");
+        return None;
+    }
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wasm-sdk");
+    let target = scratch_dir("sdk-tutorial");
+    let out = std::process::Command::new(cargo)
+        .current_dir(&sdk)
+        .env("PATH", "/usr/bin:/bin")
+        .env("CARGO_TARGET_DIR", &target)
+        .env("RUSTFLAGS", "-C link-arg=-zstack-size=65536")
+        .args(["build", "--offline", "--release", "--target", "wasm32-unknown-unknown", "--example", "guests"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_file(sdk.join("Cargo.lock"));
+    Some(std::fs::read(target.join("wasm32-unknown-unknown/release/examples/guests.wasm")).unwrap())
+}
+
+#[test]
+fn the_sdk_tutorial_policy_sends_android_phones_to_the_guest_pool() {
+    let Some(wasm) = build_tutorial_policy() else { return };
+    let server = lab_server(true);
+    let config = r#"{ "vendor_class": "android-dhcp", "pool": "guests", "lease_time": 3600 }"#;
+    let mut p = load(&server, vec![spec("guests", wasm, OnError::Allow, config)]).unwrap();
+    let mut phone = TestClient::new(0x51);
+    phone.vendor_class = Some("android-dhcp".into());
+    let (ip, lease) = dora(&server, &mut p, &phone).unwrap();
+    // The lab's pool "guests" is 198.18.0.200-209, leases at most 30 min.
+    assert_eq!(ip, ip_of("198.18.0.200"));
+    assert_eq!(lease, 1800, "1 h asked, clamped to the guests pool's max_lease_time");
+    let (ip, lease) = dora(&server, &mut p, &TestClient::new(0x52)).unwrap();
+    assert_eq!((ip, lease), (ip_of("198.18.0.100"), 3600), "others: the default pool and lease time");
+    let _ = opt::LEASE_TIME;
+}
+
+fn ip_of(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
