@@ -221,8 +221,6 @@ fn sections_of_later_work_are_checked_and_refused_by_name() {
     let add = |s: &str| MINIMAL.replace("  scope", &format!("  {s}\n  scope"));
     assert!(error_at(&add("api = { listen = \"127.0.0.1:8080\" }"), "dhcp.api", 3).contains("not implemented"));
     assert!(error_at(&add("api = { listen = \"nowhere\" }"), "dhcp.api.listen", 3).contains("not an ADDR:PORT"));
-    assert!(error_at(&add("policies = [ { name = \"x\"  path = \"x.wasm\" } ]"), "dhcp.policies", 3)
-        .contains("not implemented"));
     assert!(error_at(
         &add("policies = [ { name = \"x\"  path = \"x.wasm\"  on_error = \"maybe\" } ]"),
         "dhcp.policies[0].on_error",
@@ -267,4 +265,35 @@ fn syntax_errors_name_the_line() {
     let errs = errors("dhcp {\n  listen = [\"a\"\n  scope \"x\" {\n}\n");
     assert_eq!(errs.len(), 1);
     assert!(errs[0].line.is_some() && errs[0].message.starts_with("syntax error"), "{errs:?}");
+}
+
+#[test]
+fn policy_modules_and_client_lease_times_are_read() {
+    let add = |s: &str| MINIMAL.replace("  scope", &format!("  {s}\n  scope"));
+    let c = config::parse(
+        &add("policies = [ { name = \"x\"  path = \"x.wasm\"  on_error = \"deny\"  fuel = 5000  memory = \"4MiB\"  config = { a = 1 } } ]"),
+        "t.hcl",
+    )
+    .unwrap();
+    let m = &c.policies[0];
+    assert_eq!((m.name.as_str(), m.deny_on_error, m.fuel, m.memory), ("x", true, Some(5000), Some(4 << 20)));
+    assert_eq!(m.config, serde_json::json!({ "a": 1 }));
+    assert!(error_at(
+        &add("policies = [ { name = \"x\"  path = \"x.wasm\"  memory = \"1GiB\" } ]"),
+        "dhcp.policies[0].memory",
+        3
+    )
+    .contains("64MiB"));
+    let twice = add("policies = [ { name = \"x\"  path = \"a.wasm\" }, { name = \"x\"  path = \"b.wasm\" } ]");
+    assert!(error_at(&twice, "dhcp.policies[1].name", 3).contains("unique"));
+
+    let rules = MINIMAL.replace(
+        "    subnet",
+        "    client_lease_times = [ { mac_prefix = [\"00:11:22\"]  lease_time = \"12h\" }, { hostname_regex = \"^srv\"  lease_time = \"7d\" } ]\n    subnet",
+    );
+    let c = config::parse(&rules, "t.hcl").unwrap();
+    let r = &c.scopes[0].client_lease_times;
+    assert_eq!(r.len(), 2);
+    assert_eq!((r[0].mac_prefix.clone(), r[0].lease_time.0), (vec!["00:11:22".to_string()], 12 * 3600));
+    assert_eq!(r[1].hostname_regex.as_deref(), Some("^srv"));
 }

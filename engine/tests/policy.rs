@@ -187,3 +187,52 @@ fn the_sdk_tutorial_policy_sends_android_phones_to_the_guest_pool() {
 fn ip_of(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
+
+#[test]
+fn the_standard_lease_times_policy_applies_client_lease_times_rules() {
+    let hcl = LAB.replace("AUTHORITATIVE", "true").replace(
+        "    subnet = \"198.18.0.0/24\"",
+        r#"    subnet = "198.18.0.0/24"
+    client_lease_times = [
+      { mac_prefix = ["02:00:00:00:0a"]  lease_time = "2h" },
+      { vendor_class = "Printer"  lease_time = "3h" },
+      { hostname_regex = "^(db|web)-[0-9]+$"  lease_time = "90m" },
+      { hostname_regex = "^big"  lease_time = "30d" },
+    ]"#,
+    );
+    let config = common::config(&hcl);
+    let server = Server::new(
+        &config,
+        &[("eth1".to_string(), leased::server::InterfaceInfo { ifindex: LAN_IF, net: None })].into(),
+    )
+    .unwrap();
+    let specs = leased::policy::standard::specs(&config).unwrap();
+    assert_eq!(specs.len(), 1, "client_lease_times loads the embedded lease_times module");
+    let set =
+        PolicySet::load(specs, &leased::policy::standard::scopes_json(&server), Arc::new(TestEnv::default())).unwrap();
+    let mut p = set.shard().unwrap();
+    let lease = |p: &mut ShardPolicies, c: TestClient| dora(&server, p, &c).unwrap().1;
+
+    assert_eq!(lease(&mut p, TestClient::new(0x0a01)), 2 * 3600, "MAC prefix");
+    let mut printer = TestClient::new(0x0101);
+    printer.vendor_class = Some("Printer".into());
+    assert_eq!(lease(&mut p, printer), 3 * 3600, "vendor class");
+    assert_eq!(lease(&mut p, TestClient::new(0x0102).hostname("WEB-12")), 90 * 60, "hostname regex, any case");
+    assert_eq!(lease(&mut p, TestClient::new(0x0103).hostname("web-12x")), 3600, "no rule: the default");
+    assert_eq!(lease(&mut p, TestClient::new(0x0104).hostname("bigbox")), 4 * 3600, "clamped to max_lease_time");
+    // The relayed branch has no rules.
+    assert_eq!(lease(&mut p, TestClient::new(0x0a02).relayed(RELAY)), 3600);
+    assert_eq!(p.results(0)[0], 12, "every call ok");
+
+    // A malformed pattern is refused at load, naming the module.
+    let bad = common::config(&hcl.replace("^big", "(big"));
+    let err = PolicySet::load(
+        leased::policy::standard::specs(&bad).unwrap(),
+        &leased::policy::standard::scopes_json(&server),
+        Arc::new(TestEnv::default()),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.starts_with("policy \"lease_times\": policy_init refused its config"), "{err}");
+}

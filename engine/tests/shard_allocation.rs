@@ -101,6 +101,7 @@ fn shard_does_not_allocate(backend: Backend, name: &str) {
         committer: &committer,
         mode: config.database.sync_mode,
         client_port: config.client_port,
+        policies: leased::policy::LivePolicies::new(None),
     })
     .unwrap();
     let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, server_port);

@@ -13,7 +13,8 @@ use tracing::{error, info};
 use super::ConfigArgs;
 use crate::config;
 use crate::io::{self, Backend, ShardSetup, Shards};
-use crate::server::Server;
+use crate::policy::{self, LivePolicies, PolicySet, ServerEnv};
+use crate::server::{Server, SharedServer};
 use crate::store::{self, Committer, CommitterOptions, LeaseStore, Maintenance, MaintenanceOptions, Names, SledStore};
 
 fn unix_now() -> u32 {
@@ -43,6 +44,10 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
     let infos = interfaces.iter().map(|(name, i)| (name.clone(), i.info())).collect();
     let server = match Server::new(&config, &infos) {
         Ok(s) => Arc::new(RwLock::new(s)),
+        Err(e) => return fail(e),
+    };
+    let policies = match load_policies(&config, &server) {
+        Ok(p) => LivePolicies::new(p),
         Err(e) => return fail(e),
     };
     let backend = match Backend::choose(config.io_backend) {
@@ -89,6 +94,7 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         committer: &committer,
         mode: config.database.sync_mode,
         client_port: config.client_port,
+        policies: policies.clone(),
     }) {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot listen on {}: {e}", list(&endpoints))),
@@ -104,7 +110,7 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
         if hangup.swap(false, Ordering::Relaxed) {
-            match reload(&path, &running_config, &server, &committer, &db) {
+            match reload(&path, &running_config, &server, &policies, &committer, &db) {
                 Ok(c) => running_config = c,
                 Err(e) => {
                     error!("reload refused, the running config stays: {e}");
@@ -141,6 +147,7 @@ fn reload(
     path: &std::path::Path,
     old: &config::Config,
     server: &crate::server::SharedServer,
+    policies: &LivePolicies,
     committer: &Committer,
     db: &SledStore,
 ) -> Result<config::Config, String> {
@@ -149,6 +156,7 @@ fn reload(
     let interfaces = io::interfaces::list().map_err(|e| format!("cannot list the network interfaces: {e}"))?;
     let infos = interfaces.iter().map(|(name, i)| (name.clone(), i.info())).collect();
     let next = Server::new(&new, &infos).map_err(|e| e.to_string())?;
+    let modules = load_policies_for(&new, &next, server)?;
     let fixed = [
         ("listen", old.listen != new.listen),
         ("workers", old.workers != new.workers),
@@ -167,6 +175,7 @@ fn reload(
         return Err(format!("cannot persist what the reload changed: {e}"));
     }
     *running = next;
+    policies.replace(modules);
     drop(running);
     let took = started.elapsed().as_millis() as u64;
     info!(
@@ -178,4 +187,25 @@ fn reload(
     );
     println!("leased: config reloaded ({} leases kept, {} dropped, {took} ms)", report.loaded, report.dropped);
     Ok(new)
+}
+
+/// The policy modules `config` asks for, checked and compiled (None: none).
+fn load_policies(config: &config::Config, server: &SharedServer) -> Result<Option<Arc<PolicySet>>, String> {
+    load_policies_for(config, &server.read(), server)
+}
+
+/// As [`load_policies`], for `next`, the server about to replace the one in `server`.
+fn load_policies_for(
+    config: &config::Config,
+    next: &Server,
+    server: &SharedServer,
+) -> Result<Option<Arc<PolicySet>>, String> {
+    let specs = policy::standard::specs(config)?;
+    if specs.is_empty() {
+        return Ok(None);
+    }
+    let env = Arc::new(ServerEnv { server: server.clone() });
+    let set = PolicySet::load(specs, &policy::standard::scopes_json(next), env).map_err(|e| e.to_string())?;
+    info!(modules = ?set.names(), "policy modules loaded");
+    Ok(Some(set))
 }

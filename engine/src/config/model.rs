@@ -29,6 +29,8 @@ pub struct Config {
     /// How long expired and released leases are kept (`persistence.retention.expired_leases`).
     pub expired_retention: Secs,
     pub recovery: RecoveryPolicy,
+    /// WebAssembly policy modules, run in this order after the standard ones.
+    pub policies: Vec<PolicyModule>,
 }
 
 /// What happens to stored leases at start.
@@ -86,6 +88,30 @@ pub enum SyncMode {
     Off,
 }
 
+/// One `client_lease_times` rule: every criterion given must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseTimeRule {
+    /// MAC prefixes as written (checked), any of which may match.
+    pub mac_prefix: Vec<String>,
+    pub vendor_class: Option<String>,
+    pub hostname_regex: Option<String>,
+    pub lease_time: Secs,
+}
+
+/// A WebAssembly policy module of `policies = [...]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyModule {
+    pub name: String,
+    pub path: PathBuf,
+    /// Drop the request when the module fails (`on_error = "deny"`), else go on.
+    pub deny_on_error: bool,
+    pub fuel: Option<u64>,
+    /// Memory limit in bytes.
+    pub memory: Option<u64>,
+    /// The module's own config (JSON), passed to `policy_init`.
+    pub config: serde_json::Value,
+}
+
 /// Server-wide lease rules.
 #[derive(Debug, Clone)]
 pub struct LeasePolicy {
@@ -140,6 +166,8 @@ pub struct Scope {
     pub reservations: Vec<Reservation>,
     pub cleanup_abandoned: bool,
     pub cleanup_interval: Secs,
+    /// `client_lease_times`: carried out by the standard `lease_times` policy.
+    pub client_lease_times: Vec<LeaseTimeRule>,
 }
 
 /// A dynamic address range.

@@ -134,6 +134,7 @@ impl Validator {
         self.global_reservations(&r.reservations, &mut scopes);
         self.cross_scope(&scopes);
         self.not_yet(r);
+        let policies = self.policies(r);
         let retention = r.persistence.as_ref().and_then(|p| p.retention.as_ref());
         let history_retention = self.secs(
             "dhcp.persistence.retention.client_history",
@@ -163,6 +164,7 @@ impl Validator {
                 auto_recover: r.recovery.as_ref().and_then(|x| x.auto_recover).unwrap_or(true),
                 validate_on_recover: r.recovery.as_ref().and_then(|x| x.validate_on_recover).unwrap_or(true),
             },
+            policies,
         }
     }
 
@@ -421,16 +423,14 @@ impl Validator {
                 reservations.push(res);
             }
         }
-        for (key, set) in [
-            ("client_lease_times", r.client_lease_times.is_some()),
-            ("restrictions", r.restrictions.is_some()),
-            ("max_concurrent_leases", r.max_concurrent_leases.is_some()),
-        ] {
+        for (key, set) in
+            [("restrictions", r.restrictions.is_some()), ("max_concurrent_leases", r.max_concurrent_leases.is_some())]
+        {
             if set {
                 self.fail(format!("{path}.{key}"), format!("`{key}` is carried out by the standard policy modules, which are not implemented in this version of leased; remove it to run this config"));
             }
         }
-        self.check_policy_sections(&path, r);
+        let client_lease_times = self.check_policy_sections(&path, r);
         Scope {
             name: name.to_owned(),
             interface: r.interface.clone(),
@@ -442,21 +442,23 @@ impl Validator {
             reservations,
             cleanup_abandoned: r.cleanup_abandoned.unwrap_or(d::CLEANUP_ABANDONED),
             cleanup_interval: self.secs(&format!("{path}.cleanup_interval"), &r.cleanup_interval, d::CLEANUP_INTERVAL),
+            client_lease_times,
         }
     }
 
-    /// Parses the values of sections that are refused for now, so that their
-    /// errors are reported too.
-    fn check_policy_sections(&mut self, path: &str, r: &raw::Scope) {
+    /// The scope's `client_lease_times`, and the values of sections that are
+    /// refused for now, parsed so that their errors are reported too.
+    fn check_policy_sections(&mut self, path: &str, r: &raw::Scope) -> Vec<LeaseTimeRule> {
+        let mut rules = Vec::new();
         for (i, rule) in r.client_lease_times.iter().flatten().enumerate() {
             let p = format!("{path}.client_lease_times[{i}]");
-            self.secs(&format!("{p}.lease_time"), &Some(rule.lease_time.clone()), Secs(0));
+            let lease_time = self.secs(&format!("{p}.lease_time"), &Some(rule.lease_time.clone()), Secs(0));
             let prefixes: Vec<&String> = match &rule.mac_prefix {
                 Some(raw::StringOrList::One(s)) => vec![s],
                 Some(raw::StringOrList::Many(v)) => v.iter().collect(),
                 None => vec![],
             };
-            for s in prefixes {
+            for s in &prefixes {
                 if let Err(e) = s.parse::<MacPrefix>() {
                     self.fail(format!("{p}.mac_prefix"), e);
                 }
@@ -464,6 +466,15 @@ impl Validator {
             if rule.mac_prefix.is_none() && rule.vendor_class.is_none() && rule.hostname_regex.is_none() {
                 self.fail(&p, "a rule needs mac_prefix, vendor_class or hostname_regex");
             }
+            if lease_time.is_infinite() {
+                self.fail(format!("{p}.lease_time"), "a rule's lease time must be finite");
+            }
+            rules.push(LeaseTimeRule {
+                mac_prefix: prefixes.into_iter().cloned().collect(),
+                vendor_class: rule.vendor_class.clone(),
+                hostname_regex: rule.hostname_regex.clone(),
+                lease_time,
+            });
         }
         for (i, rule) in r.restrictions.iter().flatten().enumerate() {
             for (j, mac) in rule.block_macs.iter().flatten().enumerate() {
@@ -472,6 +483,7 @@ impl Validator {
                 }
             }
         }
+        rules
     }
 
     fn inside_subnet(&mut self, path: &str, subnet: Option<Ipv4Net>, range: &AddrRange) {
@@ -617,17 +629,50 @@ impl Validator {
     }
 
     /// Sections parsed and checked now, carried out by later work.
-    fn not_yet(&mut self, r: &raw::Dhcp) {
+    /// `policies = [...]`: names unique, paths given, limits in range.
+    fn policies(&mut self, r: &raw::Dhcp) -> Vec<PolicyModule> {
+        let mut names = HashSet::new();
+        let mut out = Vec::new();
         for (i, p) in r.policies.iter().enumerate() {
-            if let Some(e) = &p.on_error {
-                if e != "allow" && e != "deny" {
-                    self.fail(format!("dhcp.policies[{i}].on_error"), format!("{e:?} is not one of allow, deny"));
-                }
+            let at = format!("dhcp.policies[{i}]");
+            if p.name.is_empty() || !names.insert(p.name.clone()) {
+                self.fail(format!("{at}.name"), format!("{:?}: policy names must be unique and non-empty", p.name));
             }
+            if p.path.is_empty() {
+                self.fail(format!("{at}.path"), "empty path: give the module's .wasm file");
+            }
+            let deny_on_error = match p.on_error.as_deref() {
+                None | Some("allow") => false,
+                Some("deny") => true,
+                Some(e) => {
+                    self.fail(format!("{at}.on_error"), format!("{e:?} is not one of allow, deny"));
+                    false
+                }
+            };
+            if p.fuel == Some(0) {
+                self.fail(format!("{at}.fuel"), "fuel 0 would stop every call");
+            }
+            let memory = p.memory.as_deref().and_then(|m| match parse_bytes(m) {
+                Some(b) if (64 << 10..=64 << 20).contains(&b) => Some(b),
+                _ => {
+                    self.fail(format!("{at}.memory"), format!("{m:?}: give a size from \"64KiB\" to \"64MiB\""));
+                    None
+                }
+            });
+            let config = p.config.clone().unwrap_or(serde_json::Value::Object(Default::default()));
+            out.push(PolicyModule {
+                name: p.name.clone(),
+                path: p.path.clone().into(),
+                deny_on_error,
+                fuel: p.fuel,
+                memory,
+                config,
+            });
         }
-        if !r.policies.is_empty() {
-            self.fail("dhcp.policies", format!("WebAssembly policy modules {NOT_YET}"));
-        }
+        out
+    }
+
+    fn not_yet(&mut self, r: &raw::Dhcp) {
         if let Some(a) = &r.analytics {
             const KINDS: [&str; 4] = ["excessive_leases", "rapid_renewals", "unusual_patterns", "pool_exhaustion"];
             if let Some(ad) = &a.anomaly_detection {
@@ -670,4 +715,19 @@ impl Validator {
             self.fail("dhcp.ha", format!("high availability {NOT_YET}"));
         }
     }
+}
+
+/// "16MiB", "512KiB", "4MB", "65536": a size in bytes.
+fn parse_bytes(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let factor = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KB" | "KiB" => 1 << 10,
+        "M" | "MB" | "MiB" => 1 << 20,
+        _ => return None,
+    };
+    n.checked_mul(factor)
 }

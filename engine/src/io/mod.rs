@@ -95,6 +95,7 @@ pub struct ShardSetup<'a> {
     pub committer: &'a Committer,
     pub mode: SyncMode,
     pub client_port: u16,
+    pub policies: Arc<crate::policy::LivePolicies>,
 }
 
 /// The running shards.
@@ -123,7 +124,8 @@ impl Shards {
             let writer = s.committer.writer(index);
             let w = wake.clone();
             writer.set_waker(Box::new(move || w.signal()));
-            let core = ShardCore::new(index, sockets, s.server.clone(), writer, s.mode, s.client_port);
+            let core =
+                ShardCore::new(index, sockets, s.server.clone(), writer, s.mode, s.client_port, s.policies.clone());
             shards.stats.push(core.stats.clone());
             shards.wakes.push(wake.clone());
             let (stop, backend) = (stop.clone(), s.backend);

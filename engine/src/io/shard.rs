@@ -15,7 +15,8 @@ use super::arp;
 use super::sockets::ShardSocket;
 use crate::config::SyncMode;
 use crate::metrics as m;
-use crate::server::{Destination, Meta, Server, SharedServer};
+use crate::policy::{LivePolicies, ShardPolicies};
+use crate::server::{Destination, Meta, PolicyHook, Server, SharedServer};
 use crate::store::ShardWriter;
 
 /// The largest datagram handled; DHCP over Ethernet fits.
@@ -83,6 +84,10 @@ pub struct ShardCore {
     received: Counter,
     sent: Counter,
     drops: Drops,
+    policies: Arc<LivePolicies>,
+    /// This shard's instances of the current policy set, and its generation.
+    mine: Option<ShardPolicies>,
+    generation: Option<u64>,
 }
 
 fn unix_now() -> u32 {
@@ -97,6 +102,7 @@ impl ShardCore {
         writer: ShardWriter,
         mode: SyncMode,
         client_port: u16,
+        policies: Arc<LivePolicies>,
     ) -> Self {
         let shard = index.to_string();
         ShardCore {
@@ -111,13 +117,34 @@ impl ShardCore {
             received: metrics::counter!(m::PACKETS_RECEIVED, "shard" => shard.clone()),
             sent: metrics::counter!(m::PACKETS_SENT, "shard" => shard),
             drops: Drops::default(),
+            policies,
+            mine: None,
+            generation: None,
         }
+    }
+
+    /// Re-creates this shard's policy instances when the set was replaced.
+    fn refresh_policies(&mut self) {
+        let current = self.policies.generation();
+        if self.generation == Some(current) {
+            return;
+        }
+        self.generation = Some(current);
+        self.mine = match self.policies.instances() {
+            Ok(p) => p,
+            Err(e) => {
+                // Loaded once already, so this is resources (instance slots): say so loudly.
+                tracing::error!(shard = self.index, error = %e, "cannot instantiate the policy modules: serving without them");
+                None
+            }
+        };
     }
 
     /// Decides a batch of datagrams under one read lock of the server.
     pub fn handle_batch<'a>(&mut self, batch: impl Iterator<Item = (&'a [u8], Ingress)>, out: &mut Vec<Outgoing>) {
         let server = self.server.clone();
         let server = server.read();
+        self.refresh_policies();
         let now = unix_now();
         for (datagram, ingress) in batch {
             self.handle(&server, datagram, ingress, now, out);
@@ -135,7 +162,8 @@ impl ShardCore {
         self.received.increment(1);
         let meta = Meta { ifindex: ingress.ifindex, local: ingress.local, now };
         let mut reply = Outgoing { socket: ingress.socket, to: ingress.from, len: 0, buf: [0; MAX_DATAGRAM] };
-        let outcome = match server.handle(datagram, &meta, &mut reply.buf) {
+        let hook = self.mine.as_mut().map(|p| p as &mut dyn PolicyHook);
+        let outcome = match server.handle_with(datagram, &meta, &mut reply.buf, hook) {
             Ok(o) => o,
             Err(why) => {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);

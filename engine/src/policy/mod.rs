@@ -10,7 +10,9 @@
 //! second per module and shard), re-instantiated, and its `on_error`
 //! decides; the server keeps serving.
 
+mod env;
 mod host;
+pub mod standard;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use wasmtime::{
     StoreLimitsBuilder, Trap, TypedFunc,
 };
 
+pub use env::ServerEnv;
 pub use host::{HostState, PolicyEnv};
 
 use crate::metrics as m;
@@ -382,5 +385,35 @@ impl PolicyHook for ShardPolicies {
             }
         }
         verdict
+    }
+}
+
+/// The modules the shards run, replaced on reload: each shard re-creates
+/// its instances when the generation moves.
+#[derive(Default)]
+pub struct LivePolicies {
+    generation: std::sync::atomic::AtomicU64,
+    set: parking_lot::RwLock<Option<Arc<PolicySet>>>,
+}
+
+impl LivePolicies {
+    pub fn new(set: Option<Arc<PolicySet>>) -> Arc<Self> {
+        Arc::new(LivePolicies { generation: Default::default(), set: parking_lot::RwLock::new(set) })
+    }
+
+    /// Puts `set` in place; shards pick it up at their next batch.
+    pub fn replace(&self, set: Option<Arc<PolicySet>>) {
+        *self.set.write() = set;
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The current generation (moves on every [`LivePolicies::replace`]).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Fresh instances of the current set for a shard (None: no modules).
+    pub fn instances(&self) -> Result<Option<ShardPolicies>, PolicyError> {
+        self.set.read().as_ref().map(|s| s.shard()).transpose()
     }
 }

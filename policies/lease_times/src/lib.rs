@@ -1,0 +1,162 @@
+//! Standard policy `lease_times`: the `client_lease_times` rules of each
+//! scope pick the lease time (the server clamps it to the scope's or
+//! pool's min/max). The first rule whose every given criterion matches
+//! wins: `mac_prefix` (any of a list), `vendor_class` (exact), and
+//! `hostname_regex` (see [`regex`]).
+//!
+//! Config (written by the server from the scopes' `client_lease_times`):
+//! `{"scopes": {"lan": [{"mac_prefix": ["00:11:22"], "lease_time": 43200}, ...]}}`
+#![cfg_attr(target_arch = "wasm32", no_std)]
+// Builds with rustc 1.63 too: no `is_none_or` (1.82) there.
+#![allow(clippy::unnecessary_map_or)]
+
+pub mod regex;
+
+use leased_policy::{export_policy, host, json, Decision, Env, Policy, RequestView};
+
+const MAX_RULES: usize = 128;
+const MAX_PREFIXES: usize = 8;
+const ARENA: usize = 8192;
+
+#[derive(Clone, Copy)]
+struct Span {
+    at: u16,
+    len: u16,
+}
+
+#[derive(Clone, Copy)]
+struct Rule {
+    scope: u16,
+    prefixes: [([u8; 6], u8); MAX_PREFIXES],
+    prefix_count: u8,
+    vendor: Option<Span>,
+    hostname: Option<Span>,
+    lease_time: u32,
+}
+
+const EMPTY: Rule = Rule {
+    scope: 0,
+    prefixes: [([0; 6], 0); MAX_PREFIXES],
+    prefix_count: 0,
+    vendor: None,
+    hostname: None,
+    lease_time: 0,
+};
+
+pub struct LeaseTimes {
+    rules: [Rule; MAX_RULES],
+    count: usize,
+    /// Vendor classes and patterns, copied out of the config.
+    arena: [u8; ARENA],
+    used: usize,
+}
+
+/// `00:11:22` (or `-` separated) → bytes and count.
+fn mac_prefix(text: &[u8]) -> Option<([u8; 6], u8)> {
+    let mut out = [0u8; 6];
+    let mut n = 0;
+    for part in text.split(|&b| b == b':' || b == b'-') {
+        if part.len() != 2 || n == 6 {
+            return None;
+        }
+        let hex = |b: u8| (b as char).to_digit(16);
+        out[n] = (hex(part[0])? * 16 + hex(part[1])?) as u8;
+        n += 1;
+    }
+    if n == 0 {
+        None
+    } else {
+        Some((out, n as u8))
+    }
+}
+
+fn refuse(what: &[u8]) -> Option<LeaseTimes> {
+    host::log(host::ERROR, what);
+    None
+}
+
+impl LeaseTimes {
+    fn keep(&mut self, bytes: &[u8]) -> Option<Span> {
+        if self.used + bytes.len() > ARENA {
+            return None;
+        }
+        self.arena[self.used..self.used + bytes.len()].copy_from_slice(bytes);
+        let span = Span { at: self.used as u16, len: bytes.len() as u16 };
+        self.used += bytes.len();
+        Some(span)
+    }
+
+    fn text(&self, s: Span) -> &[u8] {
+        &self.arena[s.at as usize..(s.at + s.len) as usize]
+    }
+
+    fn add(&mut self, scope: u16, rule: json::Value) -> Option<()> {
+        let mut r = EMPTY;
+        r.scope = scope;
+        r.lease_time = rule.get("lease_time")?.as_u64()?.min(u32::MAX as u64) as u32;
+        if let Some(list) = rule.get("mac_prefix") {
+            for p in list.elements() {
+                if r.prefix_count as usize == MAX_PREFIXES {
+                    return None;
+                }
+                r.prefixes[r.prefix_count as usize] = mac_prefix(p.as_str()?)?;
+                r.prefix_count += 1;
+            }
+        }
+        if let Some(v) = rule.get("vendor_class") {
+            r.vendor = Some(self.keep(v.as_str()?)?);
+        }
+        if let Some(h) = rule.get("hostname_regex") {
+            let pat = h.as_str()?;
+            if !regex::valid(pat) {
+                return None;
+            }
+            r.hostname = Some(self.keep(pat)?);
+        }
+        if self.count == MAX_RULES {
+            return None;
+        }
+        self.rules[self.count] = r;
+        self.count += 1;
+        Some(())
+    }
+
+    fn matches(&self, r: &Rule, req: &RequestView) -> bool {
+        let hw = req.chaddr();
+        let prefixes = &r.prefixes[..r.prefix_count as usize];
+        (prefixes.is_empty()
+            || prefixes.iter().any(|(p, n)| hw.len() >= *n as usize && hw[..*n as usize] == p[..*n as usize]))
+            && r.vendor.map_or(true, |v| req.vendor_class() == Some(self.text(v)))
+            && r.hostname.map_or(true, |h| req.hostname().map_or(false, |name| regex::is_match(self.text(h), name)))
+    }
+}
+
+impl Policy for LeaseTimes {
+    fn init(config: json::Value, env: &Env) -> Option<Self> {
+        let mut p = LeaseTimes { rules: [EMPTY; MAX_RULES], count: 0, arena: [0; ARENA], used: 0 };
+        for (name, rules) in config.get("scopes")?.members() {
+            let scope = match env.scope_id(name) {
+                Some(s) => s,
+                None => return refuse(b"lease_times: a rule names a scope the server does not have"),
+            };
+            for rule in rules.elements() {
+                if p.add(scope, rule).is_none() {
+                    return refuse(b"lease_times: a rule is malformed (mac_prefix, vendor_class, hostname_regex, lease_time) or there are too many");
+                }
+            }
+        }
+        Some(p)
+    }
+
+    fn eval(&mut self, req: &RequestView) -> Decision {
+        let scope = req.scope();
+        for r in &self.rules[..self.count] {
+            if r.scope == scope && self.matches(r, req) {
+                return Decision::CONTINUE.lease_time(r.lease_time);
+            }
+        }
+        Decision::CONTINUE
+    }
+}
+
+export_policy!(LeaseTimes);
