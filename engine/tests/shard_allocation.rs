@@ -1,7 +1,8 @@
 //! The shard threads allocate nothing per packet in steady state: a global
 //! allocator counts allocations per thread id, and the shard thread of a
 //! real `Shards` over loopback (FULL: ACKs held until durable, woken by the
-//! committer) makes none across 1,000 renewals. Both backends.
+//! committer) makes none across 1,000 renewals. Both backends, and with the
+//! standard lease_times policy module deciding every request.
 
 mod common;
 
@@ -68,7 +69,7 @@ fn ask(socket: &UdpSocket, server: SocketAddrV4, msg: &[u8], buf: &mut [u8], wan
     Packet::new_checked(reply).unwrap().yiaddr()
 }
 
-fn shard_does_not_allocate(backend: Backend, name: &str) {
+fn shard_does_not_allocate(backend: Backend, name: &str, with_policies: bool) {
     let dir = common::scratch_dir(&format!("shard-alloc-{name}"));
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -81,6 +82,7 @@ fn shard_does_not_allocate(backend: Backend, name: &str) {
   authoritative = true
   database = {{ path = "{}"  sync_mode = "FULL" }}
   scope "lab" {{
+    client_lease_times = [ {{ hostname_regex = "^(db|web)-[0-9]+$"  lease_time = "2h" }}, {{ mac_prefix = ["02:00:00:00"]  lease_time = "3h" }} ]
     relay_addresses = ["127.0.0.1"]
     subnet = "198.18.0.0/16"
     range_start = "198.18.1.0"  range_end = "198.18.255.254"
@@ -90,6 +92,16 @@ fn shard_does_not_allocate(backend: Backend, name: &str) {
         dir.join("data").display()
     ));
     let server = Arc::new(parking_lot::RwLock::new(Server::new(&config, &HashMap::new()).unwrap()));
+    // The standard lease_times module (from the config's client_lease_times), or none.
+    let policies = if with_policies {
+        let specs = leased::policy::standard::specs(&config).unwrap();
+        assert_eq!(specs.len(), 1);
+        let env = Arc::new(leased::policy::ServerEnv { server: server.clone() });
+        let scopes = leased::policy::standard::scopes_json(&server.read());
+        Some(leased::policy::PolicySet::load(specs, &scopes, env).unwrap())
+    } else {
+        None
+    };
     let store = Arc::new(SledStore::open(&config.database.path, Names::from_config(&config), 8 << 20).unwrap());
     let committer = Committer::start(store, CommitterOptions::from_config(&config, 1));
     let endpoints = leased::io::endpoints(&config.listen, &HashMap::new()).unwrap();
@@ -101,7 +113,7 @@ fn shard_does_not_allocate(backend: Backend, name: &str) {
         committer: &committer,
         mode: config.database.sync_mode,
         client_port: config.client_port,
-        policies: leased::policy::LivePolicies::new(None),
+        policies: leased::policy::LivePolicies::new(policies),
     })
     .unwrap();
     let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, server_port);
@@ -117,6 +129,9 @@ fn shard_does_not_allocate(backend: Backend, name: &str) {
     for r in &renewals {
         ask(&socket, to, r, &mut buf, MessageType::Ack);
     }
+    // The last ACK (still in `buf`): the policy's 3 h, else the default 24 h.
+    let lease = Options::parse(&buf).unwrap().lease_time().unwrap();
+    assert_eq!(lease, Some(if with_policies { 3 * 3600 } else { 24 * 3600 }), "{name}");
     let tids = threads_named("shard-0");
     assert_eq!(tids.len(), 1, "one shard thread");
     let before = BY_THREAD[tids[0] % SLOTS].load(Ordering::SeqCst);
@@ -135,6 +150,8 @@ fn shard_does_not_allocate(backend: Backend, name: &str) {
 /// One test for both: the shard thread is found by its name, "shard-0".
 #[test]
 fn the_shard_threads_do_not_allocate_per_packet() {
-    shard_does_not_allocate(Backend::Uring, "uring");
-    shard_does_not_allocate(Backend::Portable, "portable");
+    shard_does_not_allocate(Backend::Uring, "uring", false);
+    shard_does_not_allocate(Backend::Portable, "portable", false);
+    // With a WebAssembly policy deciding every request.
+    shard_does_not_allocate(Backend::Uring, "uring+lease_times", true);
 }

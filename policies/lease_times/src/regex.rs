@@ -55,7 +55,32 @@ pub fn valid(pat: &[u8]) -> bool {
 
 /// Whether `pat` matches anywhere in `text` (`^`/`$` anchor it).
 pub fn is_match(pat: &[u8], text: &[u8]) -> bool {
-    (0..=text.len()).any(|start| alternatives(pat, text, start, &|_| true))
+    // A pattern whose every alternative starts with `^` can only match at 0.
+    let last = if anchored(pat) { 0 } else { text.len() };
+    (0..=last).any(|start| alternatives(pat, text, start, &|_| true))
+}
+
+/// Whether every top-level alternative of `pat` starts with `^`.
+fn anchored(pat: &[u8]) -> bool {
+    let mut at_start = true;
+    let mut i = 0;
+    while i < pat.len() {
+        if at_start && pat[i] != b'^' {
+            return false;
+        }
+        at_start = false;
+        i = match pat[i] {
+            b'\\' => i + 2,
+            b'[' => class_end(pat, i).unwrap_or(pat.len()),
+            b'(' => group_end(pat, i).unwrap_or(pat.len()),
+            b'|' => {
+                at_start = true;
+                i + 1
+            }
+            _ => i + 1,
+        };
+    }
+    !at_start
 }
 
 /// End (exclusive) of the class starting at `[` at `i`.
@@ -234,6 +259,8 @@ mod tests {
             ("^x\\.y$", "x.y", true),
             ("^x\\.y$", "xzy", false),
             ("", "anything", true),
+            ("^a|b", "cb", true),
+            ("^a|^b", "cb", false),
         ];
         for (pat, text, want) in cases {
             assert!(valid(pat.as_bytes()), "{pat}");
