@@ -139,9 +139,15 @@ fn on_error_deny_drops_the_request_and_a_deny_verdict_is_silent() {
     assert_eq!(dora(&server, &mut p, &TestClient::new(8)).err(), Some(Ignored::PolicyDenied));
 }
 
+/// The SDK tutorial's policy, built once per test run.
+fn build_tutorial_policy() -> Option<Vec<u8>> {
+    static BUILT: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build_tutorial_policy_now).clone()
+}
+
 /// Builds the SDK tutorial's policy from source with Debian's cargo and
 /// rustc 1.63 (the wasm32 toolchain of these machines).
-fn build_tutorial_policy() -> Option<Vec<u8>> {
+fn build_tutorial_policy_now() -> Option<Vec<u8>> {
     let cargo = Path::new("/usr/bin/cargo");
     let wasm_std = Path::new("/usr/lib/rustlib/wasm32-unknown-unknown");
     if !cargo.exists() || !wasm_std.exists() {
@@ -235,4 +241,84 @@ fn the_standard_lease_times_policy_applies_client_lease_times_rules() {
     .unwrap()
     .to_string();
     assert!(err.starts_with("policy \"lease_times\": policy_init refused its config"), "{err}");
+}
+
+/// The first ```hcl block of the SDK tutorial.
+fn tutorial_config() -> String {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../wasm-sdk/README.md")).unwrap();
+    let start = readme.find("```hcl\n").expect("an hcl block") + 7;
+    let end = start + readme[start..].find("```").unwrap();
+    readme[start..end].to_string()
+}
+
+/// `leased client COMMAND` through the tutorial's relay port; stdout and success.
+fn client(args: &[&str], server_port: u16, relay_port: u16) -> (String, bool) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_leased"))
+        .args(["client"])
+        .args(args)
+        .args(["--server", &format!("127.0.0.1:{server_port}"), "--relay", &format!("127.0.0.1:{relay_port}")])
+        .output()
+        .unwrap();
+    (String::from_utf8_lossy(&out.stdout).into_owned(), out.status.success())
+}
+
+#[test]
+fn the_sdk_tutorial_works_as_written_with_leased_serve_and_reloads() {
+    let Some(wasm) = build_tutorial_policy() else { return };
+    let dir = scratch_dir("tutorial-serve");
+    std::fs::write(dir.join("guests.wasm"), wasm).unwrap();
+    let port = |_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (server_port, relay_port) = (port(0), port(1));
+    let hcl = tutorial_config()
+        .replace("127.0.0.1:6767", &format!("127.0.0.1:{server_port}"))
+        .replace("relay_port = 6768", &format!("relay_port = {relay_port}"))
+        .replace("\"./data\"", &format!("{:?}", dir.join("data")))
+        .replace(
+            "wasm-sdk/target/wasm32-unknown-unknown/release/examples/guests.wasm",
+            &dir.join("guests.wasm").display().to_string(),
+        );
+    let config = dir.join("guests.hcl");
+    std::fs::write(&config, &hcl).unwrap();
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_leased"))
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_leased"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(server.stdout.take().unwrap()).lines().map_while(Result::ok);
+    assert!(lines.next().unwrap().starts_with("leased: serving on"));
+
+    let phone = ["--mac", "02:00:00:00:77:01", "--vendor-class", "android-dhcp"];
+    let (out, ok) = client(&[&["request"][..], &phone].concat(), server_port, relay_port);
+    assert!(ok && out.contains("IP Address 198.18.0.200 is now leased."), "{out}");
+    let renew = [&["renew", "--ip", "198.18.0.200"][..], &phone].concat();
+    let (out, ok) = client(&renew, server_port, relay_port);
+    assert!(ok && out.contains("IP Address 198.18.0.200 is leased for 3600 s."), "{out}");
+    let (out, ok) = client(&["request", "--mac", "02:00:00:00:77:02"], server_port, relay_port);
+    assert!(ok && out.contains("IP Address 198.18.0.100 is now leased."), "{out}");
+
+    // A new config for the module, live.
+    std::fs::write(&config, hcl.replace("lease_time = 3600", "lease_time = 1800")).unwrap();
+    unsafe { libc::kill(server.id() as i32, libc::SIGHUP) };
+    let line = lines.next().unwrap();
+    assert!(line.starts_with("leased: config reloaded"), "{line}");
+    let (out, ok) = client(&renew, server_port, relay_port);
+    assert!(ok && out.contains("IP Address 198.18.0.200 is leased for 1800 s."), "{out}");
+
+    // A module that does not load is refused; the running one stays.
+    std::fs::write(&config, hcl.replace(&dir.join("guests.wasm").display().to_string(), "/nonexistent.wasm")).unwrap();
+    unsafe { libc::kill(server.id() as i32, libc::SIGHUP) };
+    let (out, ok) = client(&renew, server_port, relay_port);
+    assert!(ok && out.contains("leased for 1800 s."), "{out}");
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    assert!(server.wait().unwrap().success());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -29,6 +29,12 @@ pub struct Target {
     /// Seconds to wait for each reply, retransmitting meanwhile.
     #[arg(long, default_value_t = 10)]
     pub timeout: u64,
+    /// Send this host name (option 12).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Send this vendor class (option 60), e.g. to test a policy.
+    #[arg(long)]
+    pub vendor_class: Option<String>,
 }
 
 /// `request`: DISCOVER, OFFER, REQUEST, ACK.
@@ -84,6 +90,8 @@ impl Target {
             Via::Relay { relay, .. } => format!("cannot act as relay on {relay}: {e}"),
         })?;
         client.timeout = Duration::from_secs(self.timeout);
+        client.hostname = self.hostname.clone();
+        client.vendor_class = self.vendor_class.clone();
         Ok(client)
     }
 }

@@ -52,6 +52,10 @@ pub struct Client {
     mac: [u8; 6],
     /// Total time to wait for each reply, retransmitting at 1, 2, 4... s.
     pub timeout: Duration,
+    /// Option 12 to send, if any.
+    pub hostname: Option<String>,
+    /// Option 60 to send, if any.
+    pub vendor_class: Option<String>,
 }
 
 /// What the client needs of a reply.
@@ -82,7 +86,16 @@ impl Client {
                 (s.into(), dest, Ipv4Addr::UNSPECIFIED, BROADCAST_FLAG)
             }
         };
-        Ok(Client { socket, dest, giaddr, flags, mac, timeout: Duration::from_secs(10) })
+        Ok(Client {
+            socket,
+            dest,
+            giaddr,
+            flags,
+            mac,
+            timeout: Duration::from_secs(10),
+            hostname: None,
+            vendor_class: None,
+        })
     }
 
     /// DISCOVER, OFFER, REQUEST, ACK, printing each step to `out`. Returns the leased address.
@@ -180,6 +193,12 @@ impl Client {
         b.option(opt::MESSAGE_TYPE, &[kind as u8]).map_err(io)?;
         for (code, v) in options {
             b.option(*code, v).map_err(io)?;
+        }
+        if let Some(h) = &self.hostname {
+            b.option(opt::HOSTNAME, h.as_bytes()).map_err(io)?;
+        }
+        if let Some(v) = &self.vendor_class {
+            b.option(opt::VENDOR_CLASS, v.as_bytes()).map_err(io)?;
         }
         b.option(
             opt::PARAMETER_LIST,
