@@ -143,10 +143,9 @@ fn engine() -> Result<Engine, String> {
     config
         .consume_fuel(true)
         .epoch_interruption(true)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-        .memory_reservation(MAX_MEMORY as u64)
-        .memory_guard_size(1 << 16)
-        .memory_reservation_for_growth(0);
+        // The default memory reservation (4 GiB of address space per slot,
+        // with guard pages) lets compiled code skip explicit bounds checks.
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config).map_err(|e| e.to_string())
 }
 

@@ -14,9 +14,11 @@ pub mod regex;
 
 use leased_policy::{export_policy, host, json, Decision, Env, Policy, RequestView};
 
-const MAX_RULES: usize = 128;
+const MAX_RULES: usize = 64;
+/// Compiled hostname patterns (each rule may have one).
+const MAX_PATTERNS: usize = 16;
 const MAX_PREFIXES: usize = 8;
-const ARENA: usize = 8192;
+const ARENA: usize = 4096;
 
 #[derive(Clone, Copy)]
 struct Span {
@@ -30,7 +32,8 @@ struct Rule {
     prefixes: [([u8; 6], u8); MAX_PREFIXES],
     prefix_count: u8,
     vendor: Option<Span>,
-    hostname: Option<Span>,
+    /// Index of its compiled hostname pattern.
+    hostname: Option<u8>,
     lease_time: u32,
 }
 
@@ -46,9 +49,11 @@ const EMPTY: Rule = Rule {
 pub struct LeaseTimes {
     rules: [Rule; MAX_RULES],
     count: usize,
-    /// Vendor classes and patterns, copied out of the config.
+    /// Vendor classes, copied out of the config.
     arena: [u8; ARENA],
     used: usize,
+    patterns: [Option<regex::Program>; MAX_PATTERNS],
+    pattern_count: usize,
 }
 
 /// `00:11:22` (or `-` separated) → bytes and count.
@@ -107,11 +112,12 @@ impl LeaseTimes {
             r.vendor = Some(self.keep(v.as_str()?)?);
         }
         if let Some(h) = rule.get("hostname_regex") {
-            let pat = h.as_str()?;
-            if !regex::valid(pat) {
+            if self.pattern_count == MAX_PATTERNS {
                 return None;
             }
-            r.hostname = Some(self.keep(pat)?);
+            self.patterns[self.pattern_count] = Some(regex::Program::compile(h.as_str()?)?);
+            r.hostname = Some(self.pattern_count as u8);
+            self.pattern_count += 1;
         }
         if self.count == MAX_RULES {
             return None;
@@ -127,13 +133,23 @@ impl LeaseTimes {
         (prefixes.is_empty()
             || prefixes.iter().any(|(p, n)| hw.len() >= *n as usize && hw[..*n as usize] == p[..*n as usize]))
             && r.vendor.map_or(true, |v| req.vendor_class() == Some(self.text(v)))
-            && r.hostname.map_or(true, |h| req.hostname().map_or(false, |name| regex::is_match(self.text(h), name)))
+            && r.hostname.map_or(true, |h| {
+                let program = self.patterns[h as usize].as_ref();
+                req.hostname().map_or(false, |name| program.map_or(false, |p| p.is_match(name)))
+            })
     }
 }
 
 impl Policy for LeaseTimes {
     fn init(config: json::Value, env: &Env) -> Option<Self> {
-        let mut p = LeaseTimes { rules: [EMPTY; MAX_RULES], count: 0, arena: [0; ARENA], used: 0 };
+        let mut p = LeaseTimes {
+            rules: [EMPTY; MAX_RULES],
+            count: 0,
+            arena: [0; ARENA],
+            used: 0,
+            patterns: [None; MAX_PATTERNS],
+            pattern_count: 0,
+        };
         for (name, rules) in config.get("scopes")?.members() {
             let scope = match env.scope_id(name) {
                 Some(s) => s,

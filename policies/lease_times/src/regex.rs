@@ -1,8 +1,10 @@
 //! The regular-expression subset people write for host names: literals,
 //! `.`, `*`, `+`, `?`, classes (`[a-z0-9]`, `[^-]`, `\d`, `\w`, `\s`),
 //! anchors `^` `$`, groups and alternation `a|(b|c)d`. ASCII letters match
-//! either case. A backtracking matcher over the pattern text: no
-//! allocation, no compilation step; the host's fuel bounds the worst case.
+//! either case. Patterns compile once to a small program (classes as bit
+//! tables) run by a backtracking VM with a fixed stack: no allocation; a
+//! step limit (and the host's fuel) bounds pathological patterns, which
+//! then do not match.
 
 /// Whether `pat` is well formed in this subset.
 pub fn valid(pat: &[u8]) -> bool {
@@ -53,11 +55,253 @@ pub fn valid(pat: &[u8]) -> bool {
     depth == 0
 }
 
-/// Whether `pat` matches anywhere in `text` (`^`/`$` anchor it).
+/// Instructions of a compiled pattern.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Inst {
+    /// This byte, either case.
+    Byte(u8),
+    Any,
+    /// Member of class table entry n.
+    Class(u8),
+    /// Try the first target, then the second.
+    Split(u8, u8),
+    Jmp(u8),
+    Start,
+    End,
+    Match,
+}
+
+/// Instructions a pattern may compile to.
+pub const MAX_INSTS: usize = 128;
+/// Character classes a pattern may hold.
+pub const MAX_CLASSES: usize = 8;
+/// Backtracking steps per match attempt before giving up (no match).
+const MAX_STEPS: usize = 20_000;
+
+/// A pattern compiled once (at init) to instructions for a backtracking VM.
+#[derive(Clone, Copy)]
+pub struct Program {
+    insts: [Inst; MAX_INSTS],
+    len: usize,
+    classes: [[u32; 8]; MAX_CLASSES],
+    class_count: usize,
+    anchored: bool,
+}
+
+impl Program {
+    /// Compiles `pat`; None when it is not in the subset or too large.
+    pub fn compile(pat: &[u8]) -> Option<Program> {
+        if !valid(pat) {
+            return None;
+        }
+        let mut p = Program {
+            insts: [Inst::Match; MAX_INSTS],
+            len: 0,
+            classes: [[0; 8]; MAX_CLASSES],
+            class_count: 0,
+            anchored: anchored(pat),
+        };
+        p.alternatives(pat)?;
+        p.emit(Inst::Match)?;
+        Some(p)
+    }
+
+    fn emit(&mut self, inst: Inst) -> Option<usize> {
+        if self.len == MAX_INSTS {
+            return None;
+        }
+        self.insts[self.len] = inst;
+        self.len += 1;
+        Some(self.len - 1)
+    }
+
+    fn here(&self) -> u8 {
+        self.len as u8
+    }
+
+    fn alternatives(&mut self, pat: &[u8]) -> Option<()> {
+        let mut ends = [0usize; 16];
+        let mut n_ends = 0;
+        let mut start = 0;
+        let mut i = 0;
+        loop {
+            let at_end = i == pat.len();
+            if at_end || pat[i] == b'|' {
+                if at_end && start == 0 {
+                    return self.sequence(pat);
+                }
+                if at_end {
+                    self.sequence(&pat[start..])?;
+                    break;
+                }
+                let split = self.emit(Inst::Split(0, 0))?;
+                self.sequence(&pat[start..i])?;
+                if n_ends == ends.len() {
+                    return None;
+                }
+                ends[n_ends] = self.emit(Inst::Jmp(0))?;
+                n_ends += 1;
+                self.insts[split] = Inst::Split(split as u8 + 1, self.here());
+                start = i + 1;
+                i += 1;
+                continue;
+            }
+            i = step(pat, i);
+        }
+        let end = self.here();
+        for &j in &ends[..n_ends] {
+            self.insts[j] = Inst::Jmp(end);
+        }
+        Some(())
+    }
+
+    fn sequence(&mut self, seq: &[u8]) -> Option<()> {
+        let mut i = 0;
+        while i < seq.len() {
+            let end = step(seq, i);
+            let atom = &seq[i..end];
+            let quant = seq.get(end).copied().filter(|q| matches!(q, b'*' | b'+' | b'?'));
+            i = end + usize::from(quant.is_some());
+            match quant {
+                Some(b'?') => {
+                    let split = self.emit(Inst::Split(0, 0))?;
+                    self.atom(atom)?;
+                    self.insts[split] = Inst::Split(split as u8 + 1, self.here());
+                }
+                Some(b'*') => {
+                    let split = self.emit(Inst::Split(0, 0))?;
+                    self.atom(atom)?;
+                    self.emit(Inst::Jmp(split as u8))?;
+                    self.insts[split] = Inst::Split(split as u8 + 1, self.here());
+                }
+                Some(_) => {
+                    let top = self.here();
+                    self.atom(atom)?;
+                    let next = self.here() + 1;
+                    self.emit(Inst::Split(top, next))?;
+                }
+                None => self.atom(atom)?,
+            }
+        }
+        Some(())
+    }
+
+    fn atom(&mut self, a: &[u8]) -> Option<()> {
+        let inst = match a[0] {
+            b'(' => return self.alternatives(&a[1..a.len() - 1]),
+            b'^' => Inst::Start,
+            b'$' => Inst::End,
+            b'.' => Inst::Any,
+            b'[' => self.class(a)?,
+            b'\\' => match a[1] {
+                b'd' | b'w' | b's' => self.class(a)?,
+                e => Inst::Byte(e.to_ascii_lowercase()),
+            },
+            c => Inst::Byte(c.to_ascii_lowercase()),
+        };
+        self.emit(inst).map(drop)
+    }
+
+    /// A class (`[...]`, `\d`, `\w`, `\s`) as a 256-bit table, both cases.
+    fn class(&mut self, a: &[u8]) -> Option<Inst> {
+        if self.class_count == MAX_CLASSES {
+            return None;
+        }
+        let mut bits = [0u32; 8];
+        for c in 0..=255u8 {
+            if accepts(a, c) {
+                bits[(c >> 5) as usize] |= 1 << (c & 31);
+            }
+        }
+        self.classes[self.class_count] = bits;
+        self.class_count += 1;
+        Some(Inst::Class(self.class_count as u8 - 1))
+    }
+
+    /// Whether the pattern matches anywhere in `text`.
+    pub fn is_match(&self, text: &[u8]) -> bool {
+        let last = if self.anchored { 0 } else { text.len() };
+        (0..=last).any(|start| self.run(text, start))
+    }
+
+    fn run(&self, text: &[u8], start: usize) -> bool {
+        // Room for one choice per character of the longest host name; left
+        // uninitialised (only pushed entries are read): no 1 KiB fill per run.
+        let mut stack = [core::mem::MaybeUninit::<(u8, u16)>::uninit(); 256];
+        let mut depth = 0;
+        let (mut pc, mut pos) = (0usize, start);
+        let mut steps = 0;
+        loop {
+            steps += 1;
+            if steps > MAX_STEPS {
+                return false;
+            }
+            let ok = match self.insts[pc] {
+                Inst::Match => return true,
+                Inst::Byte(b) => pos < text.len() && text[pos].to_ascii_lowercase() == b,
+                Inst::Any => pos < text.len(),
+                Inst::Class(n) => {
+                    pos < text.len()
+                        && self.classes[n as usize][(text[pos] >> 5) as usize] & (1 << (text[pos] & 31)) != 0
+                }
+                Inst::Start => {
+                    if pos == 0 {
+                        pc += 1;
+                        continue;
+                    }
+                    false
+                }
+                Inst::End => {
+                    if pos == text.len() {
+                        pc += 1;
+                        continue;
+                    }
+                    false
+                }
+                Inst::Jmp(t) => {
+                    pc = t as usize;
+                    continue;
+                }
+                Inst::Split(a, b) => {
+                    if depth < stack.len() {
+                        stack[depth] = core::mem::MaybeUninit::new((b, pos as u16));
+                        depth += 1;
+                    }
+                    pc = a as usize;
+                    continue;
+                }
+            };
+            if ok {
+                pc += 1;
+                pos += 1;
+            } else if depth == 0 {
+                return false;
+            } else {
+                depth -= 1;
+                // SAFETY: entries below `depth` were written by the pushes above.
+                let (p, q) = unsafe { stack[depth].assume_init() };
+                pc = p as usize;
+                pos = q as usize;
+            }
+        }
+    }
+}
+
+/// Whether `pat` matches anywhere in `text` (`^`/`$` anchor it); compiles
+/// it each time: keep a [`Program`] where a pattern is used more than once.
 pub fn is_match(pat: &[u8], text: &[u8]) -> bool {
-    // A pattern whose every alternative starts with `^` can only match at 0.
-    let last = if anchored(pat) { 0 } else { text.len() };
-    (0..=last).any(|start| alternatives(pat, text, start, &|_| true))
+    Program::compile(pat).map_or(false, |p| p.is_match(text))
+}
+
+/// Index past the atom starting at `i`.
+fn step(pat: &[u8], i: usize) -> usize {
+    match pat[i] {
+        b'\\' => i + 2,
+        b'[' => class_end(pat, i).unwrap_or(pat.len()),
+        b'(' => group_end(pat, i).unwrap_or(pat.len()),
+        _ => i + 1,
+    }
+    .min(pat.len())
 }
 
 /// Whether every top-level alternative of `pat` starts with `^`.
@@ -68,17 +312,8 @@ fn anchored(pat: &[u8]) -> bool {
         if at_start && pat[i] != b'^' {
             return false;
         }
-        at_start = false;
-        i = match pat[i] {
-            b'\\' => i + 2,
-            b'[' => class_end(pat, i).unwrap_or(pat.len()),
-            b'(' => group_end(pat, i).unwrap_or(pat.len()),
-            b'|' => {
-                at_start = true;
-                i + 1
-            }
-            _ => i + 1,
-        };
+        at_start = pat[i] == b'|';
+        i = step(pat, i);
     }
     !at_start
 }
@@ -127,31 +362,6 @@ fn group_end(pat: &[u8], i: usize) -> Option<usize> {
     None
 }
 
-fn alternatives(pat: &[u8], text: &[u8], pos: usize, k: &dyn Fn(usize) -> bool) -> bool {
-    let mut start = 0;
-    let mut i = 0;
-    loop {
-        if i == pat.len() || pat[i] == b'|' {
-            if sequence(&pat[start..i], text, pos, k) {
-                return true;
-            }
-            if i == pat.len() {
-                return false;
-            }
-            start = i + 1;
-            i += 1;
-            continue;
-        }
-        i = match pat[i] {
-            b'\\' => i + 2,
-            b'[' => class_end(pat, i).unwrap_or(pat.len()),
-            b'(' => group_end(pat, i).unwrap_or(pat.len()),
-            _ => i + 1,
-        }
-        .min(pat.len());
-    }
-}
-
 fn lower(b: u8) -> u8 {
     b.to_ascii_lowercase()
 }
@@ -189,50 +399,6 @@ fn accepts(atom: &[u8], c: u8) -> bool {
             hit != negated
         }
         a => lower(a) == lower(c),
-    }
-}
-
-/// Matches one atom (a character atom or a group) at `pos`, then `k`.
-fn atom(a: &[u8], text: &[u8], pos: usize, k: &dyn Fn(usize) -> bool) -> bool {
-    if a[0] == b'(' {
-        return alternatives(&a[1..a.len() - 1], text, pos, k);
-    }
-    pos < text.len() && accepts(a, text[pos]) && k(pos + 1)
-}
-
-/// Zero or more of `a` (greedy), then `k`.
-fn star(a: &[u8], text: &[u8], pos: usize, k: &dyn Fn(usize) -> bool) -> bool {
-    atom(a, text, pos, &|p| p > pos && star(a, text, p, k)) || k(pos)
-}
-
-fn sequence(seq: &[u8], text: &[u8], pos: usize, k: &dyn Fn(usize) -> bool) -> bool {
-    let first = match seq.first() {
-        Some(&f) => f,
-        None => return k(pos),
-    };
-    match first {
-        b'^' => return pos == 0 && sequence(&seq[1..], text, pos, k),
-        b'$' => return pos == text.len() && sequence(&seq[1..], text, pos, k),
-        _ => {}
-    }
-    let end = match first {
-        b'\\' => 2,
-        b'[' => class_end(seq, 0).unwrap_or(seq.len()),
-        b'(' => group_end(seq, 0).unwrap_or(seq.len()),
-        _ => 1,
-    }
-    .min(seq.len());
-    let (a, rest) = seq.split_at(end);
-    let (quant, rest) = match rest.first() {
-        Some(q @ (b'*' | b'+' | b'?')) => (*q, &rest[1..]),
-        _ => (0, rest),
-    };
-    let then = |p: usize| sequence(rest, text, p, k);
-    match quant {
-        b'?' => atom(a, text, pos, &then) || then(pos),
-        b'*' => star(a, text, pos, &then),
-        b'+' => atom(a, text, pos, &|p| star(a, text, p, &then)),
-        _ => atom(a, text, pos, &then),
     }
 }
 
