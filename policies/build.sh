@@ -25,10 +25,13 @@ $check && out=$(mktemp -d)
 mkdir -p "$out"
 target=$(mktemp -d)
 trap 'rm -rf "$target"; $check && rm -rf "$out"' EXIT
+# Panic locations carry source paths: make them independent of the checkout.
+root=$(cd .. && pwd)
+flags="-C link-arg=-zstack-size=65536 --remap-path-prefix=$root=/leased"
 for crate in */Cargo.toml; do
     dir=$(dirname "$crate")
     [[ $dir == dist ]] && continue
-    (cd "$dir" && RUSTFLAGS="-C link-arg=-zstack-size=65536" CARGO_TARGET_DIR="$target" \
+    (cd "$dir" && RUSTFLAGS="$flags" CARGO_TARGET_DIR="$target" \
         "${cargo[@]}" build --offline --quiet --release --target wasm32-unknown-unknown && rm -f Cargo.lock)
     name=$(basename "$dir")
     cp "$target/wasm32-unknown-unknown/release/leased_policy_${name}.wasm" "$out/$name.wasm"
