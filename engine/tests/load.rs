@@ -257,9 +257,17 @@ fn drop_ratios(report: &str) -> Vec<f64> {
         .collect()
 }
 
-fn perfdhcp_2000_dora_per_second_for_10_s_without_drops(backend: &str) {
-    let _one = one_load();
-    let Some(mut lab) = NetLab::new(&format!("perfdhcp-{backend}")) else { return };
+/// A counter of an `nstat -az` listing (`Name value rate` lines).
+fn nstat_counter(listing: &str, name: &str) -> u64 {
+    listing.lines().find_map(|l| l.strip_prefix(name)?.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+}
+
+/// One perfdhcp run in a fresh lab: the report (with the server's per-shard
+/// totals and perfdhcp's UDP counters appended) and the number of replies
+/// perfdhcp's own socket overflowed on, i.e. lost because perfdhcp was not
+/// scheduled in time (the machine is shared), not because of the server.
+fn perfdhcp_run(backend: &str) -> Option<(String, u64, Vec<String>)> {
+    let mut lab = NetLab::new(&format!("perfdhcp-{backend}"))?;
     lab.segment("br0", "198.18.0.1/16");
     let ifname = lab.client("c1", "br0");
     // perfdhcp needs an address on its interface, and sees replies unicast to its
@@ -271,20 +279,43 @@ fn perfdhcp_2000_dora_per_second_for_10_s_without_drops(backend: &str) {
         "range_start = \"198.18.0.100\"  range_end = \"198.18.0.199\"",
         "subnet = \"198.18.0.0/16\"\n    range_start = \"198.18.1.0\"  range_end = \"198.18.255.254\"",
     );
-    lab.serve(&hcl);
+    let (pid, server_log) = lab.serve_logging(&hcl, "leased=info");
     // 10 s at 2,000/s: 20,000 exchanges of distinct clients; wait 1 s for the last replies.
     let out =
         lab.output("c1", "perfdhcp", &["-4", "-l", &ifname, "-r", "2000", "-p", "10", "-R", "30000", "-W", "1000000"]);
-    let report = String::from_utf8_lossy(&out.stdout);
-    let ratios = drop_ratios(&report);
-    assert_eq!(ratios.len(), 2, "DISCOVER-OFFER and REQUEST-ACK: {report}");
-    assert!(ratios.iter().all(|&r| r == 0.0), "drops: {report}");
-    let sent: Vec<u64> = report
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("received packets:"))
-        .map(|v| v.trim().parse().unwrap())
-        .collect();
-    assert!(sent.iter().all(|&n| n >= 19_900), "about 20,000 exchanges each: {report}");
+    let udp = String::from_utf8_lossy(&lab.output("c1", "nstat", &["-az", "Udp*"]).stdout).into_owned();
+    lab.stop_server(pid);
+    let totals = server_log.matching(&["leased: shard"]);
+    let report = format!("{}\nserver: {totals:?}\nperfdhcp's namespace: {udp}", String::from_utf8_lossy(&out.stdout));
+    Some((report, nstat_counter(&udp, "UdpRcvbufErrors"), totals))
+}
+
+fn perfdhcp_2000_dora_per_second_for_10_s_without_drops(backend: &str) {
+    let _one = one_load();
+    // A run where perfdhcp's own receive buffer overflowed measured the noisy
+    // neighbours of this machine, not leased: it is repeated (at most twice).
+    // Any other drop fails at once.
+    for attempt in 1..=3 {
+        let Some((report, client_overflows, totals)) = perfdhcp_run(backend) else { return };
+        let ratios = drop_ratios(&report);
+        assert_eq!(ratios.len(), 2, "DISCOVER-OFFER and REQUEST-ACK: {report}");
+        assert!(
+            !totals.is_empty() && totals.iter().all(|l| l.contains("dropped 0")),
+            "the server dropped packets: {report}"
+        );
+        if client_overflows > 0 && attempt < 3 {
+            eprintln!("perfdhcp ({backend}) was not scheduled in time: {client_overflows} replies overflowed its socket; again");
+            continue;
+        }
+        assert!(ratios.iter().all(|&r| r == 0.0), "drops: {report}");
+        let received: Vec<u64> = report
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("received packets:"))
+            .map(|v| v.trim().parse().unwrap())
+            .collect();
+        assert!(received.iter().all(|&n| n >= 19_900), "about 20,000 exchanges each: {report}");
+        return;
+    }
 }
 
 #[test]

@@ -194,12 +194,19 @@ impl NetLab {
     }
 
     /// Writes a server config and starts `leased serve` in the server
-    /// namespace; returns its PID and output once it serves.
+    /// namespace with debug logs (a line per lease and reply); returns its
+    /// PID and output once it serves.
     pub fn serve(&mut self, hcl: &str) -> (u32, Lines) {
+        self.serve_logging(hcl, "leased=debug")
+    }
+
+    /// [`NetLab::serve`] with the given `RUST_LOG`: load tests log at info,
+    /// since a debug line per packet into the test's pipe is the bottleneck.
+    pub fn serve_logging(&mut self, hcl: &str, rust_log: &str) -> (u32, Lines) {
         let config = self.dir.join("leased.hcl");
         std::fs::write(&config, hcl.replace("DATA", &self.dir.join("data").display().to_string())).unwrap();
         let mut cmd = self.cmd("srv", LEASED);
-        cmd.args(["serve", "--config"]).arg(&config).env("RUST_LOG", "leased=debug");
+        cmd.args(["serve", "--config"]).arg(&config).env("RUST_LOG", rust_log);
         let (pid, lines) = self.spawn(cmd);
         lines.wait_for(&["leased: serving on"], Duration::from_secs(20));
         (pid, lines)
