@@ -68,13 +68,13 @@ fn bench(c: &mut Criterion) {
         memory: DEFAULT_MEMORY,
         config: "{}".into(),
     };
-    let solo = PolicySet::load(vec![extra.clone()], &scopes, Arc::new(NoEnv)).unwrap();
-    let mut solo = solo.shard().unwrap();
-    let one = PolicySet::load(standard::specs(&config).unwrap(), &scopes, Arc::new(NoEnv)).unwrap();
+    let solo = PolicySet::load(vec![extra.clone()], &scopes, 1, Arc::new(NoEnv)).unwrap();
+    let mut solo = solo.shard(0).unwrap();
+    let one = PolicySet::load(standard::specs(&config).unwrap(), &scopes, 1, Arc::new(NoEnv)).unwrap();
     let mut two_specs = standard::specs(&config).unwrap();
     two_specs.push(extra);
-    let two = PolicySet::load(two_specs, &scopes, Arc::new(NoEnv)).unwrap();
-    let (mut one, mut two) = (one.shard().unwrap(), two.shard().unwrap());
+    let two = PolicySet::load(two_specs, &scopes, 1, Arc::new(NoEnv)).unwrap();
+    let (mut one, mut two) = (one.shard(0).unwrap(), two.shard(0).unwrap());
 
     let mut g = c.benchmark_group("policy_cost_renewal");
     g.throughput(Throughput::Elements(1));

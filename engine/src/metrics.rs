@@ -18,3 +18,7 @@ pub const PACKETS_DROPPED: &str = "leased_packets_dropped_total";
 pub const IO_BACKEND_INFO: &str = "leased_io_backend_info";
 /// Counter `{policy,result}`: policy module calls (ok, out_of_fuel, timeout, memory, trap).
 pub const POLICY_CALLS: &str = "leased_policy_calls_total";
+/// Histogram `{policy}`: seconds one policy module call took.
+pub const POLICY_DURATION: &str = "leased_policy_duration_seconds";
+/// Counter `{kind}`: anomalies raised by policies.
+pub const ANOMALIES: &str = "leased_anomalies_total";

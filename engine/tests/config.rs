@@ -227,18 +227,59 @@ fn sections_of_later_work_are_checked_and_refused_by_name() {
         3
     )
     .contains("allow, deny"));
-    assert!(error_at(&add("analytics = { enabled = true }"), "dhcp.analytics", 3).contains("not implemented"));
+    assert!(error_at(&add("ha = { peer = \"x\" }"), "dhcp.ha", 3).contains("not implemented"));
+}
+
+#[test]
+fn anomaly_detection_and_restrictions_are_read_with_defaults_and_checked() {
+    let add = |s: &str| MINIMAL.replace("  scope", &format!("  {s}\n  scope"));
+    let c =
+        config::parse(&add("analytics = { enabled = true  anomaly_detection = { enabled = true } }"), "t.hcl").unwrap();
+    let ad = c.anomaly_detection.expect("on");
+    assert_eq!(ad.detect.len(), 4);
+    assert_eq!((ad.excessive_leases_per_minute, ad.rapid_renewals_per_minute), (10, 5));
+    assert_eq!(ad.actions, ["alert", "log"]);
+    assert_eq!(ad.block_cooldown.0, 300);
+    let off = add("analytics = { enabled = false  anomaly_detection = { enabled = true } }");
+    assert!(config::parse(&off, "t.hcl").unwrap().anomaly_detection.is_none());
     let detect = add("analytics = { enabled = false  anomaly_detection = { detect = [\"ufo\"] } }");
     assert!(error_at(&detect, "dhcp.analytics.anomaly_detection.detect[0]", 3).contains("pool_exhaustion"));
-    config::parse(&add("analytics = { enabled = false }"), "t.hcl").unwrap();
-    assert!(error_at(&add("ha = { peer = \"x\" }"), "dhcp.ha", 3).contains("not implemented"));
-    let scoped = MINIMAL.replace("    subnet", "    restrictions = [ { block_macs = [\"nope\"] } ]\n    subnet");
-    let errs = errors(&scoped);
-    assert!(
-        errs.iter().any(|e| e.key == "dhcp.scope.a.restrictions" && e.message.contains("policy modules")),
-        "{errs:#?}"
+    let action = add("analytics = { anomaly_detection = { actions = [\"shout\"] } }");
+    assert!(error_at(&action, "dhcp.analytics.anomaly_detection.actions[0]", 3).contains("alert, log, block"));
+    let levels = add("analytics = { anomaly_detection = { thresholds = { pool_utilization_warning = 90  pool_utilization_critical = 80 } } }");
+    assert!(error_at(&levels, "dhcp.analytics.anomaly_detection.thresholds", 3).contains("warning ≤ critical"));
+    let zero = add("analytics = { anomaly_detection = { thresholds = { rapid_renewals_per_minute = 0 } } }");
+    assert!(error_at(&zero, "dhcp.analytics.anomaly_detection.thresholds.rapid_renewals_per_minute", 3)
+        .contains("at least 1"));
+    let cool = add("analytics = { anomaly_detection = { block_cooldown = \"soon\" } }");
+    assert!(!errors(&cool).is_empty());
+
+    let scoped = |s: &str| MINIMAL.replace("    subnet", &format!("    {s}\n    subnet"));
+    let c = config::parse(
+        &scoped("restrictions = [ { max_leases_per_mac = 1 }, { max_leases_per_hostname = 2 }, { block_macs = [\"00:00:00:00:00:00\", \"02-00-00-00-00-0B\"] } ]\n    max_concurrent_leases = 50"),
+        "t.hcl",
+    )
+    .unwrap();
+    let r = &c.scopes[0].restrictions;
+    assert_eq!(
+        (r.max_leases_per_mac, r.max_leases_per_hostname, r.max_concurrent_leases),
+        (Some(1), Some(2), Some(50))
     );
-    assert!(errs.iter().any(|e| e.key == "dhcp.scope.a.restrictions[0].block_macs[0]"), "{errs:#?}");
+    assert_eq!(
+        r.block_macs.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+        ["00:00:00:00:00:00", "02:00:00:00:00:0b"]
+    );
+    let errs = errors(&scoped(
+        "restrictions = [ { block_macs = [\"nope\"] }, { max_leases_per_mac = 0 }, {} ]\n    max_concurrent_leases = 0",
+    ));
+    for key in [
+        "dhcp.scope.a.restrictions[0].block_macs[0]",
+        "dhcp.scope.a.restrictions[1].max_leases_per_mac",
+        "dhcp.scope.a.restrictions[2]",
+        "dhcp.scope.a.max_concurrent_leases",
+    ] {
+        assert!(errs.iter().any(|e| e.key == key), "{key}: {errs:#?}");
+    }
 }
 
 #[test]

@@ -59,8 +59,9 @@ fn scopes_json(server: &Server) -> String {
 }
 
 fn load(server: &Server, specs: Vec<PolicySpec>) -> Result<ShardPolicies, String> {
-    let set = PolicySet::load(specs, &scopes_json(server), Arc::new(TestEnv::default())).map_err(|e| e.to_string())?;
-    set.shard().map_err(|e| e.to_string())
+    let set =
+        PolicySet::load(specs, &scopes_json(server), 1, Arc::new(TestEnv::default())).map_err(|e| e.to_string())?;
+    set.shard(0).map_err(|e| e.to_string())
 }
 
 fn meta() -> Meta {
@@ -214,9 +215,9 @@ fn the_standard_lease_times_policy_applies_client_lease_times_rules() {
     .unwrap();
     let specs = leased::policy::standard::specs(&config).unwrap();
     assert_eq!(specs.len(), 1, "client_lease_times loads the embedded lease_times module");
-    let set =
-        PolicySet::load(specs, &leased::policy::standard::scopes_json(&server), Arc::new(TestEnv::default())).unwrap();
-    let mut p = set.shard().unwrap();
+    let set = PolicySet::load(specs, &leased::policy::standard::scopes_json(&server), 1, Arc::new(TestEnv::default()))
+        .unwrap();
+    let mut p = set.shard(0).unwrap();
     let lease = |p: &mut ShardPolicies, c: TestClient| dora(&server, p, &c).unwrap().1;
 
     assert_eq!(lease(&mut p, TestClient::new(0x0a01)), 2 * 3600, "MAC prefix");
@@ -235,6 +236,7 @@ fn the_standard_lease_times_policy_applies_client_lease_times_rules() {
     let err = PolicySet::load(
         leased::policy::standard::specs(&bad).unwrap(),
         &leased::policy::standard::scopes_json(&server),
+        1,
         Arc::new(TestEnv::default()),
     )
     .err()

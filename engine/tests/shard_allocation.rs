@@ -96,9 +96,9 @@ fn shard_does_not_allocate(backend: Backend, name: &str, with_policies: bool) {
     let policies = if with_policies {
         let specs = leased::policy::standard::specs(&config).unwrap();
         assert_eq!(specs.len(), 1);
-        let env = Arc::new(leased::policy::ServerEnv { server: server.clone() });
+        let env = Arc::new(leased::policy::ServerEnv::new(server.clone(), None));
         let scopes = leased::policy::standard::scopes_json(&server.read());
-        Some(leased::policy::PolicySet::load(specs, &scopes, env).unwrap())
+        Some(leased::policy::PolicySet::load(specs, &scopes, 1, env).unwrap())
     } else {
         None
     };

@@ -18,6 +18,7 @@ use common::*;
 use leased::config::SyncMode;
 use leased::lease::LeaseState;
 use leased::server::{ChangeKind, LeaseChange, Meta, Server};
+use leased::store::AnomalyRecord;
 use leased::store::{self, Committer, CommitterOptions, LeaseStore, Names, SledStore, StoreError};
 
 /// A /15 so that children can lease a hundred thousand addresses in all.
@@ -498,8 +499,26 @@ fn history_records_each_change_per_mac_and_compaction_keeps_only_whats_current()
     let before = store.validate().unwrap();
     assert_eq!((before.stale_client_entries, before.stale_expiry_entries), (1, 1));
 
+    // Anomalies age out with the history.
+    for (time, kind) in [(T0 + 1000, "rapid_renewals"), (T0 + 2000, "unusual_patterns"), (T0 + 2000, "pool_exhaustion")]
+    {
+        let evidence = serde_json::json!({ "count": 6 });
+        let a = AnomalyRecord {
+            time: time as u64,
+            kind: kind.into(),
+            policy: "anomaly".into(),
+            mac: None,
+            relay: None,
+            evidence,
+        };
+        store.record_anomaly(&a).unwrap();
+    }
+    let kinds = |n| store.anomalies(n).unwrap().into_iter().map(|a| a.kind).collect::<Vec<_>>();
+    assert_eq!(kinds(2), ["pool_exhaustion", "unusual_patterns"], "newest first, in the order recorded");
+
     let done = store.compact(T0 + 1500, 2).unwrap();
-    assert_eq!((done.history, done.expiry_hints, done.client_hints), (2, 1, 1));
+    assert_eq!((done.history, done.expiry_hints, done.client_hints, done.anomalies), (2, 1, 1, 1));
+    assert_eq!(kinds(10), ["pool_exhaustion", "unusual_patterns"]);
     let after = store.validate().unwrap();
     assert!(after.is_ok() && after.stale_client_entries == 0 && after.stale_expiry_entries == 0, "{after:?}");
     let left: Vec<_> = store.history(&c.mac).unwrap().into_iter().map(|e| e.kind).collect();

@@ -14,6 +14,12 @@ pub const BY_MAC: i32 = 0;
 pub const BY_HOSTNAME: i32 = 1;
 pub const BY_SCOPE: i32 = 2;
 
+/// [`emit_anomaly`] kinds (ARCHITECTURE §5 `anomaly_detection.detect`).
+pub const EXCESSIVE_LEASES: i32 = 0;
+pub const RAPID_RENEWALS: i32 = 1;
+pub const UNUSUAL_PATTERNS: i32 = 2;
+pub const POOL_EXHAUSTION: i32 = 3;
+
 #[cfg(target_arch = "wasm32")]
 mod imports {
     #[link(wasm_import_module = "env")]
@@ -48,8 +54,11 @@ pub fn now_unix() -> i64 {
     0
 }
 
-/// Raises an anomaly of `kind` (0 excessive leases, 1 rapid renewals,
-/// 2 unusual patterns, 3 pool exhaustion) with its evidence as text.
+/// Raises an anomaly of `kind` ([`EXCESSIVE_LEASES`], [`RAPID_RENEWALS`],
+/// [`UNUSUAL_PATTERNS`], [`POOL_EXHAUSTION`]) with its evidence: a JSON
+/// object, whose `mac` and `relay` members (strings), when present, the
+/// server records as the anomaly's subject. At most 10 a second per
+/// instance are recorded; the rest are counted.
 pub fn emit_anomaly(kind: i32, evidence: &[u8]) {
     #[cfg(target_arch = "wasm32")]
     // SAFETY: the host reads `len` bytes at `ptr` from this module's memory.

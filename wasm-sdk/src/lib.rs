@@ -28,9 +28,10 @@
 
 pub mod host;
 pub mod json;
+pub mod text;
 mod view;
 
-pub use view::{Lease, LeaseState, OptionsIter, RequestView, HEADER_LEN};
+pub use view::{Lease, LeaseState, OptionsIter, RequestView, DISCOVER, HEADER_LEN, REQUEST};
 
 /// The ABI version this SDK speaks; `policy_abi_version` returns it.
 pub const ABI_VERSION: i32 = 1;
@@ -97,10 +98,19 @@ impl Decision {
 /// server's scopes and their named pools, in config order, so a policy can
 /// turn the pool names of its config into the ids of [`Decision::pool`].
 ///
-/// The host writes `{"scopes": [{"name": "lan", "pools": ["servers", "guests"]}, ...], "config": {...}}`.
+/// It also says which shard this instance serves: each shard thread runs
+/// its own instance, and a client's packets always reach the same shard
+/// (steered by its MAC), so per-client state is exact; state per relay
+/// port or interface sees about `1 / shards` of its traffic.
+///
+/// The host writes `{"scopes": [{"name": "lan", "pools": ["servers", "guests"]}, ...],
+/// "shard": 0, "shards": 2, "config": {...}}`. Names borrowed from it
+/// live only during `init`: copy what you keep.
 #[derive(Debug, Clone, Copy)]
 pub struct Env<'a> {
     scopes: json::Value<'a>,
+    shard: u16,
+    shards: u16,
 }
 
 impl<'a> Env<'a> {
@@ -114,10 +124,38 @@ impl<'a> Env<'a> {
         self.scopes.elements().position(|s| s.get("name").and_then(|n| n.as_str()) == Some(name)).map(|i| i as u16)
     }
 
+    /// Name of scope `scope`.
+    pub fn scope_name(&self, scope: u16) -> Option<&'a [u8]> {
+        self.scopes.elements().nth(scope as usize)?.get("name")?.as_str()
+    }
+
+    fn pools(&self, scope: u16) -> Option<json::Elements<'a>> {
+        Some(self.scopes.elements().nth(scope as usize)?.get("pools")?.elements())
+    }
+
     /// Id of pool `name` in scope `scope`.
     pub fn pool_id(&self, scope: u16, name: &[u8]) -> Option<u16> {
-        let pools = self.scopes.elements().nth(scope as usize)?.get("pools")?;
-        pools.elements().position(|p| p.as_str() == Some(name)).map(|i| i as u16)
+        self.pools(scope)?.position(|p| p.as_str() == Some(name)).map(|i| i as u16)
+    }
+
+    /// Number of pools of scope `scope`.
+    pub fn pool_count(&self, scope: u16) -> u16 {
+        self.pools(scope).map_or(0, |p| p.count() as u16)
+    }
+
+    /// Name of pool `pool` of scope `scope`.
+    pub fn pool_name(&self, scope: u16, pool: u16) -> Option<&'a [u8]> {
+        self.pools(scope)?.nth(pool as usize)?.as_str()
+    }
+
+    /// This instance's shard (0-based).
+    pub fn shard(&self) -> u16 {
+        self.shard
+    }
+
+    /// Number of shards (at least 1).
+    pub fn shards(&self) -> u16 {
+        self.shards.max(1)
     }
 }
 
@@ -127,7 +165,8 @@ pub fn init_input(input: &[u8]) -> (json::Value<'_>, Env<'_>) {
     let all = json::Value::new(input);
     let config = all.get("config").unwrap_or(json::Value::new(b"{}"));
     let scopes = all.get("scopes").unwrap_or(json::Value::new(b"[]"));
-    (config, Env { scopes })
+    let number = |key: &str| all.get(key).and_then(|v| v.as_u64()).map_or(0, |n| n.min(u16::MAX as u64) as u16);
+    (config, Env { scopes, shard: number("shard"), shards: number("shards") })
 }
 
 /// A policy module's logic.

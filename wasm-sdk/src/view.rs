@@ -29,6 +29,11 @@
 //! | 72 | 4 | raw options: u16 offset, u16 length (code, length, value...) |
 //! | 76 | 4 | reserved |
 
+/// [`RequestView::message_type`] of a DHCPDISCOVER.
+pub const DISCOVER: u8 = 1;
+/// [`RequestView::message_type`] of a DHCPREQUEST.
+pub const REQUEST: u8 = 3;
+
 /// Bytes of the fixed header.
 pub const HEADER_LEN: usize = 80;
 
@@ -50,6 +55,12 @@ impl LeaseState {
     pub fn from_u8(v: u8) -> Option<LeaseState> {
         use LeaseState::*;
         [Offered, Allocated, Expired, Released, Abandoned, Reserved].get((v as usize).checked_sub(1)?).copied()
+    }
+
+    /// Whether the client holds its address under this state (a renewal,
+    /// not a new lease).
+    pub fn is_bound(self) -> bool {
+        matches!(self, LeaseState::Allocated | LeaseState::Reserved)
     }
 }
 
@@ -100,7 +111,8 @@ impl<'a> RequestView<'a> {
         self.buf.get(off..off + len)
     }
 
-    /// DHCP message type: 1 DISCOVER, 3 REQUEST, 4 DECLINE, 7 RELEASE, 8 INFORM.
+    /// DHCP message type: [`DISCOVER`] or [`REQUEST`] (the requests the
+    /// server asks policies about).
     pub fn message_type(&self) -> u8 {
         self.buf[0]
     }

@@ -46,10 +46,6 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         Ok(s) => Arc::new(RwLock::new(s)),
         Err(e) => return fail(e),
     };
-    let policies = match load_policies(&config, &server) {
-        Ok(p) => LivePolicies::new(p),
-        Err(e) => return fail(e),
-    };
     let backend = match Backend::choose(config.io_backend) {
         Ok(b) => b,
         Err(e) => return fail(e),
@@ -67,6 +63,10 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         }
     }
     let shards = io::shard_count(config.workers);
+    let policies = match load_policies(&config, &server.read(), &PolicyHost { server: &server, db: &db, shards }) {
+        Ok(p) => LivePolicies::new(p),
+        Err(e) => return fail(e),
+    };
     let committer = Committer::start(db.clone(), CommitterOptions::from_config(&config, shards + 1));
     let maintenance = Maintenance::start(
         server.clone(),
@@ -110,7 +110,8 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
         if hangup.swap(false, Ordering::Relaxed) {
-            match reload(&path, &running_config, &server, &policies, &committer, &db) {
+            let host = PolicyHost { server: &server, db: &db, shards };
+            match reload(&path, &running_config, &host, &policies, &committer) {
                 Ok(c) => running_config = c,
                 Err(e) => {
                     error!("reload refused, the running config stays: {e}");
@@ -146,17 +147,17 @@ fn list(endpoints: &[io::Endpoint]) -> String {
 fn reload(
     path: &std::path::Path,
     old: &config::Config,
-    server: &crate::server::SharedServer,
+    host: &PolicyHost,
     policies: &LivePolicies,
     committer: &Committer,
-    db: &SledStore,
 ) -> Result<config::Config, String> {
+    let (server, db) = (host.server, host.db);
     let started = std::time::Instant::now();
     let new = config::load(path).map_err(|e| e.to_string())?;
     let interfaces = io::interfaces::list().map_err(|e| format!("cannot list the network interfaces: {e}"))?;
     let infos = interfaces.iter().map(|(name, i)| (name.clone(), i.info())).collect();
     let next = Server::new(&new, &infos).map_err(|e| e.to_string())?;
-    let modules = load_policies_for(&new, &next, server)?;
+    let modules = load_policies(&new, &next, host)?;
     let fixed = [
         ("listen", old.listen != new.listen),
         ("workers", old.workers != new.workers),
@@ -189,23 +190,24 @@ fn reload(
     Ok(new)
 }
 
-/// The policy modules `config` asks for, checked and compiled (None: none).
-fn load_policies(config: &config::Config, server: &SharedServer) -> Result<Option<Arc<PolicySet>>, String> {
-    load_policies_for(config, &server.read(), server)
+/// What policy modules run against: the server (live, shared), the store
+/// anomalies are recorded in, and the number of shards.
+struct PolicyHost<'a> {
+    server: &'a SharedServer,
+    db: &'a Arc<SledStore>,
+    shards: usize,
 }
 
-/// As [`load_policies`], for `next`, the server about to replace the one in `server`.
-fn load_policies_for(
-    config: &config::Config,
-    next: &Server,
-    server: &SharedServer,
-) -> Result<Option<Arc<PolicySet>>, String> {
+/// The policy modules `config` asks for, checked and compiled for `next`,
+/// the server that is or is about to be the one in `host` (None: none).
+fn load_policies(config: &config::Config, next: &Server, host: &PolicyHost) -> Result<Option<Arc<PolicySet>>, String> {
     let specs = policy::standard::specs(config)?;
     if specs.is_empty() {
         return Ok(None);
     }
-    let env = Arc::new(ServerEnv { server: server.clone() });
-    let set = PolicySet::load(specs, &policy::standard::scopes_json(next), env).map_err(|e| e.to_string())?;
+    let env = Arc::new(ServerEnv::new(host.server.clone(), Some(host.db.clone())));
+    let set =
+        PolicySet::load(specs, &policy::standard::scopes_json(next), host.shards, env).map_err(|e| e.to_string())?;
     info!(modules = ?set.names(), "policy modules loaded");
     Ok(Some(set))
 }

@@ -33,3 +33,13 @@ pub const EXPIRED_LEASE_RETENTION: Secs = Secs(30 * 86_400);
 pub const BACKUP_INTERVAL: Secs = Secs(3600);
 pub const BACKUP_RETENTION: Secs = Secs(7 * 86_400);
 pub const BACKUP_PATH: &str = "/var/backups/leased";
+/// `analytics.anomaly_detection`: the thresholds of ARCHITECTURE §5's example.
+pub const EXCESSIVE_LEASES_PER_MINUTE: u32 = 10;
+pub const RAPID_RENEWALS_PER_MINUTE: u32 = 5;
+/// A campus access port sees a handful of new devices a minute; a
+/// starvation tool sends hundreds a second.
+pub const NEW_CLIENTS_PER_MINUTE: u32 = 60;
+pub const POOL_UTILIZATION_WARNING: f64 = 80.0;
+pub const POOL_UTILIZATION_CRITICAL: f64 = 95.0;
+pub const ANOMALY_ACTIONS: [&str; 2] = ["alert", "log"];
+pub const BLOCK_COOLDOWN: Secs = Secs(300);

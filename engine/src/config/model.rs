@@ -31,6 +31,48 @@ pub struct Config {
     pub recovery: RecoveryPolicy,
     /// WebAssembly policy modules, run in this order after the standard ones.
     pub policies: Vec<PolicyModule>,
+    /// `analytics.anomaly_detection` when enabled: carried out by the standard `anomaly` policy.
+    pub anomaly_detection: Option<AnomalyDetection>,
+}
+
+/// What `analytics.anomaly_detection` watches for and does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalyDetection {
+    /// Kinds to detect, of [`ANOMALY_KINDS`].
+    pub detect: Vec<String>,
+    /// New leases per minute of one MAC, or of one relay port, above which
+    /// `excessive_leases` is raised.
+    pub excessive_leases_per_minute: u32,
+    /// Renewals per minute of one MAC above which `rapid_renewals` is raised.
+    pub rapid_renewals_per_minute: u32,
+    /// New clients per minute behind one relay port or one interface above
+    /// which `unusual_patterns` (a starvation attack) is raised.
+    pub new_clients_per_minute: u32,
+    /// Utilisation (percent) of a pool that raises `pool_exhaustion` as a warning, then as critical.
+    pub pool_utilization_warning: f64,
+    pub pool_utilization_critical: f64,
+    /// Of "alert" (record and count), "log", "block" (deny the MAC or relay port for `block_cooldown`).
+    pub actions: Vec<String>,
+    pub block_cooldown: Secs,
+}
+
+/// The anomaly kinds, in the order of their ids in the policy ABI.
+pub const ANOMALY_KINDS: [&str; 4] = ["excessive_leases", "rapid_renewals", "unusual_patterns", "pool_exhaustion"];
+
+/// A scope's `restrictions` and `max_concurrent_leases`: carried out by the
+/// standard `restrictions` policy. They refuse new leases, never renewals.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Restrictions {
+    pub max_leases_per_mac: Option<u32>,
+    pub max_leases_per_hostname: Option<u32>,
+    pub block_macs: Vec<Mac>,
+    pub max_concurrent_leases: Option<u32>,
+}
+
+impl Restrictions {
+    pub fn is_empty(&self) -> bool {
+        *self == Restrictions::default()
+    }
 }
 
 /// What happens to stored leases at start.
@@ -168,6 +210,7 @@ pub struct Scope {
     pub cleanup_interval: Secs,
     /// `client_lease_times`: carried out by the standard `lease_times` policy.
     pub client_lease_times: Vec<LeaseTimeRule>,
+    pub restrictions: Restrictions,
 }
 
 /// A dynamic address range.

@@ -197,6 +197,7 @@ pub struct AnomalyDetection {
     pub thresholds: Option<Thresholds>,
     #[serde(default)]
     pub actions: Vec<String>,
+    pub block_cooldown: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -206,6 +207,7 @@ pub struct Thresholds {
     pub rapid_renewals_per_minute: Option<u32>,
     pub pool_utilization_warning: Option<f64>,
     pub pool_utilization_critical: Option<f64>,
+    pub new_clients_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -135,6 +135,7 @@ impl Validator {
         self.cross_scope(&scopes);
         self.not_yet(r);
         let policies = self.policies(r);
+        let anomaly_detection = r.analytics.as_ref().and_then(|a| self.anomaly_detection(a));
         let retention = r.persistence.as_ref().and_then(|p| p.retention.as_ref());
         let history_retention = self.secs(
             "dhcp.persistence.retention.client_history",
@@ -165,6 +166,7 @@ impl Validator {
                 validate_on_recover: r.recovery.as_ref().and_then(|x| x.validate_on_recover).unwrap_or(true),
             },
             policies,
+            anomaly_detection,
         }
     }
 
@@ -423,14 +425,8 @@ impl Validator {
                 reservations.push(res);
             }
         }
-        for (key, set) in
-            [("restrictions", r.restrictions.is_some()), ("max_concurrent_leases", r.max_concurrent_leases.is_some())]
-        {
-            if set {
-                self.fail(format!("{path}.{key}"), format!("`{key}` is carried out by the standard policy modules, which are not implemented in this version of leased; remove it to run this config"));
-            }
-        }
-        let client_lease_times = self.check_policy_sections(&path, r);
+        let client_lease_times = self.client_lease_times(&path, r);
+        let restrictions = self.restrictions(&path, r);
         Scope {
             name: name.to_owned(),
             interface: r.interface.clone(),
@@ -443,12 +439,12 @@ impl Validator {
             cleanup_abandoned: r.cleanup_abandoned.unwrap_or(d::CLEANUP_ABANDONED),
             cleanup_interval: self.secs(&format!("{path}.cleanup_interval"), &r.cleanup_interval, d::CLEANUP_INTERVAL),
             client_lease_times,
+            restrictions,
         }
     }
 
-    /// The scope's `client_lease_times`, and the values of sections that are
-    /// refused for now, parsed so that their errors are reported too.
-    fn check_policy_sections(&mut self, path: &str, r: &raw::Scope) -> Vec<LeaseTimeRule> {
+    /// The scope's `client_lease_times` rules.
+    fn client_lease_times(&mut self, path: &str, r: &raw::Scope) -> Vec<LeaseTimeRule> {
         let mut rules = Vec::new();
         for (i, rule) in r.client_lease_times.iter().flatten().enumerate() {
             let p = format!("{path}.client_lease_times[{i}]");
@@ -476,14 +472,47 @@ impl Validator {
                 lease_time,
             });
         }
+        rules
+    }
+
+    /// The scope's `restrictions` (a list of one-key objects, merged) and
+    /// `max_concurrent_leases`.
+    fn restrictions(&mut self, path: &str, r: &raw::Scope) -> Restrictions {
+        let mut out = Restrictions::default();
         for (i, rule) in r.restrictions.iter().flatten().enumerate() {
+            let p = format!("{path}.restrictions[{i}]");
+            for (key, value, slot) in [
+                ("max_leases_per_mac", rule.max_leases_per_mac, &mut out.max_leases_per_mac),
+                ("max_leases_per_hostname", rule.max_leases_per_hostname, &mut out.max_leases_per_hostname),
+            ] {
+                let Some(n) = value else { continue };
+                if n == 0 {
+                    self.fail(format!("{p}.{key}"), "0 would refuse every client: use block_macs, or remove the rule");
+                }
+                if slot.replace(n).is_some() {
+                    self.fail(format!("{p}.{key}"), format!("{key} is set twice"));
+                }
+            }
             for (j, mac) in rule.block_macs.iter().flatten().enumerate() {
-                if let Err(e) = mac.parse::<Mac>() {
-                    self.fail(format!("{path}.restrictions[{i}].block_macs[{j}]"), e);
+                match mac.parse::<Mac>() {
+                    Ok(m) => out.block_macs.push(m),
+                    Err(e) => self.fail(format!("{p}.block_macs[{j}]"), e),
+                }
+            }
+            if rule.max_leases_per_mac.is_none() && rule.max_leases_per_hostname.is_none() && rule.block_macs.is_none()
+            {
+                self.fail(&p, "a restriction needs max_leases_per_mac, max_leases_per_hostname or block_macs");
+            }
+        }
+        if let Some(n) = r.max_concurrent_leases {
+            match u32::try_from(n) {
+                Ok(n) if n > 0 => out.max_concurrent_leases = Some(n),
+                _ => {
+                    self.fail(format!("{path}.max_concurrent_leases"), format!("{n} is not between 1 and {}", u32::MAX))
                 }
             }
         }
-        rules
+        out
     }
 
     fn inside_subnet(&mut self, path: &str, subnet: Option<Ipv4Net>, range: &AddrRange) {
@@ -672,34 +701,71 @@ impl Validator {
         out
     }
 
-    fn not_yet(&mut self, r: &raw::Dhcp) {
-        if let Some(a) = &r.analytics {
-            const KINDS: [&str; 4] = ["excessive_leases", "rapid_renewals", "unusual_patterns", "pool_exhaustion"];
-            if let Some(ad) = &a.anomaly_detection {
-                for (i, k) in ad.detect.iter().enumerate() {
-                    if !KINDS.contains(&k.as_str()) {
-                        self.fail(
-                            format!("dhcp.analytics.anomaly_detection.detect[{i}]"),
-                            format!("{k:?} is not one of {}", KINDS.join(", ")),
-                        );
-                    }
-                }
-                for (i, k) in ad.actions.iter().enumerate() {
-                    if !["alert", "log", "block"].contains(&k.as_str()) {
-                        self.fail(
-                            format!("dhcp.analytics.anomaly_detection.actions[{i}]"),
-                            format!("{k:?} is not one of alert, log, block"),
-                        );
-                    }
-                }
-            }
-            if a.enabled.unwrap_or(true) {
-                self.fail(
-                    "dhcp.analytics",
-                    format!("analytics and anomaly detection {NOT_YET} (or set enabled = false)"),
-                );
+    /// `analytics.anomaly_detection`; None when analytics or detection is off.
+    fn anomaly_detection(&mut self, a: &raw::Analytics) -> Option<AnomalyDetection> {
+        const P: &str = "dhcp.analytics.anomaly_detection";
+        let ad = a.anomaly_detection.as_ref()?;
+        for (i, k) in ad.detect.iter().enumerate() {
+            if !ANOMALY_KINDS.contains(&k.as_str()) {
+                self.fail(format!("{P}.detect[{i}]"), format!("{k:?} is not one of {}", ANOMALY_KINDS.join(", ")));
             }
         }
+        for (i, k) in ad.actions.iter().enumerate() {
+            if !["alert", "log", "block"].contains(&k.as_str()) {
+                self.fail(format!("{P}.actions[{i}]"), format!("{k:?} is not one of alert, log, block"));
+            }
+        }
+        let t = ad.thresholds.as_ref();
+        let per_minute = |v: Option<u32>, default: u32| v.unwrap_or(default);
+        let detection = AnomalyDetection {
+            detect: if ad.detect.is_empty() {
+                ANOMALY_KINDS.iter().map(|k| k.to_string()).collect()
+            } else {
+                ad.detect.clone()
+            },
+            excessive_leases_per_minute: per_minute(
+                t.and_then(|t| t.excessive_leases_per_minute),
+                d::EXCESSIVE_LEASES_PER_MINUTE,
+            ),
+            rapid_renewals_per_minute: per_minute(
+                t.and_then(|t| t.rapid_renewals_per_minute),
+                d::RAPID_RENEWALS_PER_MINUTE,
+            ),
+            new_clients_per_minute: per_minute(t.and_then(|t| t.new_clients_per_minute), d::NEW_CLIENTS_PER_MINUTE),
+            pool_utilization_warning: t.and_then(|t| t.pool_utilization_warning).unwrap_or(d::POOL_UTILIZATION_WARNING),
+            pool_utilization_critical: t
+                .and_then(|t| t.pool_utilization_critical)
+                .unwrap_or(d::POOL_UTILIZATION_CRITICAL),
+            actions: if ad.actions.is_empty() {
+                d::ANOMALY_ACTIONS.iter().map(|k| k.to_string()).collect()
+            } else {
+                ad.actions.clone()
+            },
+            block_cooldown: self.secs(&format!("{P}.block_cooldown"), &ad.block_cooldown, d::BLOCK_COOLDOWN),
+        };
+        for (key, v) in [
+            ("excessive_leases_per_minute", detection.excessive_leases_per_minute),
+            ("rapid_renewals_per_minute", detection.rapid_renewals_per_minute),
+            ("new_clients_per_minute", detection.new_clients_per_minute),
+        ] {
+            if v == 0 {
+                self.fail(format!("{P}.thresholds.{key}"), "must be at least 1");
+            }
+        }
+        let (w, c) = (detection.pool_utilization_warning, detection.pool_utilization_critical);
+        if !(0.0..=100.0).contains(&w) || !(0.0..=100.0).contains(&c) || w > c {
+            self.fail(
+                format!("{P}.thresholds"),
+                format!("pool_utilization_warning {w} and pool_utilization_critical {c} must be percentages, warning ≤ critical"),
+            );
+        }
+        if detection.block_cooldown.is_infinite() || detection.block_cooldown.0 == 0 {
+            self.fail(format!("{P}.block_cooldown"), "must be a finite, non-zero duration");
+        }
+        (a.enabled.unwrap_or(true) && ad.enabled.unwrap_or(true)).then_some(detection)
+    }
+
+    fn not_yet(&mut self, r: &raw::Dhcp) {
         if let Some(api) = &r.api {
             if let Some(l) = &api.listen {
                 if l.parse::<std::net::SocketAddr>().is_err() {

@@ -130,7 +130,7 @@ impl ShardCore {
             return;
         }
         self.generation = Some(current);
-        self.mine = match self.policies.instances() {
+        self.mine = match self.policies.instances(self.index) {
             Ok(p) => p,
             Err(e) => {
                 // Loaded once already, so this is resources (instance slots): say so loudly.

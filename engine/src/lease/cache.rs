@@ -11,6 +11,9 @@
 //!
 //! A client's entries are only written by the shard that owns the client;
 //! an address's record is only created by whoever claimed its allocator bit.
+//!
+//! Every path that changes a record (insert, removal, [`RecordGuard`],
+//! [`LeaseCache::for_each_mut`]) keeps the [`ActiveCounts`] in step.
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -20,6 +23,7 @@ use ahash::RandomState;
 use dashmap::DashMap;
 use parking_lot::{MappedRwLockWriteGuard, RwLock, RwLockWriteGuard};
 
+use super::active::{ActiveCounts, CountBy, Signature};
 use super::record::{ClientKey, LeaseRecord};
 
 const PAGE: usize = 256;
@@ -37,8 +41,32 @@ struct Span {
 }
 
 /// A write lock on one lease record. Hold it briefly and touch no other
-/// record of the cache while holding it.
-pub type RecordGuard<'a> = MappedRwLockWriteGuard<'a, LeaseRecord>;
+/// record of the cache while holding it. Its release updates the counts
+/// of bound leases if the change bound or unbound the record.
+pub struct RecordGuard<'a> {
+    record: MappedRwLockWriteGuard<'a, LeaseRecord>,
+    active: &'a ActiveCounts,
+    before: Signature,
+}
+
+impl std::ops::Deref for RecordGuard<'_> {
+    type Target = LeaseRecord;
+    fn deref(&self) -> &LeaseRecord {
+        &self.record
+    }
+}
+
+impl std::ops::DerefMut for RecordGuard<'_> {
+    fn deref_mut(&mut self) -> &mut LeaseRecord {
+        &mut self.record
+    }
+}
+
+impl Drop for RecordGuard<'_> {
+    fn drop(&mut self) {
+        self.active.shift(self.before, self.active.signature(&self.record));
+    }
+}
 
 /// Leases by address and by client.
 pub struct LeaseCache {
@@ -47,6 +75,7 @@ pub struct LeaseCache {
     by_client: DashMap<u64, u32, RandomState>,
     hasher: RandomState,
     len: AtomicUsize,
+    active: ActiveCounts,
 }
 
 impl LeaseCache {
@@ -67,6 +96,7 @@ impl LeaseCache {
             by_client: DashMap::with_hasher(RandomState::new()),
             hasher: RandomState::new(),
             len: AtomicUsize::new(0),
+            active: ActiveCounts::default(),
         }
     }
 
@@ -118,7 +148,15 @@ impl LeaseCache {
 
     /// The record at `ip`, locked for update.
     pub fn get_mut(&self, ip: Ipv4Addr) -> Option<RecordGuard<'_>> {
-        RwLockWriteGuard::try_map(self.slot(ip)?.1.write(), Option::as_mut).ok()
+        let record = RwLockWriteGuard::try_map(self.slot(ip)?.1.write(), Option::as_mut).ok()?;
+        let before = self.active.signature(&record);
+        Some(RecordGuard { record, active: &self.active, before })
+    }
+
+    /// Bound (allocated or reserved) leases by MAC, host name or scope,
+    /// across all shards: a hash lookup.
+    pub fn active_count(&self, by: CountBy, key: &[u8]) -> u32 {
+        self.active.count(by, key)
     }
 
     /// Whether the record at `ip` belongs to the client with encoded key `key`.
@@ -163,7 +201,9 @@ impl LeaseCache {
     /// Puts `record` in its slot: None when there is no slot, else the record replaced.
     fn put(&self, record: LeaseRecord) -> Option<Option<LeaseRecord>> {
         let (page, slot) = self.slot_or_new(record.ip)?;
+        let after = self.active.signature(&record);
         let old = slot.write().replace(record);
+        self.active.shift(old.as_ref().and_then(|o| self.active.signature(o)), after);
         if old.is_none() {
             page.used.fetch_add(1, Ordering::Relaxed);
             self.len.fetch_add(1, Ordering::Relaxed);
@@ -184,6 +224,7 @@ impl LeaseCache {
         };
         page.used.fetch_sub(1, Ordering::Relaxed);
         self.len.fetch_sub(1, Ordering::Relaxed);
+        self.active.shift(self.active.signature(&removed), None);
         self.by_client.remove_if(&self.client_hash(removed.client.as_bytes()), |_, at| *at == u32::from(ip));
         Some(removed)
     }
@@ -200,7 +241,9 @@ impl LeaseCache {
         for page in self.pages() {
             for slot in &page.slots {
                 if let Some(r) = slot.write().as_mut() {
+                    let before = self.active.signature(r);
                     f(r);
+                    self.active.shift(before, self.active.signature(r));
                 }
             }
         }
@@ -244,5 +287,75 @@ impl LeaseCache {
             }
         }
         conflicts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lease::{Details, HwAddr, LeaseDetails, LeaseState, DETAILS_MAX};
+
+    fn record(last: u8, mac: u8, hostname: &[u8], state: LeaseState) -> LeaseRecord {
+        let mut buf = [0; DETAILS_MAX];
+        let details = Details { hostname, vendor_class: b"", client_id: &[last], circuit_id: b"", remote_id: b"" };
+        LeaseRecord {
+            ip: Ipv4Addr::new(198, 18, 0, last),
+            state,
+            scope: 0,
+            pool: 0,
+            hw: HwAddr::new(1, &[2, 0, 0, 0, 0, mac]),
+            client: ClientKey::from_bytes(&[0, last]),
+            details: LeaseDetails::from_packed(details.pack(&mut buf)),
+            start: 10,
+            end: 20,
+            last_seen: 10,
+            created: 10,
+            updated: 10,
+            holds_address: true,
+        }
+    }
+
+    #[test]
+    fn counts_bound_leases_by_mac_hostname_and_scope_through_every_change() {
+        let cache = LeaseCache::new([(Ipv4Addr::new(198, 18, 0, 0), 256)]);
+        let mac = [2, 0, 0, 0, 0, 9];
+        let counts = |c: &LeaseCache| {
+            (
+                c.active_count(CountBy::Mac, &mac),
+                c.active_count(CountBy::Hostname, b"PRINTER"),
+                c.active_count(CountBy::Scope, &0u16.to_le_bytes()),
+            )
+        };
+        // Two client ids of one MAC, one offer that does not count.
+        cache.insert(record(1, 9, b"printer", LeaseState::Allocated));
+        cache.insert(record(2, 9, b"Printer", LeaseState::Reserved));
+        cache.insert(record(3, 7, b"", LeaseState::Offered));
+        assert_eq!(counts(&cache), (2, 2, 1), "a reservation does not count in its scope");
+        // The offer is accepted (in place, through the guard).
+        cache.get_mut(Ipv4Addr::new(198, 18, 0, 3)).unwrap().state = LeaseState::Allocated;
+        assert_eq!(counts(&cache), (2, 2, 2));
+        // A release through the guard, then a renamed host.
+        cache.get_mut(Ipv4Addr::new(198, 18, 0, 1)).unwrap().state = LeaseState::Released;
+        assert_eq!(counts(&cache), (1, 1, 1));
+        {
+            let mut g = cache.get_mut(Ipv4Addr::new(198, 18, 0, 2)).unwrap();
+            let mut buf = [0; DETAILS_MAX];
+            let d = Details { hostname: b"laptop", vendor_class: b"", client_id: b"", circuit_id: b"", remote_id: b"" };
+            g.details = LeaseDetails::from_packed(d.pack(&mut buf));
+            // Not counted anew until the lock is let go.
+            assert_eq!(cache.active.count(CountBy::Hostname, b"printer"), 1);
+        }
+        assert_eq!(counts(&cache), (1, 0, 1));
+        assert_eq!(cache.active_count(CountBy::Hostname, b"LAPTOP"), 1);
+        // Replacing a bound record, a sweep expiring everything, removals.
+        cache.insert(record(2, 9, b"printer", LeaseState::Allocated));
+        assert_eq!(counts(&cache), (1, 1, 2));
+        cache.for_each_mut(|r| r.state = LeaseState::Expired);
+        assert_eq!(counts(&cache), (0, 0, 0));
+        cache.insert(record(4, 9, b"printer", LeaseState::Allocated));
+        assert_eq!(cache.remove_if(Ipv4Addr::new(198, 18, 0, 4), |_| true).unwrap().ip, Ipv4Addr::new(198, 18, 0, 4));
+        assert_eq!(counts(&cache), (0, 0, 0));
+        assert_eq!(cache.active.keys(), 0, "no counters are left behind");
+        assert_eq!(cache.active_count(CountBy::Hostname, b""), 0);
     }
 }

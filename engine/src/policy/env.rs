@@ -1,37 +1,83 @@
 //! [`PolicyEnv`] over the running server: what the imports answer.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tracing::warn;
+use serde_json::Value;
+use tracing::{error, warn};
 
 use super::PolicyEnv;
-use crate::lease::LeaseState;
+use crate::config::ANOMALY_KINDS;
+use crate::lease::CountBy;
+use crate::metrics as m;
 use crate::server::SharedServer;
+use crate::store::{AnomalyRecord, SledStore};
+
+/// Unix seconds.
+pub type UnixClock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// The imports' view of a running server.
 pub struct ServerEnv {
-    pub server: SharedServer,
+    server: SharedServer,
+    /// Where anomalies are recorded (None: only logged and counted).
+    store: Option<Arc<SledStore>>,
+    clock: UnixClock,
 }
 
-const KINDS: [&str; 4] = ["excessive_leases", "rapid_renewals", "unusual_patterns", "pool_exhaustion"];
+impl ServerEnv {
+    /// Over `server` and the system clock.
+    pub fn new(server: SharedServer, store: Option<Arc<SledStore>>) -> Self {
+        let clock = Arc::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64));
+        ServerEnv { server, store, clock }
+    }
+
+    /// With another clock (tests that let time pass).
+    pub fn with_clock(self, clock: UnixClock) -> Self {
+        ServerEnv { clock, ..self }
+    }
+}
+
+/// The interface's name for an index, else the number.
+fn interface_name(index: u64) -> String {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: buf has IF_NAMESIZE bytes, as if_indextoname requires.
+    let name = unsafe { libc::if_indextoname(index as u32, buf.as_mut_ptr()) };
+    if name.is_null() {
+        return index.to_string();
+    }
+    // SAFETY: if_indextoname wrote a NUL-terminated name into buf.
+    unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+}
+
+/// The relay port or interface an anomaly's evidence names.
+fn relay_of(evidence: &Value) -> Option<String> {
+    if let Some(relay) = evidence.get("relay").and_then(Value::as_str) {
+        return Some(match evidence.get("circuit_id").and_then(Value::as_str) {
+            Some(circuit) => format!("{relay} circuit {circuit}"),
+            None => relay.to_string(),
+        });
+    }
+    evidence.get("interface").and_then(Value::as_u64).map(|i| format!("interface {}", interface_name(i)))
+}
 
 impl PolicyEnv for ServerEnv {
     fn now_unix(&self) -> i64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+        (self.clock)()
     }
 
     fn pool_utilization(&self, scope: u16, pool: u16) -> f32 {
         // Called from a shard that holds the read side already: a recursive read.
         let server = self.server.read_recursive();
         let Some(s) = server.scopes().get(scope as usize) else { return 0.0 };
-        let segments: Vec<_> = match s.pools.get(pool as usize) {
-            Some(p) => p.segments.iter().collect(),
-            None => s.pools.iter().flat_map(|p| p.segments.iter()).collect(),
-        };
         let (mut taken, mut size) = (0u64, 0u64);
-        for seg in segments {
-            taken += s.map.count_taken(seg.start, seg.end);
-            size += u64::from(u32::from(seg.end) - u32::from(seg.start)) + 1;
+        for (i, p) in s.pools.iter().enumerate() {
+            if pool != u16::MAX && i != pool as usize {
+                continue;
+            }
+            for seg in &p.segments {
+                taken += s.map.count_taken(seg.start, seg.end);
+                size += u64::from(u32::from(seg.end) - u32::from(seg.start)) + 1;
+            }
         }
         if size == 0 {
             0.0
@@ -40,26 +86,28 @@ impl PolicyEnv for ServerEnv {
         }
     }
 
-    /// A scan of the cache: correct, but O(leases); restrictions that span
-    /// shards need an index before they run per packet at scale.
     fn lease_count(&self, kind: i32, key: &[u8]) -> u32 {
-        let server = self.server.read_recursive();
-        let mut n = 0;
-        server.cache().for_each(|r| {
-            let active = matches!(r.state, LeaseState::Allocated | LeaseState::Reserved);
-            let hit = match kind {
-                0 => r.hw.bytes() == key,
-                1 => !key.is_empty() && r.details.get().hostname == key,
-                2 => key.len() == 2 && u16::from_le_bytes([key[0], key[1]]) == r.scope,
-                _ => false,
-            };
-            n += u32::from(active && hit);
-        });
-        n
+        let by = match kind {
+            0 => CountBy::Mac,
+            1 => CountBy::Hostname,
+            2 => CountBy::Scope,
+            _ => return 0,
+        };
+        self.server.read_recursive().cache().active_count(by, key)
     }
 
     fn anomaly(&self, policy: &str, kind: i32, evidence: &str) {
-        let kind = KINDS.get(kind as usize).copied().unwrap_or("unknown");
-        warn!(policy, kind, evidence, "anomaly");
+        let kind = ANOMALY_KINDS.get(kind as usize).copied().unwrap_or("unknown");
+        metrics::counter!(m::ANOMALIES, "kind" => kind).increment(1);
+        let evidence: Value = serde_json::from_str(evidence).unwrap_or_else(|_| Value::String(evidence.to_string()));
+        let mac = evidence.get("mac").and_then(Value::as_str).map(str::to_string);
+        let relay = relay_of(&evidence);
+        warn!(policy, kind, mac, relay, %evidence, "anomaly");
+        let Some(store) = &self.store else { return };
+        let time = self.now_unix().max(0) as u64;
+        let record = AnomalyRecord { time, kind: kind.into(), policy: policy.into(), mac, relay, evidence };
+        if let Err(e) = store.record_anomaly(&record) {
+            error!(policy, kind, error = %e, "cannot record the anomaly");
+        }
     }
 }

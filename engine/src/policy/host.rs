@@ -8,8 +8,9 @@ use wasmtime::{Caller, Extern, Linker, StoreLimits};
 
 /// Names of the imports of ABI v1.
 pub const IMPORTS: [&str; 5] = ["log", "now_unix", "emit_anomaly", "pool_utilization", "lease_count"];
-/// Log lines a module may write per second per shard; the rest are counted and dropped.
-const LOGS_PER_SECOND: u32 = 10;
+/// Log lines, and anomalies, a module may raise per second per shard; the
+/// rest are counted and dropped.
+const PER_SECOND: u32 = 10;
 
 /// What policies may ask the server (implemented over the running server).
 pub trait PolicyEnv: Send + Sync {
@@ -22,19 +23,54 @@ pub trait PolicyEnv: Send + Sync {
     fn anomaly(&self, policy: &str, kind: i32, evidence: &str);
 }
 
-/// Per instance: its limits, the server behind the imports, the log budget.
+/// [`PER_SECOND`] events a second; says how many it dropped when a new second starts.
+struct Budget {
+    what: &'static str,
+    window: Instant,
+    used: u32,
+    dropped: u64,
+}
+
+impl Budget {
+    fn new(what: &'static str) -> Self {
+        Budget { what, window: Instant::now(), used: 0, dropped: 0 }
+    }
+
+    /// Whether one more event fits in this second.
+    fn take(&mut self, policy: &str) -> bool {
+        if self.window.elapsed().as_secs() >= 1 {
+            if self.dropped > 0 {
+                warn!(policy, dropped = self.dropped, "policy {} dropped (rate limit)", self.what);
+            }
+            (self.window, self.used, self.dropped) = (Instant::now(), 0, 0);
+        }
+        if self.used >= PER_SECOND {
+            self.dropped += 1;
+            return false;
+        }
+        self.used += 1;
+        true
+    }
+}
+
+/// Per instance: its limits, the server behind the imports, the budgets.
 pub struct HostState {
     pub(super) limits: StoreLimits,
     env: Arc<dyn PolicyEnv>,
     policy: Arc<str>,
-    window: Instant,
-    logs: u32,
-    dropped_logs: u64,
+    logs: Budget,
+    anomalies: Budget,
 }
 
 impl HostState {
     pub(super) fn new(policy: &str, limits: StoreLimits, env: Arc<dyn PolicyEnv>) -> Self {
-        HostState { limits, env, policy: policy.into(), window: Instant::now(), logs: 0, dropped_logs: 0 }
+        HostState {
+            limits,
+            env,
+            policy: policy.into(),
+            logs: Budget::new("log lines"),
+            anomalies: Budget::new("anomalies"),
+        }
     }
 }
 
@@ -49,19 +85,9 @@ fn guest_bytes(caller: &mut Caller<'_, HostState>, ptr: i32, len: i32, buf: &mut
 pub(super) fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap("env", "log", |mut caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| {
         let state = caller.data_mut();
-        if state.window.elapsed().as_secs() >= 1 {
-            if state.dropped_logs > 0 {
-                warn!(policy = %state.policy, dropped = state.dropped_logs, "policy log lines dropped (rate limit)");
-            }
-            state.window = Instant::now();
-            state.logs = 0;
-            state.dropped_logs = 0;
-        }
-        if state.logs >= LOGS_PER_SECOND {
-            state.dropped_logs += 1;
+        if !state.logs.take(&state.policy) {
             return;
         }
-        state.logs += 1;
         let mut buf = [0u8; 1024];
         let Some(n) = guest_bytes(&mut caller, ptr, len, &mut buf) else { return };
         let text = String::from_utf8_lossy(&buf[..n]);
@@ -75,6 +101,10 @@ pub(super) fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     })?;
     linker.func_wrap("env", "now_unix", |caller: Caller<'_, HostState>| caller.data().env.now_unix())?;
     linker.func_wrap("env", "emit_anomaly", |mut caller: Caller<'_, HostState>, kind: i32, ptr: i32, len: i32| {
+        let state = caller.data_mut();
+        if !state.anomalies.take(&state.policy) {
+            return;
+        }
         let mut buf = [0u8; 1024];
         let Some(n) = guest_bytes(&mut caller, ptr, len, &mut buf) else { return };
         let evidence = String::from_utf8_lossy(&buf[..n]);

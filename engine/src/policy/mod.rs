@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use metrics::Counter;
+use metrics::{Counter, Histogram};
 use thiserror::Error;
 use tracing::warn;
 use wasmtime::{
@@ -26,7 +26,7 @@ use wasmtime::{
     StoreLimitsBuilder, Trap, TypedFunc,
 };
 
-pub use env::ServerEnv;
+pub use env::{ServerEnv, UnixClock};
 pub use host::{HostState, PolicyEnv};
 
 use crate::metrics as m;
@@ -80,8 +80,6 @@ fn refuse(name: &str, reason: impl std::fmt::Display) -> PolicyError {
 struct Compiled {
     spec: PolicySpec,
     module: Module,
-    /// `{"scopes": ..., "config": ...}` for `policy_init`.
-    init: Vec<u8>,
 }
 
 /// Increments the engine's epoch every [`TICK`] until dropped.
@@ -105,6 +103,9 @@ pub struct PolicySet {
     linker: Linker<HostState>,
     modules: Vec<Compiled>,
     env: Arc<dyn PolicyEnv>,
+    /// The server's scopes and pools (JSON) for `policy_init`.
+    scopes: String,
+    shards: usize,
     _ticker: Ticker,
 }
 
@@ -118,14 +119,22 @@ struct Live {
     eval: TypedFunc<i32, i64>,
 }
 
+/// One call in this many is timed for `leased_policy_duration_seconds`:
+/// reading the clock twice would cost a tenth of a call.
+const TIME_ONE_IN: u32 = 8;
+
 /// Results of `leased_policy_calls_total`.
 const RESULTS: [&str; 5] = ["ok", "out_of_fuel", "timeout", "memory", "trap"];
 
 /// A shard's instances of every module, in config order.
 pub struct ShardPolicies {
     set: Arc<PolicySet>,
+    shard: usize,
     lives: Vec<Option<Live>>,
     calls: Vec<[Counter; 5]>,
+    durations: Vec<Histogram>,
+    /// Calls so far, for sampling durations.
+    tick: u32,
     /// The same counts, readable here (tests, the API).
     counts: Vec<[u64; 5]>,
     last_log: Vec<Option<Instant>>,
@@ -190,9 +199,15 @@ fn check_shape(module: &Module) -> Result<(), String> {
 }
 
 impl PolicySet {
-    /// Compiles and checks `specs`; `scopes` is the JSON array of the
-    /// server's scopes and pool names that `policy_init` receives.
-    pub fn load(specs: Vec<PolicySpec>, scopes: &str, env: Arc<dyn PolicyEnv>) -> Result<Arc<PolicySet>, PolicyError> {
+    /// Compiles and checks `specs` for a server of `shards` shards;
+    /// `scopes` is the JSON array of the server's scopes and pool names
+    /// that `policy_init` receives.
+    pub fn load(
+        specs: Vec<PolicySpec>,
+        scopes: &str,
+        shards: usize,
+        env: Arc<dyn PolicyEnv>,
+    ) -> Result<Arc<PolicySet>, PolicyError> {
         let engine = engine().map_err(|e| refuse("*", format!("cannot set up wasmtime: {e}")))?;
         let mut linker = Linker::new(&engine);
         host::define(&mut linker).map_err(|e| refuse("*", e))?;
@@ -204,8 +219,7 @@ impl PolicySet {
             let module = Module::new(&engine, &spec.wasm)
                 .map_err(|e| refuse(&spec.name, format!("not a valid module: {e:#}")))?;
             check_shape(&module).map_err(|e| refuse(&spec.name, e))?;
-            let init = format!("{{\"scopes\": {scopes}, \"config\": {}}}", spec.config).into_bytes();
-            modules.push(Compiled { spec, module, init });
+            modules.push(Compiled { spec, module });
         }
         let stop = Arc::new(AtomicBool::new(false));
         let ticking = engine.clone();
@@ -219,10 +233,18 @@ impl PolicySet {
                 }
             })
             .map_err(|e| refuse("*", e))?;
-        let set = Arc::new(PolicySet { engine, linker, modules, env, _ticker: Ticker { stop, thread: Some(thread) } });
+        let set = Arc::new(PolicySet {
+            engine,
+            linker,
+            modules,
+            env,
+            scopes: scopes.to_string(),
+            shards: shards.max(1),
+            _ticker: Ticker { stop, thread: Some(thread) },
+        });
         // A trial instance of each: ABI version and init with its config.
         for i in 0..set.modules.len() {
-            set.instantiate(i)?;
+            set.instantiate(i, 0)?;
         }
         Ok(set)
     }
@@ -232,9 +254,15 @@ impl PolicySet {
         self.modules.iter().map(|m| m.spec.name.as_str()).collect()
     }
 
-    fn instantiate(&self, i: usize) -> Result<Live, PolicyError> {
+    /// A ready instance of module `i` for shard `shard`: checked, its
+    /// `policy_init` run with the config.
+    fn instantiate(&self, i: usize, shard: usize) -> Result<Live, PolicyError> {
         let c = &self.modules[i];
         let name = &c.spec.name;
+        let init = format!(
+            "{{\"scopes\": {}, \"shard\": {shard}, \"shards\": {}, \"config\": {}}}",
+            self.scopes, self.shards, c.spec.config
+        );
         let limits: StoreLimits =
             StoreLimitsBuilder::new().memory_size(c.spec.memory).instances(1).trap_on_grow_failure(true).build();
         let state = HostState::new(name, limits, self.env.clone());
@@ -259,15 +287,12 @@ impl PolicySet {
         if !inside(input, capacity) || !inside(output, 2) {
             return Err(refuse(name, "its buffers lie outside its memory"));
         }
-        if c.init.len() > capacity as usize {
-            return Err(refuse(
-                name,
-                format!("config of {} bytes exceeds its input buffer of {capacity}", c.init.len()),
-            ));
+        if init.len() > capacity as usize {
+            return Err(refuse(name, format!("config of {} bytes exceeds its input buffer of {capacity}", init.len())));
         }
-        memory.write(&mut store, input as usize, &c.init).map_err(|e| refuse(name, e))?;
-        let init = instance.get_typed_func::<i32, i32>(&mut store, "policy_init").map_err(|e| refuse(name, e))?;
-        match init.call(&mut store, c.init.len() as i32) {
+        memory.write(&mut store, input as usize, init.as_bytes()).map_err(|e| refuse(name, e))?;
+        let init_fn = instance.get_typed_func::<i32, i32>(&mut store, "policy_init").map_err(|e| refuse(name, e))?;
+        match init_fn.call(&mut store, init.len() as i32) {
             Ok(0) => {}
             Ok(code) => return Err(refuse(name, format!("policy_init refused its config (code {code})"))),
             Err(e) => return Err(refuse(name, format!("policy_init failed: {e:#}"))),
@@ -276,17 +301,17 @@ impl PolicySet {
         Ok(Live { store, memory, input: input as usize, capacity: capacity as usize, output: output as usize, eval })
     }
 
-    /// Instances of every module for one shard.
-    pub fn shard(self: &Arc<Self>) -> Result<ShardPolicies, PolicyError> {
-        let mut lives = Vec::new();
-        let mut calls = Vec::new();
+    /// Instances of every module for shard `shard`.
+    pub fn shard(self: &Arc<Self>, shard: usize) -> Result<ShardPolicies, PolicyError> {
+        let (mut lives, mut calls, mut durations) = (Vec::new(), Vec::new(), Vec::new());
         for (i, c) in self.modules.iter().enumerate() {
-            lives.push(Some(self.instantiate(i)?));
+            lives.push(Some(self.instantiate(i, shard)?));
             let policy = c.spec.name.clone();
             calls.push(RESULTS.map(|r| metrics::counter!(m::POLICY_CALLS, "policy" => policy.clone(), "result" => r)));
+            durations.push(metrics::histogram!(m::POLICY_DURATION, "policy" => policy));
         }
         let (last_log, counts) = (vec![None; lives.len()], vec![[0; 5]; lives.len()]);
-        Ok(ShardPolicies { set: self.clone(), lives, calls, counts, last_log })
+        Ok(ShardPolicies { set: self.clone(), shard, lives, calls, durations, tick: 0, counts, last_log })
     }
 }
 
@@ -311,7 +336,7 @@ impl ShardPolicies {
         let spec = &self.set.modules[i].spec;
         let live = match &mut self.lives[i] {
             Some(l) => l,
-            None => match self.set.instantiate(i) {
+            None => match self.set.instantiate(i, self.shard) {
                 Ok(l) => self.lives[i].insert(l),
                 Err(e) => {
                     self.log(i, &format!("cannot re-create the instance: {e}"));
@@ -320,6 +345,8 @@ impl ShardPolicies {
             },
         };
         let len = view.len().min(live.capacity);
+        self.tick = self.tick.wrapping_add(1);
+        let started = (self.tick % TIME_ONE_IN == 0).then(Instant::now);
         let result = live
             .memory
             .write(&mut live.store, live.input, &view[..len])
@@ -329,6 +356,9 @@ impl ShardPolicies {
                 live.store.set_epoch_deadline(DEADLINE_TICKS);
                 live.eval.call(&mut live.store, len as i32)
             });
+        if let Some(t) = started {
+            self.durations[i].record(t.elapsed().as_secs_f64());
+        }
         match result {
             Ok(r) => {
                 self.calls[i][0].increment(1);
@@ -411,8 +441,8 @@ impl LivePolicies {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Fresh instances of the current set for a shard (None: no modules).
-    pub fn instances(&self) -> Result<Option<ShardPolicies>, PolicyError> {
-        self.set.read().as_ref().map(|s| s.shard()).transpose()
+    /// Fresh instances of the current set for shard `shard` (None: no modules).
+    pub fn instances(&self, shard: usize) -> Result<Option<ShardPolicies>, PolicyError> {
+        self.set.read().as_ref().map(|s| s.shard(shard)).transpose()
     }
 }

@@ -1,6 +1,8 @@
 //! The modules a config asks for: the standard ones its declarative
 //! sections need (embedded, built from `policies/`), then its own
-//! `policies = [...]`, in order.
+//! `policies = [...]`, in order. The standard ones run as `anomaly` (it
+//! sees every attempt, also those refused later), `restrictions`, then
+//! `lease_times`, which never refuses: a refused request costs the least.
 
 use serde_json::json;
 
@@ -10,6 +12,22 @@ use crate::server::Server;
 
 /// `policies/dist/lease_times.wasm`: `client_lease_times`.
 pub const LEASE_TIMES: &[u8] = include_bytes!("../../../policies/dist/lease_times.wasm");
+/// `policies/dist/restrictions.wasm`: `restrictions`, `max_concurrent_leases`.
+pub const RESTRICTIONS: &[u8] = include_bytes!("../../../policies/dist/restrictions.wasm");
+/// `policies/dist/anomaly.wasm`: `analytics.anomaly_detection`.
+pub const ANOMALY: &[u8] = include_bytes!("../../../policies/dist/anomaly.wasm");
+
+/// A standard module with its config.
+fn standard(name: &str, wasm: &[u8], config: serde_json::Value) -> PolicySpec {
+    PolicySpec {
+        name: name.into(),
+        wasm: wasm.to_vec(),
+        on_error: OnError::Allow,
+        fuel: DEFAULT_FUEL,
+        memory: DEFAULT_MEMORY,
+        config: config.to_string(),
+    }
+}
 
 /// The `scopes` member of every module's init input: scope and pool names
 /// in the server's order (their ids).
@@ -26,6 +44,43 @@ pub fn scopes_json(server: &Server) -> String {
 /// naming it.
 pub fn specs(config: &Config) -> Result<Vec<PolicySpec>, String> {
     let mut specs = Vec::new();
+    if let Some(a) = &config.anomaly_detection {
+        let section = json!({
+            "detect": a.detect,
+            "thresholds": {
+                "excessive_leases_per_minute": a.excessive_leases_per_minute,
+                "rapid_renewals_per_minute": a.rapid_renewals_per_minute,
+                "new_clients_per_minute": a.new_clients_per_minute,
+                "pool_utilization_warning": a.pool_utilization_warning,
+                "pool_utilization_critical": a.pool_utilization_critical,
+            },
+            "actions": a.actions,
+            "block_cooldown": a.block_cooldown.0,
+        });
+        specs.push(standard("anomaly", ANOMALY, section));
+    }
+    let restricted: serde_json::Map<String, serde_json::Value> = config
+        .scopes
+        .iter()
+        .filter(|s| !s.restrictions.is_empty())
+        .map(|s| {
+            let r = &s.restrictions;
+            let mut section = json!({ "block_macs": r.block_macs.iter().map(|m| m.to_string()).collect::<Vec<_>>() });
+            for (key, value) in [
+                ("max_leases_per_mac", r.max_leases_per_mac),
+                ("max_leases_per_hostname", r.max_leases_per_hostname),
+                ("max_concurrent_leases", r.max_concurrent_leases),
+            ] {
+                if let Some(n) = value {
+                    section[key] = json!(n);
+                }
+            }
+            (s.name.clone(), section)
+        })
+        .collect();
+    if !restricted.is_empty() {
+        specs.push(standard("restrictions", RESTRICTIONS, json!({ "scopes": restricted })));
+    }
     let mut rules = serde_json::Map::new();
     for scope in config.scopes.iter().filter(|s| !s.client_lease_times.is_empty()) {
         let list: Vec<serde_json::Value> = scope
@@ -48,14 +103,7 @@ pub fn specs(config: &Config) -> Result<Vec<PolicySpec>, String> {
         rules.insert(scope.name.clone(), serde_json::Value::Array(list));
     }
     if !rules.is_empty() {
-        specs.push(PolicySpec {
-            name: "lease_times".into(),
-            wasm: LEASE_TIMES.to_vec(),
-            on_error: OnError::Allow,
-            fuel: DEFAULT_FUEL,
-            memory: DEFAULT_MEMORY,
-            config: json!({ "scopes": rules }).to_string(),
-        });
+        specs.push(standard("lease_times", LEASE_TIMES, json!({ "scopes": rules })));
     }
     for m in &config.policies {
         let wasm = std::fs::read(&m.path)

@@ -97,9 +97,16 @@ impl SledStore {
             }
         }
         for item in tree.iter() {
-            let (k, _) = item?;
-            if !matches!(k.first(), Some(b'i' | b'e' | b'c' | b'h')) && &k[..] != SCHEMA_KEY {
-                report.errors.push(format!("unknown key {:02x?}", &k[..]));
+            let (k, v) = item?;
+            match k.first() {
+                Some(b'i' | b'e' | b'c' | b'h') => {}
+                Some(b'a') => {
+                    if k.len() != 13 || serde_json::from_slice::<super::AnomalyRecord>(&v).is_err() {
+                        report.errors.push(format!("anomaly record {:02x?} is damaged", &k[..]));
+                    }
+                }
+                _ if &k[..] == SCHEMA_KEY => {}
+                _ => report.errors.push(format!("unknown key {:02x?}", &k[..])),
             }
         }
         Ok(report)

@@ -18,7 +18,7 @@ pub use committer::{Committer, CommitterOptions, Durability, ShardWriter};
 pub use integrity::{restore, IntegrityReport};
 pub use maintenance::{Clock, Maintenance, MaintenanceOptions};
 pub use recovery::{recover, RecoveryReport};
-pub use sled_store::{Compaction, HistoryEvent, SledStore, SCHEMA_VERSION};
+pub use sled_store::{AnomalyRecord, Compaction, HistoryEvent, SledStore, SCHEMA_VERSION};
 
 use crate::lease::LeaseRecord;
 use crate::server::LeaseChange;

@@ -7,6 +7,7 @@
 //! | `c` client key | ip of the client's latest lease |
 //! | `e` end (BE) ip | empty: bound leases by expiry |
 //! | `h` hlen hw time (BE) ip | change kind: per-client history |
+//! | `a` time (u64 BE) seq (u32 BE) | an [`AnomalyRecord`] (JSON) |
 //! | `m` "schema" | schema version (u32 LE) |
 
 use std::net::Ipv4Addr;
@@ -52,6 +53,7 @@ impl Deletes<'_> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Compaction {
     pub history: usize,
+    pub anomalies: usize,
     pub expiry_hints: usize,
     pub client_hints: usize,
 }
@@ -62,6 +64,26 @@ pub struct SledStore {
     tree: sled::Tree,
     /// Replaced on reload, when scopes or pools were added or reordered.
     names: parking_lot::RwLock<Names>,
+    /// Tells apart anomalies recorded in the same second.
+    anomaly_seq: std::sync::atomic::AtomicU32,
+}
+
+/// An anomaly a policy raised (ARCHITECTURE §5 `anomaly_detection`), as
+/// recorded for the API and operators.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AnomalyRecord {
+    /// Unix seconds.
+    pub time: u64,
+    /// `excessive_leases`, `rapid_renewals`, `unusual_patterns` or `pool_exhaustion`.
+    pub kind: String,
+    /// The policy module that raised it.
+    pub policy: String,
+    /// The client it is about, if one.
+    pub mac: Option<String>,
+    /// The relay port or interface it is about, if one.
+    pub relay: Option<String>,
+    /// What the module saw (its JSON object, or its text).
+    pub evidence: serde_json::Value,
 }
 
 fn ip_key(ip: Ipv4Addr) -> [u8; 5] {
@@ -126,7 +148,7 @@ impl SledStore {
             }
             None => return Err(StoreError::NoSchema(display)),
         }
-        Ok(SledStore { db, tree, names: parking_lot::RwLock::new(names) })
+        Ok(SledStore { db, tree, names: parking_lot::RwLock::new(names), anomaly_seq: Default::default() })
     }
 
     /// The record stored for `ip`.
@@ -159,7 +181,31 @@ impl SledStore {
         Ok(events)
     }
 
-    /// Deletes history older than `history_before` and index hints that no
+    /// Records `anomaly` (durable with the next flush of the store).
+    pub fn record_anomaly(&self, anomaly: &AnomalyRecord) -> Result<(), StoreError> {
+        let seq = self.anomaly_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut key = [0u8; 13];
+        key[0] = b'a';
+        key[1..9].copy_from_slice(&anomaly.time.to_be_bytes());
+        key[9..].copy_from_slice(&seq.to_be_bytes());
+        let value = serde_json::to_vec(anomaly).map_err(|e| StoreError::Engine(e.to_string()))?;
+        self.tree.insert(key, value)?;
+        Ok(())
+    }
+
+    /// The latest `limit` anomalies, newest first.
+    pub fn anomalies(&self, limit: usize) -> Result<Vec<AnomalyRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix(b"a").rev().take(limit) {
+            let (k, v) = item?;
+            let record = serde_json::from_slice(&v)
+                .map_err(|e| StoreError::Engine(format!("anomaly record {k:02x?} is damaged: {e}")))?;
+            out.push(record);
+        }
+        Ok(out)
+    }
+
+    /// Deletes history and anomalies older than `history_before` and index hints that no
     /// longer match their record, `chunk` keys per batch so that the
     /// committer is never held up for long. Returns what it removed.
     pub fn compact(&self, history_before: u32, chunk: usize) -> Result<Compaction, StoreError> {
@@ -174,6 +220,15 @@ impl SledStore {
                 deletes.remove(k)?;
                 done.history += 1;
             }
+        }
+        for item in self.tree.scan_prefix(b"a") {
+            let (k, _) = item?;
+            let time = k.get(1..9).map(|t| u64::from_be_bytes(t.try_into().unwrap_or_default()));
+            if time.is_none_or(|t| t >= u64::from(history_before)) {
+                break;
+            }
+            deletes.remove(k)?;
+            done.anomalies += 1;
         }
         for item in self.tree.scan_prefix(b"e") {
             let (k, _) = item?;

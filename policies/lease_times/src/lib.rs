@@ -12,6 +12,7 @@
 
 pub mod regex;
 
+use leased_policy::text::{self, Arena, Span};
 use leased_policy::{export_policy, host, json, Decision, Env, Policy, RequestView};
 
 const MAX_RULES: usize = 64;
@@ -19,12 +20,6 @@ const MAX_RULES: usize = 64;
 const MAX_PATTERNS: usize = 16;
 const MAX_PREFIXES: usize = 8;
 const ARENA: usize = 4096;
-
-#[derive(Clone, Copy)]
-struct Span {
-    at: u16,
-    len: u16,
-}
 
 #[derive(Clone, Copy)]
 struct Rule {
@@ -50,29 +45,9 @@ pub struct LeaseTimes {
     rules: [Rule; MAX_RULES],
     count: usize,
     /// Vendor classes, copied out of the config.
-    arena: [u8; ARENA],
-    used: usize,
+    arena: Arena<ARENA>,
     patterns: [Option<regex::Program>; MAX_PATTERNS],
     pattern_count: usize,
-}
-
-/// `00:11:22` (or `-` separated) → bytes and count.
-fn mac_prefix(text: &[u8]) -> Option<([u8; 6], u8)> {
-    let mut out = [0u8; 6];
-    let mut n = 0;
-    for part in text.split(|&b| b == b':' || b == b'-') {
-        if part.len() != 2 || n == 6 {
-            return None;
-        }
-        let hex = |b: u8| (b as char).to_digit(16);
-        out[n] = (hex(part[0])? * 16 + hex(part[1])?) as u8;
-        n += 1;
-    }
-    if n == 0 {
-        None
-    } else {
-        Some((out, n as u8))
-    }
 }
 
 fn refuse(what: &[u8]) -> Option<LeaseTimes> {
@@ -81,20 +56,6 @@ fn refuse(what: &[u8]) -> Option<LeaseTimes> {
 }
 
 impl LeaseTimes {
-    fn keep(&mut self, bytes: &[u8]) -> Option<Span> {
-        if self.used + bytes.len() > ARENA {
-            return None;
-        }
-        self.arena[self.used..self.used + bytes.len()].copy_from_slice(bytes);
-        let span = Span { at: self.used as u16, len: bytes.len() as u16 };
-        self.used += bytes.len();
-        Some(span)
-    }
-
-    fn text(&self, s: Span) -> &[u8] {
-        &self.arena[s.at as usize..(s.at + s.len) as usize]
-    }
-
     fn add(&mut self, scope: u16, rule: json::Value) -> Option<()> {
         let mut r = EMPTY;
         r.scope = scope;
@@ -104,12 +65,13 @@ impl LeaseTimes {
                 if r.prefix_count as usize == MAX_PREFIXES {
                     return None;
                 }
-                r.prefixes[r.prefix_count as usize] = mac_prefix(p.as_str()?)?;
+                let (bytes, n) = text::parse_mac(p.as_str()?)?;
+                r.prefixes[r.prefix_count as usize] = (bytes, n as u8);
                 r.prefix_count += 1;
             }
         }
         if let Some(v) = rule.get("vendor_class") {
-            r.vendor = Some(self.keep(v.as_str()?)?);
+            r.vendor = Some(self.arena.keep(v.as_str()?)?);
         }
         if let Some(h) = rule.get("hostname_regex") {
             if self.pattern_count == MAX_PATTERNS {
@@ -132,7 +94,7 @@ impl LeaseTimes {
         let prefixes = &r.prefixes[..r.prefix_count as usize];
         (prefixes.is_empty()
             || prefixes.iter().any(|(p, n)| hw.len() >= *n as usize && hw[..*n as usize] == p[..*n as usize]))
-            && r.vendor.map_or(true, |v| req.vendor_class() == Some(self.text(v)))
+            && r.vendor.map_or(true, |v| req.vendor_class() == Some(self.arena.get(v)))
             && r.hostname.map_or(true, |h| {
                 let program = self.patterns[h as usize].as_ref();
                 req.hostname().map_or(false, |name| program.map_or(false, |p| p.is_match(name)))
@@ -145,8 +107,7 @@ impl Policy for LeaseTimes {
         let mut p = LeaseTimes {
             rules: [EMPTY; MAX_RULES],
             count: 0,
-            arena: [0; ARENA],
-            used: 0,
+            arena: Arena::new(),
             patterns: [None; MAX_PATTERNS],
             pattern_count: 0,
         };
