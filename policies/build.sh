@@ -20,24 +20,32 @@ else
     exit 1
 fi
 
-out=dist
+here=$(pwd)
+out=$here/dist
 $check && out=$(mktemp -d)
 mkdir -p "$out"
 target=$(mktemp -d)
-trap 'rm -rf "$target"; $check && rm -rf "$out"' EXIT
-# Panic locations carry source paths: make them independent of the checkout.
-root=$(cd .. && pwd)
+# The output must not depend on where the checkout is: cargo hashes a path
+# dependency's location into symbol names (which decide the function order)
+# and panics carry source paths. So the sources are built from one fixed
+# place, one build at a time.
+root=/tmp/leased-policy-build
+exec 9>"$root.lock"
+flock 9
+rm -rf "$root" && mkdir -p "$root/policies"
+crates=()
+for crate in */Cargo.toml; do crates+=("$(dirname "$crate")"); done
+tar -C .. --exclude=target --exclude=Cargo.lock -cf - wasm-sdk | tar -C "$root" -xf -
+tar --exclude=target --exclude=Cargo.lock -cf - "${crates[@]}" | tar -C "$root/policies" -xf -
+trap 'rm -rf "$target" "$root"; $check && rm -rf "$out"' EXIT
 flags="-C link-arg=-zstack-size=65536 --remap-path-prefix=$root=/leased"
-for crate in */Cargo.toml; do
-    dir=$(dirname "$crate")
-    [[ $dir == dist ]] && continue
-    (cd "$dir" && RUSTFLAGS="$flags" CARGO_TARGET_DIR="$target" \
-        "${cargo[@]}" build --offline --quiet --release --target wasm32-unknown-unknown && rm -f Cargo.lock)
-    name=$(basename "$dir")
+for name in "${crates[@]}"; do
+    (cd "$root/policies/$name" && RUSTFLAGS="$flags" CARGO_TARGET_DIR="$target" \
+        "${cargo[@]}" build --offline --quiet --release --target wasm32-unknown-unknown)
     cp "$target/wasm32-unknown-unknown/release/leased_policy_${name}.wasm" "$out/$name.wasm"
 done
 if $check; then
-    if ! diff -r "$out" dist >/dev/null; then
+    if ! diff -r "$out" "$here/dist" >/dev/null; then
         echo "build.sh --check: policies/dist/ differs from a fresh build: run policies/build.sh and commit" >&2
         exit 1
     fi

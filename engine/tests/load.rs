@@ -293,9 +293,12 @@ fn perfdhcp_run(backend: &str) -> Option<(String, u64, Vec<String>)> {
 fn perfdhcp_2000_dora_per_second_for_10_s_without_drops(backend: &str) {
     let _one = one_load();
     // A run where perfdhcp's own receive buffer overflowed measured the noisy
-    // neighbours of this machine, not leased: it is repeated (at most twice).
+    // neighbours of this machine, not leased (an ACK burst after a disk
+    // stall of 150 ms, seen once in a full suite run while fsync is 0.1 ms
+    // at p50 here): it is repeated, at most four times, 11 s each.
     // Any other drop fails at once.
-    for attempt in 1..=3 {
+    const ATTEMPTS: u32 = 5;
+    for attempt in 1..=ATTEMPTS {
         let Some((report, client_overflows, totals)) = perfdhcp_run(backend) else { return };
         let ratios = drop_ratios(&report);
         assert_eq!(ratios.len(), 2, "DISCOVER-OFFER and REQUEST-ACK: {report}");
@@ -303,7 +306,7 @@ fn perfdhcp_2000_dora_per_second_for_10_s_without_drops(backend: &str) {
             !totals.is_empty() && totals.iter().all(|l| l.contains("dropped 0")),
             "the server dropped packets: {report}"
         );
-        if client_overflows > 0 && attempt < 3 {
+        if client_overflows > 0 && attempt < ATTEMPTS {
             eprintln!("perfdhcp ({backend}) was not scheduled in time: {client_overflows} replies overflowed its socket; again");
             continue;
         }

@@ -286,3 +286,48 @@ fn logs_are_json_lines_when_asked() {
     assert_eq!(first["level"], "ERROR", "{err}");
     assert!(first["fields"]["message"].as_str().unwrap().contains("cannot read the config"), "{err}");
 }
+
+#[test]
+fn declarative_policies_run_in_serve_and_anomalies_reach_the_store() {
+    let lab = Lab::new("policies");
+    let hcl = std::fs::read_to_string(&lab.config).unwrap();
+    let hcl = hcl.replace(
+        "  scope \"loopback-lab\" {",
+        r#"  analytics = { anomaly_detection = {
+    thresholds = { rapid_renewals_per_minute = 2 }
+    actions = ["alert", "log", "block"]
+    block_cooldown = "1h"
+  } }
+  scope "loopback-lab" {
+    restrictions = [ { block_macs = ["02:00:00:00:04:99"] } ]"#,
+    );
+    std::fs::write(&lab.config, &hcl).unwrap();
+    let (server, _) = lab.serve();
+    let mac = "02:00:00:00:04:01";
+    assert!(lab.client(mac).1.contains("IP Address 198.18.0.100 is now leased."));
+    let renew = |timeout: &str| lab.run_client("renew", &["--mac", mac, "--ip", "198.18.0.100", "--timeout", timeout]);
+    for _ in 0..2 {
+        let (code, out, err) = renew("5");
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    // The third renewal in a minute is one too many: raised and blocked.
+    let (code, out, _) = renew("1");
+    assert_eq!(code, 1, "blocked: no answer: {out}");
+    let (code, out, _) = lab.client_waiting("02:00:00:00:04:99", 1);
+    assert_eq!(code, 1, "a blocked MAC gets no answer: {out}");
+    assert!(lab.client("02:00:00:00:04:02").1.contains("is now leased."), "others are served");
+    assert_eq!(stop(server), 0);
+
+    let config = leased::config::load(&lab.config).unwrap();
+    let store =
+        leased::store::SledStore::open(&config.database.path, leased::store::Names::from_config(&config), 1 << 20)
+            .unwrap();
+    let anomalies = store.anomalies(10).unwrap();
+    assert_eq!(anomalies.len(), 1, "{anomalies:#?}");
+    let a = &anomalies[0];
+    assert_eq!(
+        (a.kind.as_str(), a.mac.as_deref(), a.relay.as_deref()),
+        ("rapid_renewals", Some(mac), Some("127.0.0.1"))
+    );
+    assert_eq!(a.evidence["action"], "block");
+}

@@ -27,7 +27,7 @@
 //! | 64 | 4 | relay circuit-id (option 82.1) |
 //! | 68 | 4 | relay remote-id (option 82.2) |
 //! | 72 | 4 | raw options: u16 offset, u16 length (code, length, value...) |
-//! | 76 | 4 | reserved |
+//! | 76 | 4 | the server's time for this request (Unix seconds; 0 from a host that does not say) |
 
 /// [`RequestView::message_type`] of a DHCPDISCOVER.
 pub const DISCOVER: u8 = 1;
@@ -77,32 +77,35 @@ pub struct Lease {
 /// A checked view over the bytes the host wrote.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestView<'a> {
+    /// The fixed header: a sized array, so header reads need no bounds checks.
+    head: &'a [u8; HEADER_LEN],
     buf: &'a [u8],
 }
 
 impl<'a> RequestView<'a> {
     /// The view, if `buf` holds at least the header.
     pub fn new(buf: &'a [u8]) -> Option<Self> {
-        if buf.len() >= HEADER_LEN {
-            Some(RequestView { buf })
-        } else {
-            None
-        }
+        let head = buf.get(..HEADER_LEN)?.try_into().ok()?;
+        Some(RequestView { head, buf })
     }
 
+    #[inline]
     fn u16_at(&self, at: usize) -> u16 {
-        u16::from_le_bytes([self.buf[at], self.buf[at + 1]])
+        u16::from_le_bytes([self.head[at], self.head[at + 1]])
     }
 
+    #[inline]
     fn u32_at(&self, at: usize) -> u32 {
-        u32::from_le_bytes([self.buf[at], self.buf[at + 1], self.buf[at + 2], self.buf[at + 3]])
+        u32::from_le_bytes([self.head[at], self.head[at + 1], self.head[at + 2], self.head[at + 3]])
     }
 
+    #[inline]
     fn addr_at(&self, at: usize) -> [u8; 4] {
-        [self.buf[at], self.buf[at + 1], self.buf[at + 2], self.buf[at + 3]]
+        [self.head[at], self.head[at + 1], self.head[at + 2], self.head[at + 3]]
     }
 
     /// The bytes a (u16 offset, u16 length) pair at `at` points to.
+    #[inline]
     fn field(&self, at: usize) -> Option<&'a [u8]> {
         let (off, len) = (self.u16_at(at) as usize, self.u16_at(at + 2) as usize);
         if len == 0 {
@@ -113,30 +116,38 @@ impl<'a> RequestView<'a> {
 
     /// DHCP message type: [`DISCOVER`] or [`REQUEST`] (the requests the
     /// server asks policies about).
+    #[inline]
     pub fn message_type(&self) -> u8 {
-        self.buf[0]
+        self.head[0]
     }
+    #[inline]
     pub fn broadcast(&self) -> bool {
-        self.buf[1] & 1 != 0
+        self.head[1] & 1 != 0
     }
     /// Whether a relay agent forwarded it (giaddr set).
+    #[inline]
     pub fn relayed(&self) -> bool {
-        self.buf[1] & 2 != 0
+        self.head[1] & 2 != 0
     }
     /// Whether the client has a reservation in its scope.
+    #[inline]
     pub fn reserved(&self) -> bool {
-        self.buf[1] & 8 != 0
+        self.head[1] & 8 != 0
     }
+    #[inline]
     pub fn htype(&self) -> u8 {
-        self.buf[2]
+        self.head[2]
     }
+    #[inline]
     pub fn giaddr(&self) -> [u8; 4] {
         self.addr_at(4)
     }
+    #[inline]
     pub fn ciaddr(&self) -> [u8; 4] {
         self.addr_at(8)
     }
     /// Option 50, if the client asked for an address.
+    #[inline]
     pub fn requested_ip(&self) -> Option<[u8; 4]> {
         let a = self.addr_at(12);
         if a == [0; 4] {
@@ -146,47 +157,64 @@ impl<'a> RequestView<'a> {
         }
     }
     /// The client hardware address (hlen bytes, at most 16).
+    #[inline]
     pub fn chaddr(&self) -> &'a [u8] {
-        let hlen = (self.buf[3] as usize).min(16);
-        &self.buf[16..16 + hlen]
+        let hlen = (self.head[3] as usize).min(16);
+        &self.head[16..16 + hlen]
     }
     /// The client's current lease, if it has one.
+    #[inline]
     pub fn lease(&self) -> Option<Lease> {
-        if self.buf[1] & 4 == 0 {
+        if self.head[1] & 4 == 0 {
             return None;
         }
         let pool = self.u16_at(36);
         Some(Lease {
-            state: LeaseState::from_u8(self.buf[32])?,
+            state: LeaseState::from_u8(self.head[32])?,
             ip: self.addr_at(48),
             remaining_secs: self.u32_at(40),
             pool: if pool == u16::MAX { None } else { Some(pool) },
         })
     }
     /// The scope serving the client (its index in the config).
+    #[inline]
     pub fn scope(&self) -> u16 {
         self.u16_at(34)
     }
     /// Interface the request came in on (0 when relayed or unknown).
+    #[inline]
     pub fn ifindex(&self) -> u32 {
         self.u32_at(44)
     }
+    #[inline]
     pub fn hostname(&self) -> Option<&'a [u8]> {
         self.field(52)
     }
+    #[inline]
     pub fn vendor_class(&self) -> Option<&'a [u8]> {
         self.field(56)
     }
+    #[inline]
     pub fn client_id(&self) -> Option<&'a [u8]> {
         self.field(60)
     }
+    #[inline]
     pub fn circuit_id(&self) -> Option<&'a [u8]> {
         self.field(64)
     }
+    #[inline]
     pub fn remote_id(&self) -> Option<&'a [u8]> {
         self.field(68)
     }
+    /// The server's time for this request (Unix seconds): what its lease
+    /// times count from. Saves a `now_unix` call per request; 0 when the
+    /// host does not say.
+    #[inline]
+    pub fn now(&self) -> u32 {
+        self.u32_at(76)
+    }
     /// Every option of the request, in wire order.
+    #[inline]
     pub fn options(&self) -> OptionsIter<'a> {
         OptionsIter { rest: self.field(72).unwrap_or(&[]) }
     }

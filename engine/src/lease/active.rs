@@ -12,8 +12,9 @@ use std::hash::{BuildHasher, Hasher};
 use ahash::RandomState;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
+use nohash_hasher::BuildNoHashHasher;
 
-use super::record::{LeaseRecord, LeaseState};
+use super::record::{HwAddr, LeaseDetails, LeaseRecord, LeaseState};
 
 /// What [`ActiveCounts::count`] counts by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,15 +33,48 @@ pub enum CountBy {
 /// reservation (for its scope).
 pub type Signature = Option<[u64; 3]>;
 
+/// What a record's [`Signature`] depends on, copied without hashing: a
+/// change that leaves it equal (a renewal, most updates) costs a compare
+/// instead of three keyed hashes.
+pub struct Counted {
+    state: LeaseState,
+    scope: u16,
+    hw: HwAddr,
+    /// A copy of the details (inline, or a shared allocation): the host
+    /// name is their first field.
+    details: LeaseDetails,
+}
+
+impl Counted {
+    /// The parts of `record` its signature is computed from.
+    pub fn of(record: &LeaseRecord) -> Counted {
+        Counted { state: record.state, scope: record.scope, hw: record.hw, details: record.details.clone() }
+    }
+
+    /// Whether `record` has the same signature as the record this was taken of.
+    fn same_keys(&self, record: &LeaseRecord) -> bool {
+        let bound = self.state.is_bound();
+        if bound != record.state.is_bound() {
+            return false;
+        }
+        !bound
+            || ((self.state == LeaseState::Reserved) == (record.state == LeaseState::Reserved)
+                && self.scope == record.scope
+                && self.hw == record.hw
+                && self.details.get().hostname == record.details.get().hostname)
+    }
+}
+
 /// Bound leases per key.
 pub struct ActiveCounts {
-    counts: DashMap<u64, u32, RandomState>,
+    /// By key: already a hash, not hashed again.
+    counts: DashMap<u64, u32, BuildNoHashHasher<u64>>,
     hasher: RandomState,
 }
 
 impl Default for ActiveCounts {
     fn default() -> Self {
-        ActiveCounts { counts: DashMap::with_hasher(RandomState::new()), hasher: RandomState::new() }
+        ActiveCounts { counts: DashMap::default(), hasher: RandomState::new() }
     }
 }
 
@@ -49,7 +83,16 @@ impl ActiveCounts {
         let mut h = self.hasher.build_hasher();
         h.write_u8(by as u8);
         match by {
-            CountBy::Hostname => bytes.iter().for_each(|b| h.write_u8(b.to_ascii_lowercase())),
+            CountBy::Hostname => {
+                // Host names are at most 255 bytes (one option); lower-cased
+                // into a stack buffer and hashed in one write.
+                let mut lower = [0u8; 256];
+                let n = bytes.len().min(lower.len());
+                for (d, s) in lower.iter_mut().zip(&bytes[..n]) {
+                    *d = s.to_ascii_lowercase();
+                }
+                h.write(&lower[..n]);
+            }
             CountBy::Mac | CountBy::Scope => h.write(bytes),
         }
         // 0 stands for "no host name" in a signature.
@@ -58,18 +101,26 @@ impl ActiveCounts {
 
     /// The keys `record` counts under.
     pub fn signature(&self, record: &LeaseRecord) -> Signature {
-        if !record.state.is_bound() {
+        self.keys_of(record.state, record.scope, &record.hw, &record.details)
+    }
+
+    fn keys_of(&self, state: LeaseState, scope: u16, hw: &HwAddr, details: &LeaseDetails) -> Signature {
+        if !state.is_bound() {
             return None;
         }
-        let details = record.details.get();
-        let host = if details.hostname.is_empty() { 0 } else { self.key(CountBy::Hostname, details.hostname) };
+        let hostname = details.get().hostname;
+        let host = if hostname.is_empty() { 0 } else { self.key(CountBy::Hostname, hostname) };
         // A scope's count is of dynamic leases: reservations are served whatever it says.
-        let scope = if record.state == LeaseState::Reserved {
-            0
-        } else {
-            self.key(CountBy::Scope, &record.scope.to_le_bytes())
-        };
-        Some([self.key(CountBy::Mac, record.hw.bytes()), host, scope])
+        let scope = if state == LeaseState::Reserved { 0 } else { self.key(CountBy::Scope, &scope.to_le_bytes()) };
+        Some([self.key(CountBy::Mac, hw.bytes()), host, scope])
+    }
+
+    /// Moves a record's contribution from what it was when `before` was
+    /// taken to what it is now; hashes only when its keys changed.
+    pub fn update(&self, before: &Counted, now: &LeaseRecord) {
+        if !before.same_keys(now) {
+            self.shift(self.keys_of(before.state, before.scope, &before.hw, &before.details), self.signature(now));
+        }
     }
 
     /// Moves a record's contribution from `before` to `after`.

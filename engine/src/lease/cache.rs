@@ -21,9 +21,10 @@ use std::sync::OnceLock;
 
 use ahash::RandomState;
 use dashmap::DashMap;
+use nohash_hasher::BuildNoHashHasher;
 use parking_lot::{MappedRwLockWriteGuard, RwLock, RwLockWriteGuard};
 
-use super::active::{ActiveCounts, CountBy, Signature};
+use super::active::{ActiveCounts, CountBy, Counted};
 use super::record::{ClientKey, LeaseRecord};
 
 const PAGE: usize = 256;
@@ -46,7 +47,7 @@ struct Span {
 pub struct RecordGuard<'a> {
     record: MappedRwLockWriteGuard<'a, LeaseRecord>,
     active: &'a ActiveCounts,
-    before: Signature,
+    before: Counted,
 }
 
 impl std::ops::Deref for RecordGuard<'_> {
@@ -64,7 +65,7 @@ impl std::ops::DerefMut for RecordGuard<'_> {
 
 impl Drop for RecordGuard<'_> {
     fn drop(&mut self) {
-        self.active.shift(self.before, self.active.signature(&self.record));
+        self.active.update(&self.before, &self.record);
     }
 }
 
@@ -72,7 +73,8 @@ impl Drop for RecordGuard<'_> {
 pub struct LeaseCache {
     /// Sorted by base; never overlapping.
     spans: Vec<Span>,
-    by_client: DashMap<u64, u32, RandomState>,
+    /// Keyed by [`LeaseCache::client_hash`]: already a hash, not hashed again.
+    by_client: DashMap<u64, u32, BuildNoHashHasher<u64>>,
     hasher: RandomState,
     len: AtomicUsize,
     active: ActiveCounts,
@@ -93,7 +95,7 @@ impl LeaseCache {
         spans.sort_by_key(|s| s.base);
         LeaseCache {
             spans,
-            by_client: DashMap::with_hasher(RandomState::new()),
+            by_client: DashMap::default(),
             hasher: RandomState::new(),
             len: AtomicUsize::new(0),
             active: ActiveCounts::default(),
@@ -146,10 +148,15 @@ impl LeaseCache {
         self.slot(ip)?.1.read().clone()
     }
 
+    /// `f` of the record at `ip`, read in place (no copy).
+    pub fn read<T>(&self, ip: Ipv4Addr, f: impl FnOnce(&LeaseRecord) -> T) -> Option<T> {
+        self.slot(ip)?.1.read().as_ref().map(f)
+    }
+
     /// The record at `ip`, locked for update.
     pub fn get_mut(&self, ip: Ipv4Addr) -> Option<RecordGuard<'_>> {
         let record = RwLockWriteGuard::try_map(self.slot(ip)?.1.write(), Option::as_mut).ok()?;
-        let before = self.active.signature(&record);
+        let before = Counted::of(&record);
         Some(RecordGuard { record, active: &self.active, before })
     }
 
@@ -161,7 +168,7 @@ impl LeaseCache {
 
     /// Whether the record at `ip` belongs to the client with encoded key `key`.
     pub fn is_owned_by(&self, ip: Ipv4Addr, key: &[u8]) -> bool {
-        self.slot(ip).is_some_and(|(_, s)| s.read().as_ref().is_some_and(|r| r.client.as_bytes() == key))
+        self.read(ip, |r| r.client.as_bytes() == key).unwrap_or(false)
     }
 
     /// The address of the latest record of the client with encoded key
@@ -241,9 +248,9 @@ impl LeaseCache {
         for page in self.pages() {
             for slot in &page.slots {
                 if let Some(r) = slot.write().as_mut() {
-                    let before = self.active.signature(r);
+                    let before = Counted::of(r);
                     f(r);
-                    self.active.shift(before, self.active.signature(r));
+                    self.active.update(&before, r);
                 }
             }
         }
@@ -350,6 +357,11 @@ mod tests {
         // Replacing a bound record, a sweep expiring everything, removals.
         cache.insert(record(2, 9, b"printer", LeaseState::Allocated));
         assert_eq!(counts(&cache), (1, 1, 2));
+        // Pinned while bound: leaves its scope's count only; then another MAC.
+        cache.get_mut(Ipv4Addr::new(198, 18, 0, 2)).unwrap().state = LeaseState::Reserved;
+        assert_eq!(counts(&cache), (1, 1, 1));
+        cache.get_mut(Ipv4Addr::new(198, 18, 0, 2)).unwrap().hw = HwAddr::new(1, &[2, 0, 0, 0, 0, 8]);
+        assert_eq!(counts(&cache), (0, 1, 1));
         cache.for_each_mut(|r| r.state = LeaseState::Expired);
         assert_eq!(counts(&cache), (0, 0, 0));
         cache.insert(record(4, 9, b"printer", LeaseState::Allocated));

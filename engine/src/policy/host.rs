@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tracing::{debug, error, info, warn};
-use wasmtime::{Caller, Extern, Linker, StoreLimits};
+use wasmtime::{Caller, Linker, Memory, StoreLimits};
 
 /// Names of the imports of ABI v1.
 pub const IMPORTS: [&str; 5] = ["log", "now_unix", "emit_anomaly", "pool_utilization", "lease_count"];
@@ -56,6 +56,9 @@ impl Budget {
 /// Per instance: its limits, the server behind the imports, the budgets.
 pub struct HostState {
     pub(super) limits: StoreLimits,
+    /// The instance's memory, once instantiated: imports read the guest's
+    /// bytes through it (no export lookup by name per call).
+    pub(super) memory: Option<Memory>,
     env: Arc<dyn PolicyEnv>,
     policy: Arc<str>,
     logs: Budget,
@@ -66,6 +69,7 @@ impl HostState {
     pub(super) fn new(policy: &str, limits: StoreLimits, env: Arc<dyn PolicyEnv>) -> Self {
         HostState {
             limits,
+            memory: None,
             env,
             policy: policy.into(),
             logs: Budget::new("log lines"),
@@ -74,12 +78,16 @@ impl HostState {
     }
 }
 
-/// Copies guest bytes `ptr..ptr+len` out, bounded to 1 KiB (None when out of range).
-fn guest_bytes(caller: &mut Caller<'_, HostState>, ptr: i32, len: i32, buf: &mut [u8; 1024]) -> Option<usize> {
-    let Some(Extern::Memory(memory)) = caller.get_export("memory") else { return None };
-    let len = (len.max(0) as usize).min(buf.len());
-    memory.read(&*caller, ptr.max(0) as usize, &mut buf[..len]).ok()?;
-    Some(len)
+/// Most guest bytes an import reads.
+const GUEST_BYTES_MAX: usize = 1024;
+
+/// Guest bytes `ptr..ptr+len` in place (at most [`GUEST_BYTES_MAX`]);
+/// None when out of range or before the instance's memory is known.
+fn guest<'c>(caller: &'c Caller<'_, HostState>, ptr: i32, len: i32) -> Option<&'c [u8]> {
+    let memory = caller.data().memory?;
+    let ptr = usize::try_from(ptr).ok()?;
+    let len = usize::try_from(len).ok()?.min(GUEST_BYTES_MAX);
+    memory.data(caller).get(ptr..ptr.checked_add(len)?)
 }
 
 pub(super) fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
@@ -88,10 +96,8 @@ pub(super) fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         if !state.logs.take(&state.policy) {
             return;
         }
-        let mut buf = [0u8; 1024];
-        let Some(n) = guest_bytes(&mut caller, ptr, len, &mut buf) else { return };
-        let text = String::from_utf8_lossy(&buf[..n]);
-        let policy = caller.data().policy.clone();
+        let Some(text) = guest(&caller, ptr, len).map(String::from_utf8_lossy) else { return };
+        let policy = &caller.data().policy;
         match level {
             1 => error!(%policy, "{text}"),
             2 => warn!(%policy, "{text}"),
@@ -105,19 +111,16 @@ pub(super) fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         if !state.anomalies.take(&state.policy) {
             return;
         }
-        let mut buf = [0u8; 1024];
-        let Some(n) = guest_bytes(&mut caller, ptr, len, &mut buf) else { return };
-        let evidence = String::from_utf8_lossy(&buf[..n]);
+        let Some(evidence) = guest(&caller, ptr, len).map(String::from_utf8_lossy) else { return };
         let state = caller.data();
         state.env.anomaly(&state.policy, kind, &evidence);
     })?;
     linker.func_wrap("env", "pool_utilization", |caller: Caller<'_, HostState>, scope: i32, pool: i32| {
         caller.data().env.pool_utilization(scope as u16, pool as u16)
     })?;
-    linker.func_wrap("env", "lease_count", |mut caller: Caller<'_, HostState>, kind: i32, ptr: i32, len: i32| {
-        let mut buf = [0u8; 1024];
-        let Some(n) = guest_bytes(&mut caller, ptr, len, &mut buf) else { return 0 };
-        caller.data().env.lease_count(kind, &buf[..n]).min(i32::MAX as u32) as i32
+    linker.func_wrap("env", "lease_count", |caller: Caller<'_, HostState>, kind: i32, ptr: i32, len: i32| {
+        let Some(key) = guest(&caller, ptr, len) else { return 0 };
+        caller.data().env.lease_count(kind, key).min(i32::MAX as u32) as i32
     })?;
     Ok(())
 }

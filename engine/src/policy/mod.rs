@@ -30,7 +30,7 @@ pub use env::{ServerEnv, UnixClock};
 pub use host::{HostState, PolicyEnv};
 
 use crate::metrics as m;
-use crate::server::{PolicyAction, PolicyHook, Verdict};
+use crate::server::{PolicyAction, PolicyHook, Verdict, VIEW_MAX};
 
 /// The ABI version this host speaks.
 pub const ABI_VERSION: i32 = 1;
@@ -119,9 +119,10 @@ struct Live {
     eval: TypedFunc<i32, i64>,
 }
 
-/// One call in this many is timed for `leased_policy_duration_seconds`:
-/// reading the clock twice would cost a tenth of a call.
-const TIME_ONE_IN: u32 = 8;
+/// One decision in this many has its calls timed for
+/// `leased_policy_duration_seconds`: reading the clock twice per call would
+/// cost a fifth of a call.
+const TIME_ONE_IN: u32 = 32;
 
 /// Results of `leased_policy_calls_total`.
 const RESULTS: [&str; 5] = ["ok", "out_of_fuel", "timeout", "memory", "trap"];
@@ -133,11 +134,13 @@ pub struct ShardPolicies {
     lives: Vec<Option<Live>>,
     calls: Vec<[Counter; 5]>,
     durations: Vec<Histogram>,
-    /// Calls so far, for sampling durations.
+    /// Decisions so far, for sampling durations.
     tick: u32,
     /// The same counts, readable here (tests, the API).
     counts: Vec<[u64; 5]>,
     last_log: Vec<Option<Instant>>,
+    /// The request view, written by the core before each decision.
+    view: Box<[u8; VIEW_MAX]>,
 }
 
 fn engine() -> Result<Engine, String> {
@@ -155,6 +158,9 @@ fn engine() -> Result<Engine, String> {
         // The default memory reservation (4 GiB of address space per slot,
         // with guard pages) lets compiled code skip explicit bounds checks.
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    if std::env::var_os("LEASED_WASM_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Engine::new(&config).map_err(|e| e.to_string())
 }
 
@@ -271,6 +277,9 @@ impl PolicySet {
         store.set_fuel(c.spec.fuel.max(DEFAULT_FUEL)).map_err(|e| refuse(name, e))?;
         store.set_epoch_deadline(DEADLINE_TICKS);
         let instance = self.linker.instantiate(&mut store, &c.module).map_err(|e| refuse(name, format!("{e:#}")))?;
+        // Known before any export runs: imports read guest bytes through it.
+        let memory = instance.get_memory(&mut store, "memory").ok_or_else(|| refuse(name, "no memory"))?;
+        store.data_mut().memory = Some(memory);
         let get = |store: &mut Store<HostState>, export: &str| -> Result<i32, PolicyError> {
             let f = instance.get_typed_func::<(), i32>(&mut *store, export).map_err(|e| refuse(name, e))?;
             f.call(store, ()).map_err(|e| refuse(name, format!("{export} failed: {e:#}")))
@@ -281,7 +290,6 @@ impl PolicySet {
         }
         let (input, capacity, output) =
             (get(&mut store, "policy_in_ptr")?, get(&mut store, "policy_in_cap")?, get(&mut store, "policy_out_ptr")?);
-        let memory = instance.get_memory(&mut store, "memory").ok_or_else(|| refuse(name, "no memory"))?;
         let size = memory.data_size(&store);
         let inside = |at: i32, len: i32| at >= 0 && len >= 0 && (at as usize).saturating_add(len as usize) <= size;
         if !inside(input, capacity) || !inside(output, 2) {
@@ -311,7 +319,8 @@ impl PolicySet {
             durations.push(metrics::histogram!(m::POLICY_DURATION, "policy" => policy));
         }
         let (last_log, counts) = (vec![None; lives.len()], vec![[0; 5]; lives.len()]);
-        Ok(ShardPolicies { set: self.clone(), shard, lives, calls, durations, tick: 0, counts, last_log })
+        let view = Box::new([0; VIEW_MAX]);
+        Ok(ShardPolicies { set: self.clone(), shard, lives, calls, durations, tick: 0, counts, last_log, view })
     }
 }
 
@@ -332,7 +341,7 @@ impl ShardPolicies {
     }
 
     /// Runs module `i` on `view`; `None` when it failed (already counted and logged).
-    fn call(&mut self, i: usize, view: &[u8]) -> Option<(i64, u16)> {
+    fn call(&mut self, i: usize, len: usize, timed: bool) -> Option<(i64, u16)> {
         let spec = &self.set.modules[i].spec;
         let live = match &mut self.lives[i] {
             Some(l) => l,
@@ -344,12 +353,11 @@ impl ShardPolicies {
                 }
             },
         };
-        let len = view.len().min(live.capacity);
-        self.tick = self.tick.wrapping_add(1);
-        let started = (self.tick % TIME_ONE_IN == 0).then(Instant::now);
+        let len = len.min(live.capacity);
+        let started = timed.then(Instant::now);
         let result = live
             .memory
-            .write(&mut live.store, live.input, &view[..len])
+            .write(&mut live.store, live.input, &self.view[..len])
             .map_err(wasmtime::Error::from)
             .and_then(|_| live.store.set_fuel(spec.fuel))
             .and_then(|_| {
@@ -393,10 +401,16 @@ impl ShardPolicies {
 impl PolicyHook for ShardPolicies {
     /// Modules run in order: the first deny or NAK ends it; the first pool
     /// choice holds; a later module's lease time overrides an earlier one's.
-    fn decide(&mut self, view: &[u8]) -> Verdict {
+    fn view_buffer(&mut self) -> &mut [u8; VIEW_MAX] {
+        &mut self.view
+    }
+
+    fn decide(&mut self, len: usize) -> Verdict {
         let mut verdict = Verdict::default();
+        self.tick = self.tick.wrapping_add(1);
+        let timed = self.tick % TIME_ONE_IN == 0;
         for i in 0..self.lives.len() {
-            let Some((r, pool)) = self.call(i, view) else {
+            let Some((r, pool)) = self.call(i, len, timed) else {
                 if self.set.modules[i].spec.on_error == OnError::Deny {
                     return Verdict { action: PolicyAction::Deny, lease_secs: 0 };
                 }

@@ -209,9 +209,8 @@ impl Server {
             verdict: Verdict::default(),
         };
         if let (Some(hook), MessageType::Discover | MessageType::Request) = (policies, kind) {
-            let mut view = [0u8; VIEW_MAX];
-            let len = self.write_view(&req, self.select_scope(&req), &mut view);
-            req.verdict = hook.decide(&view[..len]);
+            let len = self.write_view(&req, self.select_scope(&req), hook.view_buffer());
+            req.verdict = hook.decide(len);
             match (req.verdict.action, kind) {
                 (PolicyAction::Deny, _) | (PolicyAction::Nak, MessageType::Discover) => {
                     return Err(Ignored::PolicyDenied)

@@ -34,7 +34,11 @@ pub enum PolicyAction {
 
 /// A shard's policies: decides one request view.
 pub trait PolicyHook {
-    fn decide(&mut self, view: &[u8]) -> Verdict;
+    /// Where the core writes the view: the hook's own, so that no 3 KiB
+    /// buffer is zeroed per packet.
+    fn view_buffer(&mut self) -> &mut [u8; VIEW_MAX];
+    /// Decides the view just written: the first `len` bytes of the buffer.
+    fn decide(&mut self, len: usize) -> Verdict;
 }
 
 fn put_u16(buf: &mut [u8], at: usize, v: u16) {
@@ -42,12 +46,20 @@ fn put_u16(buf: &mut [u8], at: usize, v: u16) {
 }
 
 impl Server {
-    /// Writes the ABI v1 view of `req` (served by scope `si`) into `buf`; its length.
+    /// Writes the ABI v1 view of `req` (served by scope `si`) into `buf`;
+    /// its length. Bytes past it are left as they were.
     pub(super) fn write_view(&self, req: &Request, si: Option<usize>, buf: &mut [u8; VIEW_MAX]) -> usize {
         let p = req.packet;
         buf[..VIEW_HEADER].fill(0);
         buf[0] = req.kind as u8;
-        let lease = self.cache.client_ip(req.key).and_then(|ip| self.cache.get(ip)).filter(|r| req.owns(r));
+        // State + 1, pool, seconds left, address of the client's lease.
+        let lease = self.cache.client_ip(req.key).and_then(|ip| {
+            self.cache
+                .read(ip, |r| {
+                    req.owns(r).then(|| (r.state as u8 + 1, r.pool, r.end.saturating_sub(req.meta.now), r.ip))
+                })
+                .flatten()
+        });
         let reserved =
             si.is_some_and(|si| self.scopes[si].reservation_for(req.hw.htype, req.hw.bytes(), req.hostname).is_some());
         buf[1] = u8::from(p.flags() & 0x8000 != 0)
@@ -64,13 +76,14 @@ impl Server {
         buf[16..16 + hw.len().min(16)].copy_from_slice(&hw[..hw.len().min(16)]);
         put_u16(buf, 34, si.map_or(u16::MAX, |s| s as u16));
         put_u16(buf, 36, u16::MAX);
-        if let Some(r) = lease {
-            buf[32] = r.state as u8 + 1;
-            put_u16(buf, 36, r.pool);
-            buf[40..44].copy_from_slice(&r.end.saturating_sub(req.meta.now).to_le_bytes());
-            buf[48..52].copy_from_slice(&r.ip.octets());
+        if let Some((state, pool, left, ip)) = lease {
+            buf[32] = state;
+            put_u16(buf, 36, pool);
+            buf[40..44].copy_from_slice(&left.to_le_bytes());
+            buf[48..52].copy_from_slice(&ip.octets());
         }
         buf[44..48].copy_from_slice(&req.meta.ifindex.to_le_bytes());
+        buf[76..80].copy_from_slice(&req.meta.now.to_le_bytes());
         let relay = req.relay.as_ref();
         let fields: [Option<&[u8]>; 6] = [
             req.hostname,

@@ -29,7 +29,8 @@ pub struct ScopeRt {
     pub pools: Vec<PoolRt>,
     pub reservations: Vec<ReservationRt>,
     by_mac: HashMap<[u8; 6], usize>,
-    by_hostname: HashMap<String, usize>,
+    /// Lower-cased host names (bytes: a client's option 12 need not be UTF-8).
+    by_hostname: HashMap<Box<[u8]>, usize>,
     by_ip: HashMap<Ipv4Addr, usize>,
     pub options: EncodedOptions,
     /// In-use bits of every pool address of the scope.
@@ -112,7 +113,7 @@ impl ScopeRt {
                 rt.by_mac.insert(mac.0, i);
             }
             if let (true, Some(h)) = (r.allow_any_mac, &r.hostname) {
-                rt.by_hostname.insert(h.to_ascii_lowercase(), i);
+                rt.by_hostname.insert(h.to_ascii_lowercase().into_bytes().into(), i);
             }
             rt.by_ip.insert(r.ip, i);
             // A reserved address inside a pool is never handed to anyone else.
@@ -133,12 +134,12 @@ impl ScopeRt {
     pub fn reservation_for(&self, htype: u8, hw: &[u8], hostname: Option<&[u8]>) -> Option<&ReservationRt> {
         let by_mac = (htype == 1).then(|| <[u8; 6]>::try_from(hw).ok()).flatten().and_then(|m| self.by_mac.get(&m));
         let by_name = || {
-            let h = hostname?;
+            let h = hostname.filter(|_| !self.by_hostname.is_empty())?;
             let mut buf = [0u8; 255];
             let lower = buf.get_mut(..h.len())?;
             lower.copy_from_slice(h);
             lower.make_ascii_lowercase();
-            self.by_hostname.get(std::str::from_utf8(lower).ok()?)
+            self.by_hostname.get(&*lower)
         };
         by_mac.or_else(by_name).map(|&i| &self.reservations[i])
     }

@@ -21,10 +21,27 @@ const MAX_PATTERNS: usize = 16;
 const MAX_PREFIXES: usize = 8;
 const ARENA: usize = 4096;
 
+/// A MAC prefix of `len` bytes: the first six bytes of a MAC, as a
+/// 48-bit number, masked with `mask`, equal `value`.
+#[derive(Clone, Copy)]
+struct Prefix {
+    value: u64,
+    mask: u64,
+    len: u8,
+}
+
+/// The first six bytes of `hw` (zeros past its end) as a 48-bit number.
+fn head48(hw: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = hw.len().min(6);
+    b[2..2 + n].copy_from_slice(&hw[..n]);
+    u64::from_be_bytes(b)
+}
+
 #[derive(Clone, Copy)]
 struct Rule {
     scope: u16,
-    prefixes: [([u8; 6], u8); MAX_PREFIXES],
+    prefixes: [Prefix; MAX_PREFIXES],
     prefix_count: u8,
     vendor: Option<Span>,
     /// Index of its compiled hostname pattern.
@@ -34,7 +51,7 @@ struct Rule {
 
 const EMPTY: Rule = Rule {
     scope: 0,
-    prefixes: [([0; 6], 0); MAX_PREFIXES],
+    prefixes: [Prefix { value: 0, mask: 0, len: 0 }; MAX_PREFIXES],
     prefix_count: 0,
     vendor: None,
     hostname: None,
@@ -66,7 +83,8 @@ impl LeaseTimes {
                     return None;
                 }
                 let (bytes, n) = text::parse_mac(p.as_str()?)?;
-                r.prefixes[r.prefix_count as usize] = (bytes, n as u8);
+                let mask = (0xffff_ffff_ffff_u64 << (8 * (6 - n.min(6)))) & 0xffff_ffff_ffff;
+                r.prefixes[r.prefix_count as usize] = Prefix { value: head48(&bytes) & mask, mask, len: n as u8 };
                 r.prefix_count += 1;
             }
         }
@@ -92,9 +110,10 @@ impl LeaseTimes {
     fn matches(&self, r: &Rule, req: &RequestView) -> bool {
         let hw = req.chaddr();
         let prefixes = &r.prefixes[..r.prefix_count as usize];
-        (prefixes.is_empty()
-            || prefixes.iter().any(|(p, n)| hw.len() >= *n as usize && hw[..*n as usize] == p[..*n as usize]))
-            && r.vendor.map_or(true, |v| req.vendor_class() == Some(self.arena.get(v)))
+        (prefixes.is_empty() || {
+            let head = head48(hw);
+            prefixes.iter().any(|p| hw.len() >= p.len as usize && head & p.mask == p.value)
+        }) && r.vendor.map_or(true, |v| req.vendor_class() == Some(self.arena.get(v)))
             && r.hostname.map_or(true, |h| {
                 let program = self.patterns[h as usize].as_ref();
                 req.hostname().map_or(false, |name| program.map_or(false, |p| p.is_match(name)))

@@ -86,6 +86,13 @@ pub struct Program {
     classes: [[u32; 8]; MAX_CLASSES],
     class_count: usize,
     anchored: bool,
+    /// Bytes a match can begin with (either case); every byte when the
+    /// pattern can match without consuming one. Start positions whose byte
+    /// is not in it are skipped without running the VM.
+    first: [u32; 8],
+    /// Literal bytes right after a leading `^` (`^host-`): compared
+    /// directly; the VM runs what follows them.
+    literal: u8,
 }
 
 impl Program {
@@ -100,10 +107,66 @@ impl Program {
             classes: [[0; 8]; MAX_CLASSES],
             class_count: 0,
             anchored: anchored(pat),
+            first: [0; 8],
+            literal: 0,
         };
         p.alternatives(pat)?;
         p.emit(Inst::Match)?;
+        p.first = p.first_bytes();
+        if p.insts[0] == Inst::Start {
+            p.literal = p.insts[1..p.len].iter().take_while(|i| matches!(i, Inst::Byte(_))).count() as u8;
+        }
         Some(p)
+    }
+
+    /// The union of what the instructions reachable without consuming a
+    /// byte accept.
+    fn first_bytes(&self) -> [u32; 8] {
+        let mut set = [0u32; 8];
+        let mut seen = [false; MAX_INSTS];
+        let mut todo = [0u8; MAX_INSTS];
+        let (mut n, mut push) = (1, [0u8; 2]);
+        seen[0] = true;
+        while n > 0 {
+            n -= 1;
+            let pc = todo[n] as usize;
+            let next = match self.insts[pc] {
+                Inst::Byte(b) => {
+                    for c in [b, b.to_ascii_uppercase()] {
+                        set[(c >> 5) as usize] |= 1 << (c & 31);
+                    }
+                    0
+                }
+                Inst::Class(k) => {
+                    for (s, c) in set.iter_mut().zip(&self.classes[k as usize]) {
+                        *s |= c;
+                    }
+                    0
+                }
+                Inst::Any | Inst::End | Inst::Match => return [u32::MAX; 8],
+                // `^` holds at a start position where anything can follow.
+                Inst::Start => {
+                    push[0] = pc as u8 + 1;
+                    1
+                }
+                Inst::Jmp(t) => {
+                    push[0] = t;
+                    1
+                }
+                Inst::Split(a, b) => {
+                    push = [a, b];
+                    2
+                }
+            };
+            for &t in &push[..next] {
+                if !seen[t as usize] {
+                    seen[t as usize] = true;
+                    todo[n] = t;
+                    n += 1;
+                }
+            }
+        }
+        set
     }
 
     fn emit(&mut self, inst: Inst) -> Option<usize> {
@@ -220,16 +283,26 @@ impl Program {
 
     /// Whether the pattern matches anywhere in `text`.
     pub fn is_match(&self, text: &[u8]) -> bool {
+        if self.literal > 0 {
+            let n = self.literal as usize;
+            let same = |(c, i): (&u8, &Inst)| *i == Inst::Byte(c.to_ascii_lowercase());
+            return text.len() >= n && text.iter().zip(&self.insts[1..=n]).all(same) && self.run(text, n + 1, n);
+        }
         let last = if self.anchored { 0 } else { text.len() };
-        (0..=last).any(|start| self.run(text, start))
+        let may_start = |at: usize| match text.get(at) {
+            Some(&c) => self.first[(c >> 5) as usize] & (1 << (c & 31)) != 0,
+            None => self.first == [u32::MAX; 8],
+        };
+        (0..=last).any(|start| may_start(start) && self.run(text, 0, start))
     }
 
-    fn run(&self, text: &[u8], start: usize) -> bool {
+    /// Runs the VM from instruction `pc` at text position `start`.
+    fn run(&self, text: &[u8], pc: usize, start: usize) -> bool {
         // Room for one choice per character of the longest host name; left
         // uninitialised (only pushed entries are read): no 1 KiB fill per run.
         let mut stack = [core::mem::MaybeUninit::<(u8, u16)>::uninit(); 256];
         let mut depth = 0;
-        let (mut pc, mut pos) = (0usize, start);
+        let (mut pc, mut pos) = (pc, start);
         let mut steps = 0;
         loop {
             steps += 1;
@@ -427,6 +500,25 @@ mod tests {
             ("", "anything", true),
             ("^a|b", "cb", true),
             ("^a|^b", "cb", false),
+            // Start positions are skipped by their first byte, either case.
+            ("^web-", "WEB-1", true),
+            ("[0-9]+$", "host-12", true),
+            ("a*b", "xxb", true),
+            ("(ab)*c", "zzc", true),
+            ("end$", "the end", true),
+            ("end$", "the ends", false),
+            ("x*", "", true),
+            ("$", "abc", true),
+            ("b", "", false),
+            ("\\d", "abc", false),
+            // A leading literal is compared directly; the rest still runs.
+            ("^host-", "HOST-1", true),
+            ("^host-", "hos", false),
+            ("^ab+c$", "abbbc", true),
+            ("^ab+c$", "ac", false),
+            ("^ab*$", "a", true),
+            ("^server\\d", "server", false),
+            ("^server\\d", "server7", true),
         ];
         for (pat, text, want) in cases {
             assert!(valid(pat.as_bytes()), "{pat}");
