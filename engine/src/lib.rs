@@ -5,6 +5,7 @@
 //! message against the [`lease`] cache without any I/O, and [`config`] is the
 //! operator's HCL file, checked.
 
+pub mod api;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -8,9 +8,11 @@ pub const STORE_BATCH_SIZE: &str = "leased_store_batch_size";
 pub const STORE_ERRORS: &str = "leased_store_errors_total";
 /// Counter `{kind}`: problems found and resolved at recovery.
 pub const RECOVERY_PROBLEMS: &str = "leased_recovery_problems_total";
-/// Counter: datagrams received, per shard handle.
+/// Histogram `{shard}`: seconds from a request's arrival (its batch) to its reply leaving.
+pub const REQUEST_DURATION: &str = "leased_request_duration_seconds";
+/// Counter `{shard,type}`: datagrams received, by DHCP message type ("other": none or unknown).
 pub const PACKETS_RECEIVED: &str = "leased_packets_received_total";
-/// Counter `{type}`: replies sent.
+/// Counter `{shard,type}`: replies sent.
 pub const PACKETS_SENT: &str = "leased_packets_sent_total";
 /// Counter `{reason}`: datagrams dropped, by [`crate::server::Ignored::reason`] or I/O reason.
 pub const PACKETS_DROPPED: &str = "leased_packets_dropped_total";
@@ -22,3 +24,57 @@ pub const POLICY_CALLS: &str = "leased_policy_calls_total";
 pub const POLICY_DURATION: &str = "leased_policy_duration_seconds";
 /// Counter `{kind}`: anomalies raised by policies.
 pub const ANOMALIES: &str = "leased_anomalies_total";
+/// Gauge `{scope,pool}`: dynamic bound leases (set at each scrape).
+pub const LEASES_ACTIVE: &str = "leased_leases_active";
+/// Gauge `{scope,pool}`: addresses of the pool.
+pub const POOL_ADDRESSES: &str = "leased_pool_addresses";
+/// Gauge `{scope,pool}`: share of the pool's addresses taken, 0..1.
+pub const POOL_UTILIZATION: &str = "leased_pool_utilization_ratio";
+
+/// Histogram buckets, fixed so that histograms add up across shards and
+/// servers (ARCHITECTURE §2).
+const BUCKETS: [(&str, &[f64]); 4] = [
+    (
+        REQUEST_DURATION,
+        &[0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
+    ),
+    (STORE_FLUSH_DURATION, &[0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
+    (STORE_BATCH_SIZE, &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0]),
+    (POLICY_DURATION, &[1e-7, 2.5e-7, 5e-7, 1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 1e-4, 1e-3, 1e-2]),
+];
+
+/// What each metric means, for the `# HELP` lines of a scrape.
+const HELP: [(&str, &str); 15] = [
+    (STORE_FLUSH_DURATION, "Seconds one store flush (apply and fsync of a batch) took."),
+    (STORE_BATCH_SIZE, "Lease changes per committed store batch."),
+    (STORE_ERRORS, "Failed store writes and flushes, each retried."),
+    (RECOVERY_PROBLEMS, "Problems found and resolved at start-up recovery."),
+    (REQUEST_DURATION, "Seconds from a request's arrival to its reply leaving (after durability for ACKs)."),
+    (PACKETS_RECEIVED, "Datagrams received, by DHCP message type."),
+    (PACKETS_SENT, "Replies sent, by DHCP message type."),
+    (PACKETS_DROPPED, "Datagrams dropped, by reason."),
+    (IO_BACKEND_INFO, "1 for the receive loop in use."),
+    (POLICY_CALLS, "Policy module calls by result: ok, out_of_fuel, timeout, memory, trap."),
+    (POLICY_DURATION, "Seconds one policy module call took (sampled)."),
+    (ANOMALIES, "Anomalies raised by policies, by kind."),
+    (LEASES_ACTIVE, "Bound dynamic leases of a pool."),
+    (POOL_ADDRESSES, "Addresses of a pool."),
+    (POOL_UTILIZATION, "Share of a pool's addresses taken, 0 to 1."),
+];
+
+/// Installs the process's Prometheus recorder; its handle renders
+/// `/metrics`. Call it before any handle is created: handles made before
+/// go nowhere.
+pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let mut builder = PrometheusBuilder::new();
+    for (name, buckets) in BUCKETS {
+        builder = builder.set_buckets_for_metric(Matcher::Full(name.into()), buckets).map_err(|e| e.to_string())?;
+    }
+    let handle = builder.install_recorder().map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+    for (name, help) in HELP {
+        // The kind only matters to recorders that check it; Prometheus takes the help text.
+        metrics::describe_counter!(name, help);
+    }
+    Ok(handle)
+}

@@ -219,8 +219,14 @@ fn backup_schedules_are_read_and_checked() {
 #[test]
 fn sections_of_later_work_are_checked_and_refused_by_name() {
     let add = |s: &str| MINIMAL.replace("  scope", &format!("  {s}\n  scope"));
-    assert!(error_at(&add("api = { listen = \"127.0.0.1:8080\" }"), "dhcp.api", 3).contains("not implemented"));
-    assert!(error_at(&add("api = { listen = \"nowhere\" }"), "dhcp.api.listen", 3).contains("not an ADDR:PORT"));
+    assert!(error_at(&add("api = { listen = \"nowhere\" }"), "dhcp.api.listen", 3).contains("not a valid ADDR:PORT"));
+    assert!(error_at(&add("api = { token_file = \"\" }"), "dhcp.api.token_file", 3).contains("empty"));
+    let api = config::parse(&add("api = { token_file = \"/etc/leased/api.token\" }"), "t.hcl").unwrap().api.unwrap();
+    assert_eq!(
+        (api.listen.to_string(), api.token_file),
+        ("127.0.0.1:8080".into(), Some("/etc/leased/api.token".into()))
+    );
+    assert_eq!(config::parse(MINIMAL, "t.hcl").unwrap().api, None);
     assert!(error_at(
         &add("policies = [ { name = \"x\"  path = \"x.wasm\"  on_error = \"maybe\" } ]"),
         "dhcp.policies[0].on_error",

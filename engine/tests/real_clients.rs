@@ -90,8 +90,13 @@ fn dhcpcd(backend: &str) {
     wait_change(&log, "allocated", &ip);
     wait_change(&log, "renewed", &ip);
     // `dhcpcd -k` asks the running one to release its lease (it then exits).
+    // It waits only a few seconds for that exit and says "failed to exit"
+    // when the machine is busy: what matters is checked below (the server
+    // records the release, the daemon exits, the address is gone).
     let release = lab.output("c1", "dhcpcd", &["-4", "-k", &ifname]);
-    assert!(release.status.success(), "{}", String::from_utf8_lossy(&release.stderr));
+    if !release.status.success() {
+        eprintln!("dhcpcd -k: {}", String::from_utf8_lossy(&release.stderr));
+    }
     wait_change(&log, "released", &ip);
     out.wait_for(&["releasing lease"], SECS(5));
     assert!(lab.wait(pid, SECS(10)).is_some(), "dhcpcd did not exit after releasing");

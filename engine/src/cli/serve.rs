@@ -11,6 +11,7 @@ use parking_lot::RwLock;
 use tracing::{error, info};
 
 use super::ConfigArgs;
+use crate::api::{Api, ApiState};
 use crate::config;
 use crate::io::{self, Backend, ShardSetup, Shards};
 use crate::policy::{self, LivePolicies, PolicySet, ServerEnv};
@@ -27,11 +28,34 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// The API token in `file`: its first line, which must not be empty.
+fn read_token(file: &std::path::Path) -> Result<String, String> {
+    let text =
+        std::fs::read_to_string(file).map_err(|e| format!("cannot read the API token {}: {e}", file.display()))?;
+    let token = text.lines().next().unwrap_or("").trim().to_string();
+    if token.is_empty() {
+        return Err(format!("the API token file {} is empty", file.display()));
+    }
+    Ok(token)
+}
+
 pub fn run(args: &ConfigArgs) -> ExitCode {
     let path = args.path();
     let config = match config::load(&path) {
         Ok(c) => c,
         Err(e) => return fail(format!("{e}\n(check it with: leased check-config --config {})", path.display())),
+    };
+    // Before any metric handle is made: handles made earlier go nowhere.
+    let metrics = match &config.api {
+        Some(_) => match crate::metrics::install() {
+            Ok(h) => Some(h),
+            Err(e) => return fail(e),
+        },
+        None => None,
+    };
+    let token = match config.api.as_ref().and_then(|a| a.token_file.as_deref()).map(read_token).transpose() {
+        Ok(t) => t,
+        Err(e) => return fail(e),
     };
     let interfaces = match io::interfaces::list() {
         Ok(i) => i,
@@ -99,6 +123,29 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot listen on {}: {e}", list(&endpoints))),
     };
+    metrics::gauge!(crate::metrics::IO_BACKEND_INFO, "backend" => backend.label()).set(1.0);
+    let config_text = Arc::new(RwLock::new(std::fs::read_to_string(&path).unwrap_or_default()));
+    let api = match &config.api {
+        Some(a) => {
+            let state = ApiState {
+                server: server.clone(),
+                store: db.clone(),
+                metrics,
+                token,
+                backend: backend.label(),
+                shards,
+                started: std::time::Instant::now(),
+                config_path: path.clone(),
+                config_text: config_text.clone(),
+                clock: unix_now,
+            };
+            match Api::start(a.listen, state) {
+                Ok(api) => Some(api),
+                Err(e) => return fail(e),
+            }
+        }
+        None => None,
+    };
     let leases = server.read().cache().len();
     info!(listen = %list(&endpoints), backend = backend.label(), shards, leases, "serving");
     println!(
@@ -106,13 +153,19 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         list(&endpoints),
         backend.label()
     );
+    if let Some(api) = &api {
+        println!("leased: API on http://{}/api/dhcp (metrics at /metrics)", api.addr());
+    }
     let mut running_config = config;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
         if hangup.swap(false, Ordering::Relaxed) {
             let host = PolicyHost { server: &server, db: &db, shards };
             match reload(&path, &running_config, &host, &policies, &committer) {
-                Ok(c) => running_config = c,
+                Ok(c) => {
+                    running_config = c;
+                    *config_text.write() = std::fs::read_to_string(&path).unwrap_or_default();
+                }
                 Err(e) => {
                     error!("reload refused, the running config stays: {e}");
                     eprintln!("leased: reload refused, the running config stays: {e}");
@@ -121,6 +174,7 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         }
     }
     info!("stopping: draining shards, flushing the store");
+    drop(api);
     let stats = running.stats.clone();
     running.stop();
     drop(maintenance);
@@ -162,6 +216,7 @@ fn reload(
         ("listen", old.listen != new.listen),
         ("workers", old.workers != new.workers),
         ("io_backend", old.io_backend != new.io_backend),
+        ("api", old.api != new.api),
         ("database", old.database.path != new.database.path || old.database.sync_mode != new.database.sync_mode),
     ];
     for (key, _) in fixed.iter().filter(|f| f.1) {

@@ -43,3 +43,5 @@ pub const POOL_UTILIZATION_WARNING: f64 = 80.0;
 pub const POOL_UTILIZATION_CRITICAL: f64 = 95.0;
 pub const ANOMALY_ACTIONS: [&str; 2] = ["alert", "log"];
 pub const BLOCK_COOLDOWN: Secs = Secs(300);
+/// Where the REST API, the web UI and `/metrics` listen.
+pub const API_LISTEN: &str = "127.0.0.1:8080";

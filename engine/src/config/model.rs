@@ -33,6 +33,16 @@ pub struct Config {
     pub policies: Vec<PolicyModule>,
     /// `analytics.anomaly_detection` when enabled: carried out by the standard `anomaly` policy.
     pub anomaly_detection: Option<AnomalyDetection>,
+    /// The REST API, web UI and `/metrics` (None: not served).
+    pub api: Option<ApiConfig>,
+}
+
+/// `api = { listen, token_file }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiConfig {
+    pub listen: std::net::SocketAddr,
+    /// Holds the bearer token (None: reads open, writes refused).
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 /// What `analytics.anomaly_detection` watches for and does.

@@ -136,6 +136,7 @@ impl Validator {
         self.not_yet(r);
         let policies = self.policies(r);
         let anomaly_detection = r.analytics.as_ref().and_then(|a| self.anomaly_detection(a));
+        let api = r.api.as_ref().and_then(|a| self.api(a));
         let retention = r.persistence.as_ref().and_then(|p| p.retention.as_ref());
         let history_retention = self.secs(
             "dhcp.persistence.retention.client_history",
@@ -167,7 +168,18 @@ impl Validator {
             },
             policies,
             anomaly_detection,
+            api,
         }
+    }
+
+    fn api(&mut self, a: &raw::Api) -> Option<ApiConfig> {
+        let listen = a.listen.as_deref().unwrap_or(d::API_LISTEN);
+        let listen = self.parse("dhcp.api.listen", listen, "ADDR:PORT")?;
+        let token_file = a.token_file.as_ref().map(std::path::PathBuf::from);
+        if token_file.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            self.fail("dhcp.api.token_file", "is empty: give the path of a file holding the token");
+        }
+        Some(ApiConfig { listen, token_file })
     }
 
     fn listen(&mut self, list: &[String]) -> Vec<Listen> {
@@ -766,14 +778,6 @@ impl Validator {
     }
 
     fn not_yet(&mut self, r: &raw::Dhcp) {
-        if let Some(api) = &r.api {
-            if let Some(l) = &api.listen {
-                if l.parse::<std::net::SocketAddr>().is_err() {
-                    self.fail("dhcp.api.listen", format!("{l:?} is not an ADDR:PORT"));
-                }
-            }
-            self.fail("dhcp.api", format!("the REST API {NOT_YET}"));
-        }
         if r.persistence.as_ref().is_some_and(|p| p.auto_export.is_some()) {
             self.fail("dhcp.persistence.auto_export", format!("automatic exports {NOT_YET}"));
         }

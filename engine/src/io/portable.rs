@@ -82,7 +82,7 @@ fn send_all(core: &mut ShardCore, out: &mut Vec<Outgoing>) {
         let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
         let count = end - start;
         for (k, o) in out[start..end].iter_mut().enumerate() {
-            names[k] = sockaddr(o.to);
+            names[k] = sockaddr(o.trace.to);
             iovs[k] = libc::iovec { iov_base: o.buf.as_mut_ptr().cast(), iov_len: o.len };
             let h = &mut msgs[k].msg_hdr;
             h.msg_name = (&mut names[k] as *mut libc::sockaddr_in).cast();
@@ -98,12 +98,12 @@ fn send_all(core: &mut ShardCore, out: &mut Vec<Outgoing>) {
             if n <= 0 {
                 // The first unsent one failed: count it and go on with the rest.
                 let e = std::io::Error::last_os_error();
-                core.sent(Err(e), out[start + done].to);
+                core.sent(Err(e), out[start + done].trace);
                 done += 1;
                 continue;
             }
             for k in done..done + n as usize {
-                core.sent(Ok(()), out[start + k].to);
+                core.sent(Ok(()), out[start + k].trace);
             }
             done += n as usize;
         }

@@ -6,9 +6,9 @@ use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use metrics::Counter;
+use metrics::{Counter, Histogram};
 use tracing::{debug, warn};
 
 use super::arp;
@@ -18,6 +18,7 @@ use crate::metrics as m;
 use crate::policy::{LivePolicies, ShardPolicies};
 use crate::server::{Destination, Meta, PolicyHook, Server, SharedServer};
 use crate::store::ShardWriter;
+use crate::wire::{peek_message_type, MessageType};
 
 /// The largest datagram handled; DHCP over Ethernet fits.
 pub const MAX_DATAGRAM: usize = 1500;
@@ -41,11 +42,28 @@ pub struct Ingress {
     pub local: Ipv4Addr,
 }
 
+/// What the counters need of a reply once it has left.
+#[derive(Debug, Clone, Copy)]
+pub struct Trace {
+    pub to: SocketAddrV4,
+    /// Option 53 of the reply (index of [`TypeCounters`]).
+    kind: u8,
+    /// When its request came in (the start of its batch).
+    received: Instant,
+}
+
+impl Trace {
+    /// A placeholder for a send slot not yet used.
+    pub fn unsent() -> Trace {
+        Trace { to: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), kind: 0, received: Instant::now() }
+    }
+}
+
 /// A reply ready to leave.
 pub struct Outgoing {
     pub socket: usize,
-    pub to: SocketAddrV4,
     pub len: usize,
+    pub trace: Trace,
     pub buf: [u8; MAX_DATAGRAM],
 }
 
@@ -71,6 +89,27 @@ impl Drops {
     }
 }
 
+/// A counter per DHCP message type (index: option 53's value; 0 for none
+/// or one this server does not know), handles registered once.
+struct TypeCounters([Counter; 9]);
+
+impl TypeCounters {
+    fn new(name: &'static str, shard: &str) -> Self {
+        TypeCounters(std::array::from_fn(|i| {
+            let kind = MessageType::from_u8(i as u8).map_or("other", MessageType::label);
+            metrics::counter!(name, "shard" => shard.to_string(), "type" => kind)
+        }))
+    }
+
+    fn index(kind: Option<MessageType>) -> u8 {
+        kind.map_or(0, |k| k as u8)
+    }
+
+    fn count(&self, index: u8) {
+        self.0[index as usize % 9].increment(1);
+    }
+}
+
 /// One shard's decision and hold logic, over its sockets.
 pub struct ShardCore {
     pub index: usize,
@@ -81,8 +120,12 @@ pub struct ShardCore {
     mode: SyncMode,
     client_port: u16,
     held: VecDeque<(u64, Outgoing)>,
-    received: Counter,
-    sent: Counter,
+    received: TypeCounters,
+    sent: TypeCounters,
+    /// Receive to send, seconds.
+    latency: Histogram,
+    /// When the batch being handled came in.
+    batch_received: Instant,
     drops: Drops,
     policies: Arc<LivePolicies>,
     /// This shard's instances of the current policy set, and its generation.
@@ -114,8 +157,10 @@ impl ShardCore {
             mode,
             client_port,
             held: VecDeque::with_capacity(4096),
-            received: metrics::counter!(m::PACKETS_RECEIVED, "shard" => shard.clone()),
-            sent: metrics::counter!(m::PACKETS_SENT, "shard" => shard),
+            received: TypeCounters::new(m::PACKETS_RECEIVED, &shard),
+            sent: TypeCounters::new(m::PACKETS_SENT, &shard),
+            latency: metrics::histogram!(m::REQUEST_DURATION, "shard" => shard),
+            batch_received: Instant::now(),
             drops: Drops::default(),
             policies,
             mine: None,
@@ -145,6 +190,7 @@ impl ShardCore {
         let server = self.server.clone();
         let server = server.read();
         self.refresh_policies();
+        self.batch_received = Instant::now();
         let now = unix_now();
         for (datagram, ingress) in batch {
             self.handle(&server, datagram, ingress, now, out);
@@ -159,9 +205,10 @@ impl ShardCore {
 
     fn handle(&mut self, server: &Server, datagram: &[u8], ingress: Ingress, now: u32, out: &mut Vec<Outgoing>) {
         self.stats.received.fetch_add(1, Ordering::Relaxed);
-        self.received.increment(1);
+        self.received.count(TypeCounters::index(peek_message_type(datagram)));
         let meta = Meta { ifindex: ingress.ifindex, local: ingress.local, now };
-        let mut reply = Outgoing { socket: ingress.socket, to: ingress.from, len: 0, buf: [0; MAX_DATAGRAM] };
+        let trace = Trace { to: ingress.from, kind: 0, received: self.batch_received };
+        let mut reply = Outgoing { socket: ingress.socket, len: 0, trace, buf: [0; MAX_DATAGRAM] };
         let hook = self.mine.as_mut().map(|p| p as &mut dyn PolicyHook);
         let outcome = match server.handle_with(datagram, &meta, &mut reply.buf, hook) {
             Ok(o) => o,
@@ -183,7 +230,8 @@ impl ShardCore {
         };
         debug!(shard = self.index, reply = ?r.kind, yiaddr = %r.yiaddr, "reply");
         reply.len = r.len;
-        reply.to = self.route(r.to, datagram, ingress);
+        reply.trace.to = self.route(r.to, datagram, ingress);
+        reply.trace.kind = TypeCounters::index(Some(r.kind));
         match outcome.change {
             Some(change) if self.mode == SyncMode::Full => {
                 let seq = self.writer.submit(change);
@@ -243,16 +291,17 @@ impl ShardCore {
         self.release_durable(out);
     }
 
-    /// Counts a sent reply, or logs why it could not leave.
-    pub fn sent(&mut self, result: std::io::Result<()>, to: SocketAddrV4) {
+    /// Counts a sent reply and its time since receipt, or logs why it could not leave.
+    pub fn sent(&mut self, result: std::io::Result<()>, trace: Trace) {
         match result {
             Ok(()) => {
                 self.stats.sent.fetch_add(1, Ordering::Relaxed);
-                self.sent.increment(1);
+                self.sent.count(trace.kind);
+                self.latency.record(trace.received.elapsed().as_secs_f64());
             }
             Err(e) => {
                 self.drops.count("send_failed");
-                warn!(shard = self.index, %to, error = %e, "send failed");
+                warn!(shard = self.index, to = %trace.to, error = %e, "send failed");
             }
         }
     }

@@ -14,7 +14,7 @@ use io_uring::{cqueue, opcode, squeue, IoUring};
 use tracing::warn;
 
 use super::portable::sockaddr;
-use super::shard::{pktinfo, Ingress, Outgoing, ShardCore, CONTROL_LEN, MAX_DATAGRAM};
+use super::shard::{pktinfo, Ingress, Outgoing, ShardCore, Trace, CONTROL_LEN, MAX_DATAGRAM};
 use super::wake::EventFd;
 
 const RING_ENTRIES: u32 = 1024;
@@ -92,6 +92,7 @@ impl Drop for BufRing {
 /// A reply in flight: its bytes and the headers the kernel reads.
 struct SendSlot {
     buf: [u8; MAX_DATAGRAM],
+    trace: Trace,
     addr: libc::sockaddr_in,
     iov: libc::iovec,
     msg: libc::msghdr,
@@ -140,7 +141,16 @@ impl Loop {
         let mut template: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
         template.msg_namelen = NAME_LEN as u32;
         template.msg_controllen = CONTROL_LEN;
-        let slots = (0..SEND_SLOTS).map(|_| unsafe { std::mem::zeroed::<SendSlot>() }).collect();
+        let slots = (0..SEND_SLOTS)
+            .map(|_| SendSlot {
+                buf: [0; MAX_DATAGRAM],
+                trace: Trace::unsent(),
+                // SAFETY: as above, plain C structs.
+                addr: unsafe { std::mem::zeroed() },
+                iov: unsafe { std::mem::zeroed() },
+                msg: unsafe { std::mem::zeroed() },
+            })
+            .collect();
         Ok(Loop { ring, bufs, template, slots, free: (0..SEND_SLOTS as u16).rev().collect(), wake_buf: Box::new(0) })
     }
 
@@ -169,12 +179,13 @@ impl Loop {
         for o in out.drain(..) {
             let fd = core.sockets[o.socket].fd();
             let Some(id) = self.free.pop() else {
-                core.sent(sendto(fd, o.bytes(), o.to), o.to);
+                core.sent(sendto(fd, o.bytes(), o.trace.to), o.trace);
                 continue;
             };
             let s = &mut self.slots[id as usize];
             s.buf[..o.len].copy_from_slice(o.bytes());
-            s.addr = sockaddr(o.to);
+            s.addr = sockaddr(o.trace.to);
+            s.trace = o.trace;
             s.iov = libc::iovec { iov_base: s.buf.as_mut_ptr().cast(), iov_len: o.len };
             s.msg.msg_name = (&mut s.addr as *mut libc::sockaddr_in).cast();
             s.msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
@@ -271,11 +282,8 @@ fn serve(lp: &mut Loop, mut core: ShardCore, wake: &EventFd, stop: &AtomicBool) 
                 }
                 _ => {
                     lp.free.push(id as u16);
-                    let a = lp.slots[id].addr;
-                    let to =
-                        SocketAddrV4::new(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)), u16::from_be(a.sin_port));
                     let r = if cqe.result() < 0 { Err(io::Error::from_raw_os_error(-cqe.result())) } else { Ok(()) };
-                    core.sent(r, to);
+                    core.sent(r, lp.slots[id].trace);
                 }
             }
         }
@@ -304,7 +312,7 @@ fn serve(lp: &mut Loop, mut core: ShardCore, wake: &EventFd, stop: &AtomicBool) 
     core.drain(&mut out);
     for o in out.drain(..) {
         let fd = core.sockets[o.socket].fd();
-        core.sent(sendto(fd, o.bytes(), o.to), o.to);
+        core.sent(sendto(fd, o.bytes(), o.trace.to), o.trace);
     }
     // Replies still in flight complete before the slots go away.
     let in_flight = SEND_SLOTS - lp.free.len();

@@ -26,12 +26,15 @@ pub enum CountBy {
     /// The scope (its id, little-endian u16): dynamic leases only, not
     /// those of clients with a reservation.
     Scope,
+    /// A pool of a scope (scope id then pool index, little-endian u16s):
+    /// dynamic leases only, as for `Scope`.
+    Pool,
 }
 
-/// The counter keys of a bound record; `None` for one that is not bound.
-/// A key is 0 where the record does not count: no host name, or a
-/// reservation (for its scope).
-pub type Signature = Option<[u64; 3]>;
+/// The counter keys of a bound record (MAC, host name, scope, pool);
+/// `None` for one that is not bound. A key is 0 where the record does not
+/// count: no host name, or a reservation (for its scope and pool).
+pub type Signature = Option<[u64; 4]>;
 
 /// What a record's [`Signature`] depends on, copied without hashing: a
 /// change that leaves it equal (a renewal, most updates) costs a compare
@@ -39,6 +42,7 @@ pub type Signature = Option<[u64; 3]>;
 pub struct Counted {
     state: LeaseState,
     scope: u16,
+    pool: u16,
     hw: HwAddr,
     /// A copy of the details (inline, or a shared allocation): the host
     /// name is their first field.
@@ -48,7 +52,13 @@ pub struct Counted {
 impl Counted {
     /// The parts of `record` its signature is computed from.
     pub fn of(record: &LeaseRecord) -> Counted {
-        Counted { state: record.state, scope: record.scope, hw: record.hw, details: record.details.clone() }
+        Counted {
+            state: record.state,
+            scope: record.scope,
+            pool: record.pool,
+            hw: record.hw,
+            details: record.details.clone(),
+        }
     }
 
     /// Whether `record` has the same signature as the record this was taken of.
@@ -60,6 +70,7 @@ impl Counted {
         !bound
             || ((self.state == LeaseState::Reserved) == (record.state == LeaseState::Reserved)
                 && self.scope == record.scope
+                && self.pool == record.pool
                 && self.hw == record.hw
                 && self.details.get().hostname == record.details.get().hostname)
     }
@@ -93,7 +104,7 @@ impl ActiveCounts {
                 }
                 h.write(&lower[..n]);
             }
-            CountBy::Mac | CountBy::Scope => h.write(bytes),
+            CountBy::Mac | CountBy::Scope | CountBy::Pool => h.write(bytes),
         }
         // 0 stands for "no host name" in a signature.
         h.finish().max(1)
@@ -101,25 +112,31 @@ impl ActiveCounts {
 
     /// The keys `record` counts under.
     pub fn signature(&self, record: &LeaseRecord) -> Signature {
-        self.keys_of(record.state, record.scope, &record.hw, &record.details)
+        self.keys_of(record.state, [record.scope, record.pool], &record.hw, &record.details)
     }
 
-    fn keys_of(&self, state: LeaseState, scope: u16, hw: &HwAddr, details: &LeaseDetails) -> Signature {
+    fn keys_of(&self, state: LeaseState, [scope, pool]: [u16; 2], hw: &HwAddr, details: &LeaseDetails) -> Signature {
         if !state.is_bound() {
             return None;
         }
         let hostname = details.get().hostname;
         let host = if hostname.is_empty() { 0 } else { self.key(CountBy::Hostname, hostname) };
-        // A scope's count is of dynamic leases: reservations are served whatever it says.
-        let scope = if state == LeaseState::Reserved { 0 } else { self.key(CountBy::Scope, &scope.to_le_bytes()) };
-        Some([self.key(CountBy::Mac, hw.bytes()), host, scope])
+        // Scopes and pools count dynamic leases: reservations are served whatever they say.
+        let (scope, pool) = if state == LeaseState::Reserved {
+            (0, 0)
+        } else {
+            let ([s0, s1], [p0, p1]) = (scope.to_le_bytes(), pool.to_le_bytes());
+            (self.key(CountBy::Scope, &[s0, s1]), self.key(CountBy::Pool, &[s0, s1, p0, p1]))
+        };
+        Some([self.key(CountBy::Mac, hw.bytes()), host, scope, pool])
     }
 
     /// Moves a record's contribution from what it was when `before` was
     /// taken to what it is now; hashes only when its keys changed.
     pub fn update(&self, before: &Counted, now: &LeaseRecord) {
         if !before.same_keys(now) {
-            self.shift(self.keys_of(before.state, before.scope, &before.hw, &before.details), self.signature(now));
+            let b = before;
+            self.shift(self.keys_of(b.state, [b.scope, b.pool], &b.hw, &b.details), self.signature(now));
         }
     }
 
@@ -141,8 +158,8 @@ impl ActiveCounts {
         }
     }
 
-    /// Bound leases with `key` (a MAC's bytes, a host name, or a scope id as
-    /// little-endian u16).
+    /// Bound leases with `key` (a MAC's bytes, a host name, a scope id as
+    /// little-endian u16, or a scope id and pool index as two).
     pub fn count(&self, by: CountBy, key: &[u8]) -> u32 {
         if by == CountBy::Hostname && key.is_empty() {
             return 0;

@@ -243,6 +243,31 @@ impl LeaseCache {
             .filter(|p| p.used.load(Ordering::Relaxed) > 0)
     }
 
+    /// Calls `f` on each record at or above `from`, in address order, each
+    /// read-locked in turn, until it returns false. Starting costs an index
+    /// computation, not a walk: pages of a million leases stay cheap.
+    pub fn scan_from(&self, from: Ipv4Addr, mut f: impl FnMut(&LeaseRecord) -> bool) {
+        let from = u64::from(u32::from(from));
+        for span in &self.spans {
+            let (base, end) = (u64::from(span.base), u64::from(span.base) + u64::from(span.len));
+            if end <= from {
+                continue;
+            }
+            let first = from.saturating_sub(base) as usize;
+            for (p, page) in span.pages.iter().enumerate().skip(first / PAGE) {
+                let Some(page) = page.get().filter(|p| p.used.load(Ordering::Relaxed) > 0) else { continue };
+                let start = if p == first / PAGE { first % PAGE } else { 0 };
+                for slot in &page.slots[start..] {
+                    if let Some(r) = slot.read().as_ref() {
+                        if !f(r) {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Calls `f` on every record, each locked for update in turn.
     pub fn for_each_mut(&self, mut f: impl FnMut(&mut LeaseRecord)) {
         for page in self.pages() {
@@ -323,27 +348,27 @@ mod tests {
     }
 
     #[test]
-    fn counts_bound_leases_by_mac_hostname_and_scope_through_every_change() {
+    fn counts_bound_leases_by_mac_hostname_scope_and_pool_through_every_change() {
         let cache = LeaseCache::new([(Ipv4Addr::new(198, 18, 0, 0), 256)]);
         let mac = [2, 0, 0, 0, 0, 9];
         let counts = |c: &LeaseCache| {
             (
                 c.active_count(CountBy::Mac, &mac),
                 c.active_count(CountBy::Hostname, b"PRINTER"),
-                c.active_count(CountBy::Scope, &0u16.to_le_bytes()),
+                c.active_count(CountBy::Scope, &0u16.to_le_bytes()) * 10 + c.active_count(CountBy::Pool, &[0, 0, 0, 0]),
             )
         };
         // Two client ids of one MAC, one offer that does not count.
         cache.insert(record(1, 9, b"printer", LeaseState::Allocated));
         cache.insert(record(2, 9, b"Printer", LeaseState::Reserved));
         cache.insert(record(3, 7, b"", LeaseState::Offered));
-        assert_eq!(counts(&cache), (2, 2, 1), "a reservation does not count in its scope");
+        assert_eq!(counts(&cache), (2, 2, 11), "a reservation does not count in its scope");
         // The offer is accepted (in place, through the guard).
         cache.get_mut(Ipv4Addr::new(198, 18, 0, 3)).unwrap().state = LeaseState::Allocated;
-        assert_eq!(counts(&cache), (2, 2, 2));
+        assert_eq!(counts(&cache), (2, 2, 22));
         // A release through the guard, then a renamed host.
         cache.get_mut(Ipv4Addr::new(198, 18, 0, 1)).unwrap().state = LeaseState::Released;
-        assert_eq!(counts(&cache), (1, 1, 1));
+        assert_eq!(counts(&cache), (1, 1, 11));
         {
             let mut g = cache.get_mut(Ipv4Addr::new(198, 18, 0, 2)).unwrap();
             let mut buf = [0; DETAILS_MAX];
@@ -352,22 +377,42 @@ mod tests {
             // Not counted anew until the lock is let go.
             assert_eq!(cache.active.count(CountBy::Hostname, b"printer"), 1);
         }
-        assert_eq!(counts(&cache), (1, 0, 1));
+        assert_eq!(counts(&cache), (1, 0, 11));
         assert_eq!(cache.active_count(CountBy::Hostname, b"LAPTOP"), 1);
         // Replacing a bound record, a sweep expiring everything, removals.
         cache.insert(record(2, 9, b"printer", LeaseState::Allocated));
-        assert_eq!(counts(&cache), (1, 1, 2));
+        assert_eq!(counts(&cache), (1, 1, 22));
         // Pinned while bound: leaves its scope's count only; then another MAC.
         cache.get_mut(Ipv4Addr::new(198, 18, 0, 2)).unwrap().state = LeaseState::Reserved;
-        assert_eq!(counts(&cache), (1, 1, 1));
+        assert_eq!(counts(&cache), (1, 1, 11));
         cache.get_mut(Ipv4Addr::new(198, 18, 0, 2)).unwrap().hw = HwAddr::new(1, &[2, 0, 0, 0, 0, 8]);
-        assert_eq!(counts(&cache), (0, 1, 1));
+        assert_eq!(counts(&cache), (0, 1, 11));
+        // Scope count ×10 + pool 0's: moved to pool 1, it leaves pool 0 only.
+        cache.get_mut(Ipv4Addr::new(198, 18, 0, 3)).unwrap().pool = 1;
+        assert_eq!(counts(&cache), (0, 1, 10));
+        assert_eq!(cache.active_count(CountBy::Pool, &[0, 0, 1, 0]), 1);
         cache.for_each_mut(|r| r.state = LeaseState::Expired);
         assert_eq!(counts(&cache), (0, 0, 0));
         cache.insert(record(4, 9, b"printer", LeaseState::Allocated));
         assert_eq!(cache.remove_if(Ipv4Addr::new(198, 18, 0, 4), |_| true).unwrap().ip, Ipv4Addr::new(198, 18, 0, 4));
         assert_eq!(counts(&cache), (0, 0, 0));
         assert_eq!(cache.active.keys(), 0, "no counters are left behind");
+        // Pages of the address space, from any address on (1 and 2 stayed, expired).
+        for last in [5, 3, 200, 7] {
+            cache.insert(record(last, last, b"", LeaseState::Allocated));
+        }
+        let from = |ip: u8, n: usize| {
+            let mut seen = vec![];
+            cache.scan_from(Ipv4Addr::new(198, 18, 0, ip), |r| {
+                seen.push(r.ip.octets()[3]);
+                seen.len() < n
+            });
+            seen
+        };
+        assert_eq!(
+            (from(0, 9), from(4, 2), from(6, 9), from(201, 9)),
+            (vec![1, 2, 3, 5, 7, 200], vec![5, 7], vec![7, 200], vec![])
+        );
         assert_eq!(cache.active_count(CountBy::Hostname, b""), 0);
     }
 }

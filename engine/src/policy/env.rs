@@ -69,21 +69,7 @@ impl PolicyEnv for ServerEnv {
         // Called from a shard that holds the read side already: a recursive read.
         let server = self.server.read_recursive();
         let Some(s) = server.scopes().get(scope as usize) else { return 0.0 };
-        let (mut taken, mut size) = (0u64, 0u64);
-        for (i, p) in s.pools.iter().enumerate() {
-            if pool != u16::MAX && i != pool as usize {
-                continue;
-            }
-            for seg in &p.segments {
-                taken += s.map.count_taken(seg.start, seg.end);
-                size += u64::from(u32::from(seg.end) - u32::from(seg.start)) + 1;
-            }
-        }
-        if size == 0 {
-            0.0
-        } else {
-            taken as f32 / size as f32
-        }
+        s.usage((pool != u16::MAX).then_some(pool as usize)).ratio() as f32
     }
 
     fn lease_count(&self, kind: i32, key: &[u8]) -> u32 {

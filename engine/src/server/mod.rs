@@ -161,6 +161,11 @@ impl Server {
     }
 
     /// The compiled scopes, in config order.
+    /// The configured `server_id` (None: each interface's own address).
+    pub fn configured_server_id(&self) -> Option<Ipv4Addr> {
+        self.server_id
+    }
+
     pub fn scopes(&self) -> &[ScopeRt] {
         &self.scopes
     }

@@ -37,6 +37,24 @@ pub struct ScopeRt {
     pub map: AddressMap,
 }
 
+/// Size and use of a pool or a scope.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub size: u64,
+    pub taken: u64,
+}
+
+impl Usage {
+    /// Share of addresses taken, 0.0..=1.0 (0 for an empty range).
+    pub fn ratio(&self) -> f64 {
+        if self.size == 0 {
+            0.0
+        } else {
+            self.taken as f64 / self.size as f64
+        }
+    }
+}
+
 /// A pool: the segments of its range that no nested pool owns.
 pub struct PoolRt {
     pub name: String,
@@ -75,6 +93,22 @@ impl PoolRt {
 }
 
 impl ScopeRt {
+    /// Addresses of pool `pool` (its own segments; `None`: every pool of
+    /// the scope) and how many of them are taken (leased, offered, held).
+    pub fn usage(&self, pool: Option<usize>) -> Usage {
+        let mut u = Usage::default();
+        for (i, p) in self.pools.iter().enumerate() {
+            if pool.is_some_and(|want| want != i) {
+                continue;
+            }
+            for seg in &p.segments {
+                u.taken += self.map.count_taken(seg.start, seg.end);
+                u.size += u64::from(u32::from(seg.end) - u32::from(seg.start)) + 1;
+            }
+        }
+        u
+    }
+
     /// Compiles a scope; `iface` describes its interface, if it has one.
     pub fn new(scope: &config::Scope, iface: Option<InterfaceInfo>) -> Result<Self, BuildError> {
         let subnet =

@@ -26,4 +26,4 @@ pub use builder::{encoded_len, max_payload, MessageBuilder, OptionSource, IP_UDP
 pub use code::{opt, MessageType};
 pub use error::WireError;
 pub use options::{ClientFqdn, Options, RelayAgentInfo, CONCAT_ARENA, MAX_DISTINCT_OPTIONS};
-pub use packet::{field, Packet, MAX_LEN};
+pub use packet::{field, peek_message_type, Packet, MAX_LEN};

@@ -193,3 +193,18 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         self.buffer.as_mut()[field::COOKIE].copy_from_slice(&MAGIC_COOKIE);
     }
 }
+
+/// Option 53 of a datagram by a plain walk of its options field (no
+/// overload, no concatenation, no checks beyond bounds): for metric labels,
+/// never for decisions.
+pub fn peek_message_type(datagram: &[u8]) -> Option<super::MessageType> {
+    let mut rest = datagram.get(field::OPTIONS..)?;
+    loop {
+        match rest {
+            [0, tail @ ..] => rest = tail,
+            [53, 1, t, ..] => return super::MessageType::from_u8(*t),
+            [255, ..] | [] | [_] => return None,
+            [_, len, tail @ ..] => rest = tail.get(*len as usize..)?,
+        }
+    }
+}

@@ -2,6 +2,8 @@
 //! controllable clock, and a test client that writes real request bytes.
 #![allow(dead_code)] // Each test binary uses its own subset.
 
+pub mod serve_lab;
+
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 

@@ -1,0 +1,180 @@
+//! Lease routes: list with filters and cursor paging over the cache (in
+//! address order, so a page starts where the last one ended without a
+//! walk), by IP, by MAC, history and counts.
+
+use std::net::Ipv4Addr;
+
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{ok, Answer, ApiError, Shared};
+use crate::config::Mac;
+use crate::lease::{ClientKey, HwAddr, LeaseRecord, LeaseState, CLIENT_KEY_MAX};
+use crate::server::Server;
+
+/// Most leases one page may ask for.
+const PAGE_MAX: usize = 10_000;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn text(bytes: &[u8]) -> Option<String> {
+    (!bytes.is_empty()).then(|| String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// A lease as the API shows it: names for scope and pool, times as Unix
+/// seconds, `expires_in` from now.
+pub fn lease_json(server: &Server, r: &LeaseRecord, now: u32) -> Value {
+    let scope = server.scopes().get(r.scope as usize);
+    let pool = scope.and_then(|s| s.pools.get(r.pool as usize));
+    let d = r.details.get();
+    json!({
+        "ip": r.ip.to_string(),
+        "mac": r.hw.to_string(),
+        "state": r.state.name(),
+        "scope": scope.map(|s| s.name.as_str()),
+        "pool": pool.map(|p| p.name.as_str()),
+        "hostname": text(d.hostname),
+        "vendor_class": text(d.vendor_class),
+        "client_id": (!d.client_id.is_empty()).then(|| hex(d.client_id)),
+        "circuit_id": text(d.circuit_id),
+        "remote_id": (!d.remote_id.is_empty()).then(|| hex(d.remote_id)),
+        "start": r.start,
+        "end": r.end,
+        "expires_in": r.end.saturating_sub(now),
+        "last_seen": r.last_seen,
+        "created": r.created,
+        "updated": r.updated,
+    })
+}
+
+fn parse_ip(s: &str) -> Result<Ipv4Addr, ApiError> {
+    s.parse().map_err(|_| ApiError::bad_request(format!("{s:?} is not an IPv4 address")))
+}
+
+fn parse_mac(s: &str) -> Result<Mac, ApiError> {
+    s.parse().map_err(|e| ApiError::bad_request(format!("{s:?} is not a MAC address: {e}")))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    state: Option<String>,
+    scope: Option<String>,
+    limit: Option<usize>,
+    /// The last address of the previous page.
+    cursor: Option<String>,
+}
+
+pub async fn list(State(state): State<Shared>, Query(q): Query<ListQuery>) -> Answer {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=PAGE_MAX).contains(&limit) {
+        return Err(ApiError::bad_request(format!("limit must be 1 to {PAGE_MAX}")));
+    }
+    let want_state = match &q.state {
+        None => None,
+        Some(s) => Some(
+            (0..=5).filter_map(LeaseState::from_u8).find(|st| st.name().eq_ignore_ascii_case(s)).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "unknown state {s:?}: OFFERED, ALLOCATED, EXPIRED, RELEASED, ABANDONED or RESERVED"
+                ))
+            })?,
+        ),
+    };
+    let server = state.server.read();
+    let want_scope = match &q.scope {
+        None => None,
+        Some(name) => Some(
+            server
+                .scopes()
+                .iter()
+                .position(|s| s.name == *name)
+                .ok_or_else(|| ApiError::not_found(format!("no scope {name:?}")))? as u16,
+        ),
+    };
+    let from = match &q.cursor {
+        None => Ipv4Addr::UNSPECIFIED,
+        Some(c) => match u32::from(parse_ip(c)?).checked_add(1) {
+            Some(next) => Ipv4Addr::from(next),
+            None => return Ok(ok(json!({ "leases": [], "next_cursor": null }))),
+        },
+    };
+    let now = (state.clock)();
+    let (mut leases, mut last) = (Vec::with_capacity(limit.min(1000)), None);
+    server.cache().scan_from(from, |r| {
+        if want_state.is_none_or(|s| r.state == s) && want_scope.is_none_or(|s| r.scope == s) {
+            leases.push(lease_json(&server, r, now));
+            last = Some(r.ip);
+        }
+        leases.len() < limit
+    });
+    // A full page may have more after it; a short one ended the scan.
+    let next = last.filter(|_| leases.len() == limit).map(|ip| ip.to_string());
+    Ok(ok(json!({ "leases": leases, "next_cursor": next })))
+}
+
+pub async fn by_ip(State(state): State<Shared>, Path(ip): Path<String>) -> Answer {
+    let ip = parse_ip(&ip)?;
+    let server = state.server.read();
+    let lease = server.cache().read(ip, |r| lease_json(&server, r, (state.clock)()));
+    lease.map(|l| ok(json!({ "lease": l }))).ok_or_else(|| ApiError::not_found(format!("no lease at {ip}")))
+}
+
+/// The leases of a MAC: its lease under the MAC as client key at once;
+/// others (clients that send a client identifier) by a scan.
+pub async fn by_mac(State(state): State<Shared>, Path(mac): Path<String>) -> Answer {
+    let mac = parse_mac(&mac)?;
+    let hw = HwAddr::new(1, &mac.0);
+    let server = state.server.read();
+    let now = (state.clock)();
+    let mut buf = [0u8; CLIENT_KEY_MAX];
+    let key = ClientKey::encode(&mut buf, None, &hw);
+    let mut leases = vec![];
+    match server.cache().for_client(key) {
+        Some(r) => leases.push(lease_json(&server, &r, now)),
+        None => server.cache().scan_from(Ipv4Addr::UNSPECIFIED, |r| {
+            if r.hw == hw {
+                leases.push(lease_json(&server, r, now));
+            }
+            true
+        }),
+    }
+    if leases.is_empty() {
+        return Err(ApiError::not_found(format!("no lease of {}", hw)));
+    }
+    Ok(ok(json!({ "leases": leases })))
+}
+
+#[derive(Deserialize)]
+pub struct MacQuery {
+    mac: Option<String>,
+}
+
+pub async fn history(State(state): State<Shared>, Query(q): Query<MacQuery>) -> Answer {
+    let mac = parse_mac(q.mac.as_deref().ok_or_else(|| ApiError::bad_request("give ?mac=MAC"))?)?;
+    let events = state.store.history(&mac.0).map_err(ApiError::internal)?;
+    Ok(ok(json!({ "mac": HwAddr::new(1, &mac.0).to_string(), "events": events })))
+}
+
+/// Leases by state, and the average granted lease time of bound ones.
+pub async fn stats(State(state): State<Shared>) -> Answer {
+    let server = state.server.read();
+    let mut by_state = [0u64; 6];
+    let (mut bound, mut seconds) = (0u64, 0u64);
+    server.cache().scan_from(Ipv4Addr::UNSPECIFIED, |r| {
+        by_state[r.state as usize] += 1;
+        if r.state.is_bound() && r.end != u32::MAX {
+            bound += 1;
+            seconds += u64::from(r.end.saturating_sub(r.start));
+        }
+        true
+    });
+    let states: serde_json::Map<String, Value> =
+        (0..6u8).filter_map(LeaseState::from_u8).map(|s| (s.name().to_string(), json!(by_state[s as usize]))).collect();
+    Ok(ok(json!({
+        "total": server.cache().len(),
+        "by_state": states,
+        "average_lease_secs": seconds.checked_div(bound).unwrap_or(0),
+    })))
+}

@@ -1,0 +1,174 @@
+//! The REST API (ARCHITECTURE §7, under `/api/dhcp`) and `/metrics`, served
+//! by axum on a thread of its own with a single-threaded tokio runtime: the
+//! shards never share a scheduler with HTTP clients.
+//!
+//! Every answer is JSON: `{"success": true, ...}` or `{"success": false,
+//! "error": "..."}` with a fitting status. A bearer token from
+//! `api.token_file`, compared in constant time, is needed for reads when it
+//! is set and for writes always.
+
+mod auth;
+mod info;
+mod leases;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::{json, Value};
+use tracing::{error, info};
+
+use crate::server::SharedServer;
+use crate::store::SledStore;
+
+/// What the routes read and change.
+pub struct ApiState {
+    pub server: SharedServer,
+    pub store: Arc<SledStore>,
+    /// The process's Prometheus recorder (None: `/metrics` says it is off).
+    pub metrics: Option<PrometheusHandle>,
+    /// The bearer token (None: reads are open, writes refused).
+    pub token: Option<String>,
+    /// Receive loop in use and shard count, for `/status`.
+    pub backend: &'static str,
+    pub shards: usize,
+    pub started: Instant,
+    /// The running config's file and text, for `GET /config`.
+    pub config_path: std::path::PathBuf,
+    /// Replaced by the serve loop on reload.
+    pub config_text: Arc<parking_lot::RwLock<String>>,
+    /// The server's clock (Unix seconds): tests let time pass.
+    pub clock: fn() -> u32,
+}
+
+type Shared = Arc<ApiState>;
+
+/// A failed request: its status and a message for people.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, message.into())
+    }
+    fn not_found(message: impl Into<String>) -> Self {
+        ApiError(StatusCode::NOT_FOUND, message.into())
+    }
+    fn internal(message: impl std::fmt::Display) -> Self {
+        error!("api: {message}");
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, message.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "success": false, "error": self.1 }))).into_response()
+    }
+}
+
+/// `{"success": true}` with the members of `body` (an object).
+fn ok(body: Value) -> Json<Value> {
+    let mut out = serde_json::Map::from_iter([("success".to_string(), Value::Bool(true))]);
+    if let Value::Object(members) = body {
+        out.extend(members);
+    }
+    Json(Value::Object(out))
+}
+
+type Answer = Result<Json<Value>, ApiError>;
+
+fn router(state: Shared) -> Router {
+    let api = Router::new()
+        .route("/health", get(info::health))
+        .route("/status", get(info::status))
+        .route("/statistics", get(info::statistics))
+        .route("/config", get(info::config))
+        .route("/pools/utilization", get(info::utilization))
+        .route("/anomalies", get(info::anomalies))
+        .route("/leases", get(leases::list))
+        .route("/leases/stats", get(leases::stats))
+        .route("/leases/history", get(leases::history))
+        .route("/leases/mac/{mac}", get(leases::by_mac))
+        .route("/leases/{ip}", get(leases::by_ip));
+    Router::new()
+        .nest("/api/dhcp", api)
+        .route("/metrics", get(info::metrics))
+        .fallback(|| async { ApiError::not_found("no such route (the API is under /api/dhcp)") })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::check))
+        .with_state(state)
+}
+
+/// The running API: stops when dropped.
+pub struct Api {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Api {
+    /// Binds `listen` (errors come back here, before any thread starts)
+    /// and serves on a thread of its own.
+    pub fn start(listen: SocketAddr, state: ApiState) -> Result<Api, String> {
+        let listener = std::net::TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| format!("cannot start the API runtime: {e}"))?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let upkeep = state.metrics.clone();
+        let app = router(Arc::new(state));
+        let thread = std::thread::Builder::new()
+            .name("api".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    // Histogram samples wait in the recorder until upkeep folds them in.
+                    if let Some(handle) = upkeep {
+                        tokio::spawn(async move {
+                            let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+                            loop {
+                                every.tick().await;
+                                handle.run_upkeep();
+                            }
+                        });
+                    }
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => return error!("api: {e}"),
+                    };
+                    let served = axum::serve(listener, app).with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    });
+                    if let Err(e) = served.await {
+                        error!("api stopped: {e}");
+                    }
+                })
+            })
+            .map_err(|e| e.to_string())?;
+        info!(%addr, "API listening");
+        Ok(Api { addr, stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// The bound address (the port chosen when `listen` said 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! The REST API and `/metrics` of a real `leased serve` over loopback:
+//! leases obtained with `leased client`, then read through every route;
+//! auth and bad input answered with a status and a message.
+
+mod common;
+
+use common::serve_lab::{stop, ApiClient, Lab};
+use serde_json::Value;
+
+const TOKEN: &str = "s3cret-token";
+
+/// A server with the API (and `token`) and `n` dynamic leases plus the
+/// quickstart's reservation.
+fn lab_with_leases(name: &str, token: Option<&str>, n: u8) -> (Lab, ApiClient, std::process::Child) {
+    let lab = Lab::new(name);
+    let api = lab.enable_api(token);
+    let (server, _) = lab.serve();
+    for i in 1..=n {
+        let (code, out, err) = lab.client(&format!("02:00:00:00:07:{i:02x}"));
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    assert_eq!(lab.client("02:00:00:00:00:10").0, 0, "the reservation");
+    (lab, api, server)
+}
+
+fn ips(page: &Value) -> Vec<String> {
+    page["leases"].as_array().unwrap().iter().map(|l| l["ip"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn without_a_token_reads_are_open_and_changes_refused() {
+    let (_lab, api, server) = lab_with_leases("api-open", None, 0);
+    let health = api.get("/api/dhcp/health", None);
+    assert_eq!((health.status, health.json()["success"].as_bool()), (200, Some(true)));
+    let status = api.get("/api/dhcp/status", None).json();
+    assert!(["io_uring", "portable"].contains(&status["io_backend"].as_str().unwrap()), "{status}");
+    assert!(status["shards"].as_u64().unwrap() >= 1 && status["store"]["leases"] == 1, "{status}");
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+    let refused = api.call("DELETE", "/api/dhcp/leases/198.18.0.10", None, None);
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.json()["success"], false);
+    assert!(refused.json()["error"].as_str().unwrap().contains("api.token_file"), "{}", refused.body);
+    let missing = api.get("/api/dhcp/nothing-here", None);
+    assert_eq!((missing.status, missing.json()["success"].as_bool()), (404, Some(false)));
+    let config = api.get("/api/dhcp/config", None).json();
+    assert!(config["text"].as_str().unwrap().contains("scope \"loopback-lab\""), "{config}");
+    assert_eq!(stop(server), 0);
+}
+
+#[test]
+fn with_a_token_every_request_needs_it() {
+    let (_lab, api, server) = lab_with_leases("api-token", Some(TOKEN), 0);
+    for path in ["/api/dhcp/leases", "/api/dhcp/status", "/metrics"] {
+        let none = api.get(path, None);
+        assert_eq!(none.status, 401, "{path}: {}", none.body);
+        assert!(none.json()["error"].as_str().unwrap().contains("Bearer"));
+        assert_eq!(api.get(path, Some("wrong-token")).status, 403, "{path}");
+        assert_eq!(api.get(path, Some(&TOKEN[..5])).status, 403, "a prefix of the token is not the token");
+        assert_eq!(api.get(path, Some(TOKEN)).status, 200, "{path}");
+    }
+    assert_eq!(stop(server), 0);
+}
+
+#[test]
+fn leases_are_paged_filtered_and_found_by_ip_and_mac() {
+    let (_lab, api, server) = lab_with_leases("api-leases", None, 5);
+    // Pages of two, in address order, each starting after the last one's cursor.
+    let (mut seen, mut cursor) = (vec![], None::<String>);
+    for _ in 0..4 {
+        let path = match &cursor {
+            Some(c) => format!("/api/dhcp/leases?limit=2&cursor={c}"),
+            None => "/api/dhcp/leases?limit=2".into(),
+        };
+        let page = api.get(&path, None).json();
+        seen.extend(ips(&page));
+        cursor = page["next_cursor"].as_str().map(str::to_string);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let want: Vec<String> =
+        ["198.18.0.10", "198.18.0.100", "198.18.0.101", "198.18.0.102", "198.18.0.103", "198.18.0.104"]
+            .map(String::from)
+            .to_vec();
+    assert_eq!(seen, want);
+    let reserved = api.get("/api/dhcp/leases?state=reserved&scope=loopback-lab", None).json();
+    assert_eq!(ips(&reserved), ["198.18.0.10"]);
+    assert_eq!(reserved["leases"][0]["mac"], "02:00:00:00:00:10");
+    assert_eq!(ips(&api.get("/api/dhcp/leases?state=ALLOCATED&limit=10", None).json()).len(), 5);
+
+    let one = api.get("/api/dhcp/leases/198.18.0.101", None).json();
+    let lease = &one["lease"];
+    assert_eq!((lease["mac"].as_str(), lease["state"].as_str()), (Some("02:00:00:00:07:02"), Some("ALLOCATED")));
+    assert_eq!((lease["scope"].as_str(), lease["pool"].is_string()), (Some("loopback-lab"), true));
+    let left = lease["expires_in"].as_u64().unwrap();
+    assert!((3500..=3600).contains(&left), "an hour's lease: {left}");
+    let by_mac = api.get("/api/dhcp/leases/mac/02-00-00-00-07-03", None).json();
+    assert_eq!(ips(&by_mac), ["198.18.0.102"]);
+    let history = api.get("/api/dhcp/leases/history?mac=02:00:00:00:07:01", None).json();
+    assert!(!history["events"].as_array().unwrap().is_empty(), "{history}");
+    assert_eq!(history["events"][0]["ip"], "198.18.0.100");
+    let stats = api.get("/api/dhcp/leases/stats", None).json();
+    assert_eq!((stats["total"].as_u64(), stats["by_state"]["ALLOCATED"].as_u64()), (Some(6), Some(5)));
+
+    // Bad input: 4xx with a message.
+    for (path, status, says) in [
+        ("/api/dhcp/leases/198.18.0.300", 400, "not an IPv4 address"),
+        ("/api/dhcp/leases/198.18.0.150", 404, "no lease at 198.18.0.150"),
+        ("/api/dhcp/leases/mac/02:00:00:zz:00:01", 400, "not a MAC address"),
+        ("/api/dhcp/leases/mac/02:00:00:00:99:99", 404, "no lease of"),
+        ("/api/dhcp/leases?limit=0", 400, "limit must be"),
+        ("/api/dhcp/leases?state=SLEEPING", 400, "unknown state"),
+        ("/api/dhcp/leases?scope=nowhere", 404, "no scope"),
+        ("/api/dhcp/leases?cursor=banana", 400, "not an IPv4 address"),
+        ("/api/dhcp/leases/history", 400, "?mac="),
+        ("/api/dhcp/anomalies?limit=0", 400, "limit must be"),
+    ] {
+        let answer = api.get(path, None);
+        assert_eq!(answer.status, status, "{path}: {}", answer.body);
+        let error = answer.json()["error"].as_str().unwrap().to_string();
+        assert!(error.contains(says), "{path}: {error}");
+    }
+    assert_eq!(stop(server), 0);
+}
+
+#[test]
+fn statistics_and_pools_count_reservations_leases_and_capacity() {
+    let (_lab, api, server) = lab_with_leases("api-stats", None, 3);
+    let stats = api.get("/api/dhcp/statistics", None).json();
+    assert_eq!(stats["reservations"], 1, "{stats}");
+    assert_eq!(stats["active_leases"], 3, "devices without a reservation: {stats}");
+    assert_eq!((stats["pool_capacity"].as_u64(), stats["hosts"].as_u64()), (Some(100), Some(4)));
+    let pools = api.get("/api/dhcp/pools/utilization", None).json();
+    let pool = &pools["pools"][0];
+    assert_eq!((pool["scope"].as_str(), pool["size"].as_u64()), (Some("loopback-lab"), Some(100)));
+    assert_eq!((pool["taken"].as_u64(), pool["active_leases"].as_u64()), (Some(3), Some(3)));
+    assert!((pool["utilization"].as_f64().unwrap() - 0.03).abs() < 1e-9);
+    assert_eq!(api.get("/api/dhcp/anomalies", None).json()["anomalies"], serde_json::json!([]));
+    assert_eq!(stop(server), 0);
+}
+
+/// The value of the series whose line starts with `series` (name and labels).
+fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape.lines().find(|l| l.starts_with(series)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn metrics_move_with_traffic_and_promtool_accepts_the_scrape() {
+    let (lab, api, server) = lab_with_leases("api-metrics", None, 2);
+    let before = api.get("/metrics", None);
+    assert_eq!(before.status, 200);
+    let scrape = before.body;
+    let total = |scrape: &str, name: &str, kind: &str| -> f64 {
+        scrape
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(&format!("type=\"{kind}\"")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    // Three clients: a DISCOVER and a REQUEST each, an OFFER and an ACK back.
+    for (name, kind) in [
+        ("leased_packets_received_total", "discover"),
+        ("leased_packets_received_total", "request"),
+        ("leased_packets_sent_total", "offer"),
+        ("leased_packets_sent_total", "ack"),
+    ] {
+        assert_eq!(total(&scrape, name, kind), 3.0, "{name} {kind}: {scrape}");
+    }
+    let labels = "{scope=\"loopback-lab\",pool=\"default\"}";
+    assert_eq!(sample(&scrape, &format!("leased_leases_active{labels}")), Some(2.0), "{scrape}");
+    assert_eq!(sample(&scrape, &format!("leased_pool_addresses{labels}")), Some(100.0));
+    assert_eq!(sample(&scrape, &format!("leased_pool_utilization_ratio{labels}")), Some(0.02));
+    for name in [
+        "leased_request_duration_seconds_bucket",
+        "leased_store_flush_duration_seconds_bucket",
+        "leased_store_batch_size_bucket",
+        "leased_io_backend_info",
+    ] {
+        assert!(scrape.contains(name), "{name} missing: {scrape}");
+    }
+    // Summed over the shards.
+    let requests = |s: &str| -> f64 {
+        s.lines()
+            .filter(|l| l.starts_with("leased_request_duration_seconds_count"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert!(requests(&scrape) >= 6.0, "every reply timed: {scrape}");
+
+    // More traffic moves them.
+    assert_eq!(lab.client("02:00:00:00:07:09").0, 0);
+    let after = api.get("/metrics", None).body;
+    assert_eq!(total(&after, "leased_packets_received_total", "discover"), 4.0);
+    assert_eq!(sample(&after, &format!("leased_leases_active{labels}")), Some(3.0));
+    assert!(requests(&after) >= requests(&scrape) + 2.0);
+
+    let promtool = std::path::Path::new("/usr/bin/promtool");
+    if promtool.exists() {
+        let mut check = std::process::Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        check.stdin.take().unwrap().write_all(after.as_bytes()).unwrap();
+        let out = check.wait_with_output().unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "promtool check metrics: {said}");
+    } else {
+        assert_ne!(std::env::var("LEASED_LAB").as_deref(), Ok("require"), "promtool (Debian prometheus) is needed");
+        eprintln!("skipped promtool: not installed");
+    }
+    assert_eq!(stop(server), 0);
+}
