@@ -214,3 +214,76 @@ fn metrics_move_with_traffic_and_promtool_accepts_the_scrape() {
     }
     assert_eq!(stop(server), 0);
 }
+
+#[test]
+fn a_lease_released_through_the_api_frees_its_address_at_once() {
+    let (lab, api, server) = lab_with_leases("api-release", Some(TOKEN), 2);
+    let path = "/api/dhcp/leases/198.18.0.100";
+    assert_eq!(api.call("DELETE", path, None, None).status, 401);
+    let released = api.call("DELETE", path, Some(TOKEN), None);
+    assert_eq!(released.status, 200, "{}", released.body);
+    assert_eq!(released.json()["lease"]["state"], "RELEASED");
+    assert_eq!(api.get(path, Some(TOKEN)).json()["lease"]["state"], "RELEASED");
+    let again = api.call("DELETE", path, Some(TOKEN), None);
+    assert_eq!(again.status, 404);
+    assert!(again.json()["error"].as_str().unwrap().contains("no bound lease at 198.18.0.100"));
+    assert_eq!(api.call("DELETE", "/api/dhcp/leases/198.18.0", Some(TOKEN), None).status, 400);
+    // The address is free at once: a newcomer gets the lowest free one.
+    let (code, out, _) = lab.client("02:00:00:00:07:77");
+    assert_eq!(code, 0);
+    assert!(out.contains("IP Address 198.18.0.100 is now leased."), "{out}");
+    let history = api.get("/api/dhcp/leases/history?mac=02:00:00:00:07:01", Some(TOKEN)).json();
+    let kinds: Vec<&str> = history["events"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert!(kinds.contains(&"released"), "{history}");
+    assert_eq!(stop(server), 0);
+}
+
+#[test]
+fn a_new_config_is_checked_written_and_reloaded_live() {
+    let (lab, api, server) = lab_with_leases("api-config", Some(TOKEN), 1);
+    let on_disk = || std::fs::read_to_string(&lab.config).unwrap();
+    let before = on_disk();
+    let post = |text: &str, token| {
+        let body = serde_json::json!({ "config": text }).to_string();
+        api.call("POST", "/api/dhcp/config", token, Some(&body))
+    };
+    assert_eq!(post(&before, None).status, 401);
+    // Wrong configs change nothing: a syntax error, a range outside its
+    // subnet, and one that passes the checks but cannot load (its policy
+    // module is missing), so the file written for the reload is put back.
+    let missing_module = before.replace(
+        "  scope \"loopback-lab\"",
+        "  policies = [ { name = \"gone\"  path = \"/nonexistent/gone.wasm\" } ]\n  scope \"loopback-lab\"",
+    );
+    for bad in [
+        before.replace("scope \"loopback-lab\" {", "scope \"loopback-lab\" {{"),
+        before.replace("198.18.0.199", "198.18.9.199"),
+        missing_module,
+    ] {
+        let answer = post(&bad, Some(TOKEN));
+        assert_eq!(answer.status, 422, "{}", answer.body);
+        assert!(!answer.json()["error"].as_str().unwrap().is_empty());
+        assert_eq!(on_disk(), before);
+        assert_eq!(api.get("/api/dhcp/config", Some(TOKEN)).json()["text"], before.as_str());
+    }
+    let not_json = api.call("POST", "/api/dhcp/config", Some(TOKEN), Some("config = 1"));
+    assert_eq!(not_json.status, 400);
+    assert!(not_json.json()["error"].as_str().unwrap().contains("\"config\""));
+    // A new reservation, live.
+    let after = before.replace(
+        "reservations = [",
+        "reservations = [\n    { mac = \"02:00:00:00:00:20\"  ip = \"198.18.0.20\"  hostname = \"camera\" },",
+    );
+    let answer = post(&after, Some(TOKEN));
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(answer.json()["message"].as_str().unwrap().contains("config reloaded"));
+    assert_eq!(
+        (on_disk(), api.get("/api/dhcp/config", Some(TOKEN)).json()["text"].as_str().map(String::from)),
+        (after.clone(), Some(after))
+    );
+    let (code, out, _) = lab.client("02:00:00:00:00:20");
+    assert_eq!(code, 0);
+    assert!(out.contains("IP Address 198.18.0.20 is now leased."), "{out}");
+    assert_eq!(api.get("/api/dhcp/statistics", Some(TOKEN)).json()["reservations"], 2);
+    assert_eq!(stop(server), 0);
+}

@@ -75,6 +75,34 @@ pub async fn statistics(State(state): State<Shared>) -> Answer {
     })))
 }
 
+#[derive(Deserialize)]
+pub struct NewConfig {
+    config: String,
+}
+
+/// Checks a new config, writes it over the file (temporary file, fsync,
+/// rename) and reloads it live; on any failure nothing changes.
+pub async fn set_config(
+    State(state): State<Shared>,
+    body: Result<axum::Json<NewConfig>, axum::extract::rejection::JsonRejection>,
+) -> Answer {
+    let axum::Json(new) =
+        body.map_err(|e| ApiError::bad_request(format!("send {{\"config\": \"the HCL text\"}}: {e}")))?;
+    let (reply, answer) = std::sync::mpsc::channel();
+    state
+        .reconfigure
+        .send(super::ConfigRequest { text: new.config, reply })
+        .map_err(|_| ApiError::internal("the server is stopping"))?;
+    let outcome = tokio::task::spawn_blocking(move || answer.recv_timeout(std::time::Duration::from_secs(60)))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|_| ApiError::internal("the reload did not finish within 60 s"))?;
+    match outcome {
+        Ok(summary) => Ok(ok(json!({ "message": summary }))),
+        Err(why) => Err(ApiError::unprocessable(why)),
+    }
+}
+
 pub async fn config(State(state): State<Shared>) -> Answer {
     Ok(ok(json!({ "path": state.config_path.display().to_string(), "text": *state.config_text.read() })))
 }

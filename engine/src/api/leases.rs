@@ -146,6 +146,31 @@ pub async fn by_mac(State(state): State<Shared>, Path(mac): Path<String>) -> Ans
     Ok(ok(json!({ "leases": leases })))
 }
 
+/// Releases the bound lease at the address: RELEASED, the address free
+/// at once; answers once the change is durable.
+pub async fn release(State(state): State<Shared>, Path(ip): Path<String>) -> Answer {
+    let ip = parse_ip(&ip)?;
+    tokio::task::spawn_blocking(move || {
+        let now = (state.clock)();
+        let (change, shown) = {
+            let server = state.server.read();
+            let change =
+                server.release_lease(ip, now).ok_or_else(|| ApiError::not_found(format!("no bound lease at {ip}")))?;
+            let shown = lease_json(&server, &change.record, now);
+            (change, shown)
+        };
+        tracing::info!(%ip, mac = %change.record.hw, "lease released through the API");
+        let mut writer = state.writer.lock();
+        let seq = writer.submit(change);
+        if !writer.wait_durable(seq, std::time::Duration::from_secs(5)) {
+            return Err(ApiError::internal("the store did not make the release durable within 5 s"));
+        }
+        Ok(ok(json!({ "lease": shown })))
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
 #[derive(Deserialize)]
 pub struct MacQuery {
     mac: Option<String>,

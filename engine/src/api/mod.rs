@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use tracing::{error, info};
 
 use crate::server::SharedServer;
-use crate::store::SledStore;
+use crate::store::{ShardWriter, SledStore};
 
 /// What the routes read and change.
 pub struct ApiState {
@@ -44,6 +44,18 @@ pub struct ApiState {
     pub config_text: Arc<parking_lot::RwLock<String>>,
     /// The server's clock (Unix seconds): tests let time pass.
     pub clock: fn() -> u32,
+    /// Lease changes the API makes (releases) go to the store through it.
+    pub writer: parking_lot::Mutex<ShardWriter>,
+    /// New config texts go to the serve loop, which applies them.
+    pub reconfigure: crossbeam::channel::Sender<ConfigRequest>,
+}
+
+/// A new config for the serve loop: it checks the text, writes it over the
+/// config file atomically and reloads; the answer is a summary or why not
+/// (and then the running and the on-disk config are as they were).
+pub struct ConfigRequest {
+    pub text: String,
+    pub reply: std::sync::mpsc::Sender<Result<String, String>>,
 }
 
 type Shared = Arc<ApiState>;
@@ -58,6 +70,9 @@ impl ApiError {
     }
     fn not_found(message: impl Into<String>) -> Self {
         ApiError(StatusCode::NOT_FOUND, message.into())
+    }
+    fn unprocessable(message: impl Into<String>) -> Self {
+        ApiError(StatusCode::UNPROCESSABLE_ENTITY, message.into())
     }
     fn internal(message: impl std::fmt::Display) -> Self {
         error!("api: {message}");
@@ -87,14 +102,14 @@ fn router(state: Shared) -> Router {
         .route("/health", get(info::health))
         .route("/status", get(info::status))
         .route("/statistics", get(info::statistics))
-        .route("/config", get(info::config))
+        .route("/config", get(info::config).post(info::set_config))
         .route("/pools/utilization", get(info::utilization))
         .route("/anomalies", get(info::anomalies))
         .route("/leases", get(leases::list))
         .route("/leases/stats", get(leases::stats))
         .route("/leases/history", get(leases::history))
         .route("/leases/mac/{mac}", get(leases::by_mac))
-        .route("/leases/{ip}", get(leases::by_ip));
+        .route("/leases/{ip}", get(leases::by_ip).delete(leases::release));
     Router::new()
         .nest("/api/dhcp", api)
         .route("/metrics", get(info::metrics))

@@ -11,7 +11,7 @@ use parking_lot::RwLock;
 use tracing::{error, info};
 
 use super::ConfigArgs;
-use crate::api::{Api, ApiState};
+use crate::api::{Api, ApiState, ConfigRequest};
 use crate::config;
 use crate::io::{self, Backend, ShardSetup, Shards};
 use crate::policy::{self, LivePolicies, PolicySet, ServerEnv};
@@ -91,7 +91,8 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         Ok(p) => LivePolicies::new(p),
         Err(e) => return fail(e),
     };
-    let committer = Committer::start(db.clone(), CommitterOptions::from_config(&config, shards + 1));
+    // Writers: one per shard, then maintenance, then the API.
+    let committer = Committer::start(db.clone(), CommitterOptions::from_config(&config, shards + 2));
     let maintenance = Maintenance::start(
         server.clone(),
         db.clone(),
@@ -124,6 +125,7 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         Err(e) => return fail(format!("cannot listen on {}: {e}", list(&endpoints))),
     };
     metrics::gauge!(crate::metrics::IO_BACKEND_INFO, "backend" => backend.label()).set(1.0);
+    let (reconfigure, requests) = crossbeam::channel::bounded::<ConfigRequest>(4);
     let config_text = Arc::new(RwLock::new(std::fs::read_to_string(&path).unwrap_or_default()));
     let api = match &config.api {
         Some(a) => {
@@ -138,6 +140,8 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
                 config_path: path.clone(),
                 config_text: config_text.clone(),
                 clock: unix_now,
+                writer: parking_lot::Mutex::new(committer.writer(shards + 1)),
+                reconfigure,
             };
             match Api::start(a.listen, state) {
                 Ok(api) => Some(api),
@@ -158,11 +162,31 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
     }
     let mut running_config = config;
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50));
+        let request = match requests.recv_timeout(Duration::from_millis(50)) {
+            Ok(r) => Some(r),
+            Err(crossbeam::channel::RecvTimeoutError::Timeout) => None,
+            Err(crossbeam::channel::RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(Duration::from_millis(50));
+                None
+            }
+        };
+        if let Some(request) = request {
+            let host = PolicyHost { server: &server, db: &db, shards };
+            let answer = replace_config(&path, &request.text, &running_config, &host, &policies, &committer);
+            let answer = answer.map(|(c, summary)| {
+                running_config = c;
+                *config_text.write() = request.text;
+                summary
+            });
+            if let Err(e) = &answer {
+                error!("config from the API refused, the running config stays: {e}");
+            }
+            let _ = request.reply.send(answer);
+        }
         if hangup.swap(false, Ordering::Relaxed) {
             let host = PolicyHost { server: &server, db: &db, shards };
             match reload(&path, &running_config, &host, &policies, &committer) {
-                Ok(c) => {
+                Ok((c, _)) => {
                     running_config = c;
                     *config_text.write() = std::fs::read_to_string(&path).unwrap_or_default();
                 }
@@ -204,7 +228,7 @@ fn reload(
     host: &PolicyHost,
     policies: &LivePolicies,
     committer: &Committer,
-) -> Result<config::Config, String> {
+) -> Result<(config::Config, String), String> {
     let (server, db) = (host.server, host.db);
     let started = std::time::Instant::now();
     let new = config::load(path).map_err(|e| e.to_string())?;
@@ -241,8 +265,50 @@ fn reload(
         took_ms = took,
         "config reloaded"
     );
-    println!("leased: config reloaded ({} leases kept, {} dropped, {took} ms)", report.loaded, report.dropped);
-    Ok(new)
+    let summary = format!("config reloaded ({} leases kept, {} dropped, {took} ms)", report.loaded, report.dropped);
+    println!("leased: {summary}");
+    Ok((new, summary))
+}
+
+/// Writes `text` to `path` so that a crash leaves the old file or the new
+/// one, never a mix: a temporary file beside it, fsync, rename, fsync of
+/// the directory.
+fn write_atomically(path: &std::path::Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let temp = dir.join(format!(".{}.new", path.file_name().and_then(|n| n.to_str()).unwrap_or("leased.hcl")));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&temp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        format!("cannot write {}: {e}", path.display())
+    })
+}
+
+/// A config from the API: checked first (nothing is touched when it is
+/// wrong), written over the file, reloaded; when the reload fails the old
+/// file is put back.
+fn replace_config(
+    path: &std::path::Path,
+    text: &str,
+    old: &config::Config,
+    host: &PolicyHost,
+    policies: &LivePolicies,
+    committer: &Committer,
+) -> Result<(config::Config, String), String> {
+    config::parse(text, &path.display().to_string()).map_err(|e| e.to_string())?;
+    let before = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    write_atomically(path, text)?;
+    reload(path, old, host, policies, committer).inspect_err(|_| {
+        if let Err(e) = write_atomically(path, &before) {
+            error!("cannot put the previous config back: {e}");
+        }
+    })
 }
 
 /// What policy modules run against: the server (live, shared), the store

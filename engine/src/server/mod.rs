@@ -537,18 +537,27 @@ impl Server {
         let ip = req.packet.ciaddr();
         let mut r =
             self.cache.get_mut(ip).filter(|r| req.owns(r) && r.state.is_bound()).ok_or(Ignored::UnknownLease)?;
-        let now = req.meta.now;
+        r.last_seen = req.meta.now;
+        Ok(Outcome { reply: None, change: Some(self.release_record(&mut r, req.meta.now)) })
+    }
+
+    /// Releases the bound lease at `ip` for an operator (the API), as a
+    /// client's DHCPRELEASE would: state RELEASED, the address back in its
+    /// pool at once (a reserved address stays held for its owner). None
+    /// when no lease is bound there.
+    pub fn release_lease(&self, ip: Ipv4Addr, now: UnixTime) -> Option<LeaseChange> {
+        let mut r = self.cache.get_mut(ip).filter(|r| r.state.is_bound())?;
+        Some(self.release_record(&mut r, now))
+    }
+
+    fn release_record(&self, r: &mut LeaseRecord, now: UnixTime) -> LeaseChange {
         let previous_expiry = r.expiry();
-        self.free_address(&r);
-        r.holds_address = self.scopes[r.scope as usize].reservation_at(ip).is_some();
+        self.free_address(r);
+        r.holds_address = self.scopes[r.scope as usize].reservation_at(r.ip).is_some();
         r.state = LeaseState::Released;
         r.end = now;
         r.updated = now;
-        r.last_seen = now;
-        Ok(Outcome {
-            reply: None,
-            change: Some(LeaseChange { kind: ChangeKind::Released, record: r.clone(), previous_expiry }),
-        })
+        LeaseChange { kind: ChangeKind::Released, record: r.clone(), previous_expiry }
     }
 
     fn decline(&self, req: &Request) -> Result<Outcome, Ignored> {
