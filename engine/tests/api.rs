@@ -287,3 +287,60 @@ fn a_new_config_is_checked_written_and_reloaded_live() {
     assert_eq!(api.get("/api/dhcp/statistics", Some(TOKEN)).json()["reservations"], 2);
     assert_eq!(stop(server), 0);
 }
+
+/// Whether `METHOD path` is served (anything but the fallback's 404 or a 405).
+fn served(api: &ApiClient, method: &str, path: &str) -> bool {
+    let concrete = path.replace("{ip}", "198.18.0.199").replace("{mac}", "02:00:00:00:07:01");
+    let body = matches!(method, "POST" | "PUT").then_some("{}");
+    let answer = api.call(method, &concrete, Some(TOKEN), body);
+    answer.status != 405 && !answer.body.contains("no such route")
+}
+
+#[test]
+fn the_openapi_document_lists_exactly_the_routes_served() {
+    let (_lab, api, server) = lab_with_leases("api-openapi", Some(TOKEN), 1);
+    let doc = api.get("/api/dhcp/openapi.json", Some(TOKEN)).json();
+    assert_eq!(doc["openapi"], "3.0.3");
+    let mut documented = vec![];
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            documented.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    for (method, path) in &documented {
+        assert!(served(&api, method, path), "documented but not served: {method} {path}");
+    }
+    // Every route of ARCHITECTURE §7 that is served is documented.
+    let contract = [
+        ("GET", "/api/dhcp/status"),
+        ("GET", "/api/dhcp/health"),
+        ("GET", "/api/dhcp/statistics"),
+        ("GET", "/api/dhcp/config"),
+        ("POST", "/api/dhcp/config"),
+        ("GET", "/api/dhcp/leases"),
+        ("GET", "/api/dhcp/leases/{ip}"),
+        ("GET", "/api/dhcp/leases/mac/{mac}"),
+        ("DELETE", "/api/dhcp/leases/{ip}"),
+        ("GET", "/api/dhcp/leases/stats"),
+        ("GET", "/api/dhcp/leases/history"),
+        ("GET", "/api/dhcp/reservations"),
+        ("POST", "/api/dhcp/reservations"),
+        ("PUT", "/api/dhcp/reservations/{mac}"),
+        ("DELETE", "/api/dhcp/reservations/{mac}"),
+        ("POST", "/api/dhcp/leases/{ip}/pin"),
+        ("GET", "/api/dhcp/pools/utilization"),
+        ("GET", "/api/dhcp/pool-boundary"),
+        ("POST", "/api/dhcp/pool-boundary"),
+        ("GET", "/api/dhcp/anomalies"),
+        ("GET", "/metrics"),
+    ];
+    for (method, path) in contract {
+        if served(&api, method, path) {
+            assert!(
+                documented.contains(&(method.to_string(), path.to_string())),
+                "served but not documented: {method} {path}"
+            );
+        }
+    }
+    assert_eq!(stop(server), 0);
+}

@@ -58,16 +58,20 @@ fn parse_mac(s: &str) -> Result<Mac, ApiError> {
     s.parse().map_err(|e| ApiError::bad_request(format!("{s:?} is not a MAC address: {e}")))
 }
 
-#[derive(Deserialize)]
-pub struct ListQuery {
-    state: Option<String>,
-    scope: Option<String>,
-    limit: Option<usize>,
+/// What `GET /leases` asks for.
+#[derive(Debug, Default, Deserialize)]
+pub struct LeaseQuery {
+    pub state: Option<String>,
+    pub scope: Option<String>,
+    pub limit: Option<usize>,
     /// The last address of the previous page.
-    cursor: Option<String>,
+    pub cursor: Option<String>,
 }
 
-pub async fn list(State(state): State<Shared>, Query(q): Query<ListQuery>) -> Answer {
+/// One page of leases in address order (the body of `GET /leases`): at
+/// most `limit`, from after `cursor`, with the cursor of the next page
+/// when this one is full.
+pub fn lease_page(server: &Server, q: &LeaseQuery, now: u32) -> Result<Value, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=PAGE_MAX).contains(&limit) {
         return Err(ApiError::bad_request(format!("limit must be 1 to {PAGE_MAX}")));
@@ -82,7 +86,6 @@ pub async fn list(State(state): State<Shared>, Query(q): Query<ListQuery>) -> An
             })?,
         ),
     };
-    let server = state.server.read();
     let want_scope = match &q.scope {
         None => None,
         Some(name) => Some(
@@ -97,21 +100,24 @@ pub async fn list(State(state): State<Shared>, Query(q): Query<ListQuery>) -> An
         None => Ipv4Addr::UNSPECIFIED,
         Some(c) => match u32::from(parse_ip(c)?).checked_add(1) {
             Some(next) => Ipv4Addr::from(next),
-            None => return Ok(ok(json!({ "leases": [], "next_cursor": null }))),
+            None => return Ok(json!({ "leases": [], "next_cursor": null })),
         },
     };
-    let now = (state.clock)();
     let (mut leases, mut last) = (Vec::with_capacity(limit.min(1000)), None);
     server.cache().scan_from(from, |r| {
         if want_state.is_none_or(|s| r.state == s) && want_scope.is_none_or(|s| r.scope == s) {
-            leases.push(lease_json(&server, r, now));
+            leases.push(lease_json(server, r, now));
             last = Some(r.ip);
         }
         leases.len() < limit
     });
     // A full page may have more after it; a short one ended the scan.
     let next = last.filter(|_| leases.len() == limit).map(|ip| ip.to_string());
-    Ok(ok(json!({ "leases": leases, "next_cursor": next })))
+    Ok(json!({ "leases": leases, "next_cursor": next }))
+}
+
+pub async fn list(State(state): State<Shared>, Query(q): Query<LeaseQuery>) -> Answer {
+    lease_page(&state.server.read(), &q, (state.clock)()).map(ok)
 }
 
 pub async fn by_ip(State(state): State<Shared>, Path(ip): Path<String>) -> Answer {

@@ -11,6 +11,8 @@ mod auth;
 mod info;
 mod leases;
 
+pub use leases::{lease_page, LeaseQuery};
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -100,6 +102,7 @@ type Answer = Result<Json<Value>, ApiError>;
 fn router(state: Shared) -> Router {
     let api = Router::new()
         .route("/health", get(info::health))
+        .route("/openapi.json", get(openapi))
         .route("/status", get(info::status))
         .route("/statistics", get(info::statistics))
         .route("/config", get(info::config).post(info::set_config))
@@ -116,6 +119,13 @@ fn router(state: Shared) -> Router {
         .fallback(|| async { ApiError::not_found("no such route (the API is under /api/dhcp)") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::check))
         .with_state(state)
+}
+
+/// The OpenAPI 3 document of these routes (tests/api.rs checks that it matches them).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 /// The running API: stops when dropped.
