@@ -101,6 +101,14 @@ fn leases_are_paged_filtered_and_found_by_ip_and_mac() {
     assert_eq!(history["events"][0]["ip"], "198.18.0.100");
     let stats = api.get("/api/dhcp/leases/stats", None).json();
     assert_eq!((stats["total"].as_u64(), stats["by_state"]["ALLOCATED"].as_u64()), (Some(6), Some(5)));
+    // Five new dynamic leases and the reservation's, all within the hour.
+    assert_eq!(
+        (stats["last_hour"]["new_leases"].as_u64(), stats["last_day"]["new_leases"].as_u64()),
+        (Some(6), Some(6))
+    );
+    assert_eq!(stats["last_hour"]["renewals"], 0);
+    let left = stats["average_lease_secs"].as_u64().unwrap();
+    assert!((3500..=3600).contains(&left), "{stats}");
 
     // Bad input: 4xx with a message.
     for (path, status, says) in [

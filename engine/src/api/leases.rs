@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::{ok, Answer, ApiError, Shared};
 use crate::config::Mac;
 use crate::lease::{ClientKey, HwAddr, LeaseRecord, LeaseState, CLIENT_KEY_MAX};
-use crate::server::Server;
+use crate::server::{ChangeKind, Server};
 
 /// Most leases one page may ask for.
 const PAGE_MAX: usize = 10_000;
@@ -188,8 +188,23 @@ pub async fn history(State(state): State<Shared>, Query(q): Query<MacQuery>) -> 
     Ok(ok(json!({ "mac": HwAddr::new(1, &mac.0).to_string(), "events": events })))
 }
 
-/// Leases by state, and the average granted lease time of bound ones.
+/// Changes of the window `secs` before `now`, by what operators call them.
+fn window(state: &super::ApiState, now: u32, secs: u32) -> Value {
+    let n = state.events.since(now, secs);
+    let k = |c: ChangeKind| n[c as usize];
+    json!({
+        "new_leases": k(ChangeKind::Allocated),
+        "renewals": k(ChangeKind::Renewed),
+        "releases": k(ChangeKind::Released),
+        "expirations": k(ChangeKind::Expired),
+        "declined": k(ChangeKind::Declined),
+    })
+}
+
+/// Leases by state, the average granted lease time of bound ones, and the
+/// changes of the last hour and day (counted since the server started).
 pub async fn stats(State(state): State<Shared>) -> Answer {
+    let now = (state.clock)();
     let server = state.server.read();
     let mut by_state = [0u64; 6];
     let (mut bound, mut seconds) = (0u64, 0u64);
@@ -206,6 +221,9 @@ pub async fn stats(State(state): State<Shared>) -> Answer {
     Ok(ok(json!({
         "total": server.cache().len(),
         "by_state": states,
+        "abandoned": by_state[LeaseState::Abandoned as usize],
         "average_lease_secs": seconds.checked_div(bound).unwrap_or(0),
+        "last_hour": window(&state, now, 3600),
+        "last_day": window(&state, now, 86_400),
     })))
 }

@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 use tracing::{error, info};
 
 use crate::server::SharedServer;
-use crate::store::{ShardWriter, SledStore};
+use crate::store::{LeaseEvents, ShardWriter, SledStore};
 
 /// What the routes read and change.
 pub struct ApiState {
@@ -48,6 +48,8 @@ pub struct ApiState {
     pub clock: fn() -> u32,
     /// Lease changes the API makes (releases) go to the store through it.
     pub writer: parking_lot::Mutex<ShardWriter>,
+    /// Lease changes by kind over the last day, as written.
+    pub events: Arc<LeaseEvents>,
     /// New config texts go to the serve loop, which applies them.
     pub reconfigure: crossbeam::channel::Sender<ConfigRequest>,
 }

@@ -141,6 +141,7 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
                 config_text: config_text.clone(),
                 clock: unix_now,
                 writer: parking_lot::Mutex::new(committer.writer(shards + 1)),
+                events: committer.events(),
                 reconfigure,
             };
             match Api::start(a.listen, state) {

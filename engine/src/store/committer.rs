@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
 use tracing::{error, info};
 
+use super::events::LeaseEvents;
 use super::{LeaseStore, StoreError};
 use crate::config::SyncMode;
 use crate::server::LeaseChange;
@@ -139,6 +140,7 @@ pub struct Committer {
     durability: Arc<Durability>,
     thread: Option<JoinHandle<()>>,
     history: Option<JoinHandle<()>>,
+    events: Arc<LeaseEvents>,
 }
 
 /// A shard's handle: submits changes in the shard's order.
@@ -188,6 +190,8 @@ impl Committer {
         let (tx, rx) = channel::bounded(QUEUE);
         let durability = Arc::new(Durability::new(options.shards));
         let d = durability.clone();
+        let events = Arc::new(LeaseEvents::default());
+        let counted = events.clone();
         let (history_tx, history) = if options.history {
             let (htx, hrx) = channel::unbounded::<Vec<LeaseChange>>();
             let hstore = store.clone();
@@ -205,9 +209,14 @@ impl Committer {
         };
         let thread = std::thread::Builder::new()
             .name("lease-committer".into())
-            .spawn(move || run(store.as_ref(), &rx, &d, options, history_tx))
+            .spawn(move || run(store.as_ref(), &rx, &d, options, history_tx, &counted))
             .expect("spawn the committer thread");
-        Committer { tx: Some(tx), durability, thread: Some(thread), history }
+        Committer { tx: Some(tx), durability, thread: Some(thread), history, events }
+    }
+
+    /// Counts of the changes written, by kind and minute.
+    pub fn events(&self) -> Arc<LeaseEvents> {
+        self.events.clone()
     }
 
     /// A writer for shard `shard` (one per shard: sequences are per writer).
@@ -267,6 +276,7 @@ fn run(
     durability: &Durability,
     o: CommitterOptions,
     history: Option<Sender<Vec<LeaseChange>>>,
+    events: &LeaseEvents,
 ) {
     let mut recorded: Vec<LeaseChange> = Vec::new();
     let mut changes: Vec<LeaseChange> = Vec::with_capacity(o.max_batch);
@@ -300,6 +310,7 @@ fn run(
         if !changes.is_empty() {
             retry("write", || store.write(&changes));
             metrics::histogram!(crate::metrics::STORE_BATCH_SIZE).record(changes.len() as f64);
+            events.record(changes.iter().map(|c| (c.kind, c.record.updated)));
             if history.is_some() {
                 recorded.append(&mut changes);
             }

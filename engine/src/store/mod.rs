@@ -6,6 +6,7 @@
 pub mod backups;
 mod codec;
 mod committer;
+mod events;
 mod integrity;
 mod maintenance;
 mod recovery;
@@ -15,6 +16,7 @@ use thiserror::Error;
 
 pub use codec::{decode, encode, CodecError, Names, FORMAT_V1};
 pub use committer::{Committer, CommitterOptions, Durability, ShardWriter};
+pub use events::LeaseEvents;
 pub use integrity::{restore, IntegrityReport};
 pub use maintenance::{Clock, Maintenance, MaintenanceOptions};
 pub use recovery::{recover, RecoveryReport};
