@@ -298,7 +298,10 @@ fn a_new_config_is_checked_written_and_reloaded_live() {
 
 /// Whether `METHOD path` is served (anything but the fallback's 404 or a 405).
 fn served(api: &ApiClient, method: &str, path: &str) -> bool {
-    let concrete = path.replace("{ip}", "198.18.0.199").replace("{mac}", "02:00:00:00:07:01");
+    let concrete = path
+        .replace("{ip}", "198.18.0.199")
+        .replace("{mac}", "02:00:00:00:07:01")
+        .replace("{key}", "02:00:00:00:99:99");
     let body = matches!(method, "POST" | "PUT").then_some("{}");
     let answer = api.call(method, &concrete, Some(TOKEN), body);
     answer.status != 405 && !answer.body.contains("no such route")
@@ -333,8 +336,8 @@ fn the_openapi_document_lists_exactly_the_routes_served() {
         ("GET", "/api/dhcp/leases/history"),
         ("GET", "/api/dhcp/reservations"),
         ("POST", "/api/dhcp/reservations"),
-        ("PUT", "/api/dhcp/reservations/{mac}"),
-        ("DELETE", "/api/dhcp/reservations/{mac}"),
+        ("PUT", "/api/dhcp/reservations/{key}"),
+        ("DELETE", "/api/dhcp/reservations/{key}"),
         ("POST", "/api/dhcp/leases/{ip}/pin"),
         ("GET", "/api/dhcp/pools/utilization"),
         ("GET", "/api/dhcp/pool-boundary"),
@@ -350,5 +353,90 @@ fn the_openapi_document_lists_exactly_the_routes_served() {
             );
         }
     }
+    assert_eq!(stop(server), 0);
+}
+
+#[test]
+fn reservations_and_the_pool_boundary_change_the_config_live() {
+    let (lab, api, server) = lab_with_leases("api-reservations", Some(TOKEN), 3);
+    let t = Some(TOKEN);
+    let post = |path: &str, body: Value| api.call("POST", path, t, Some(&body.to_string()));
+    let error = |h: &common::serve_lab::Http| h.json()["error"].as_str().unwrap_or_default().to_string();
+    let (cam, door) = ("02:00:00:00:08:01", "02:00:00:00:08:02");
+
+    // No reserved range yet: the boundary says what it may become.
+    let b = api.get("/api/dhcp/pool-boundary", t).json();
+    assert_eq!((b["size"].as_u64(), b["max_reservations"].as_u64(), b["min"].as_u64()), (Some(100), Some(0), Some(0)));
+    assert_eq!((b["max"].as_u64(), b["recommended"].as_u64()), (Some(97), Some(20)), "100 less 3 active: {b}");
+    let no_range = post("/api/dhcp/reservations", serde_json::json!({ "mac": cam }));
+    assert_eq!(no_range.status, 400);
+    assert!(error(&no_range).contains("no reserved range"));
+    let too_far = post("/api/dhcp/pool-boundary", serde_json::json!({ "max_reservations": 98 }));
+    assert_eq!(too_far.status, 400);
+    assert!(error(&too_far).contains("0 (reservations in the range) to 97"), "{}", too_far.body);
+    assert_eq!(
+        post("/api/dhcp/pool-boundary", serde_json::json!({ "scope": "nowhere", "max_reservations": 5 })).status,
+        404
+    );
+    let moved = post("/api/dhcp/pool-boundary", serde_json::json!({ "max_reservations": 20 }));
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert_eq!(moved.json()["reserved_range"], "198.18.0.100-198.18.0.119");
+    assert_eq!(moved.json()["dynamic_range"], "198.18.0.120-198.18.0.199");
+    // Live: a newcomer gets a dynamic address past the boundary.
+    assert!(lab.client("02:00:00:00:07:44").1.contains("IP Address 198.18.0.120 is now leased."));
+
+    // Auto-assigned: the lowest address of the reserved range nobody uses (.100-.102 are leased).
+    let made = post("/api/dhcp/reservations", serde_json::json!({ "mac": cam, "hostname": "cam1" }));
+    assert_eq!(made.status, 200, "{}", made.body);
+    assert_eq!(made.json()["reservation"]["ip"], "198.18.0.103");
+    for (body, status, says) in [
+        (serde_json::json!({ "mac": cam }), 409, "already has a reservation"),
+        (serde_json::json!({ "mac": door, "ip": "198.18.0.103" }), 409, "already reserved for 02:00:00:00:08:01"),
+        (serde_json::json!({ "mac": door, "ip": "198.18.0.101" }), 409, "in use by 02:00:00:00:07:02"),
+        (serde_json::json!({ "mac": door, "ip": "198.18.0.150" }), 400, "outside the reserved range"),
+        (serde_json::json!({ "mac": "02:00:00:zz:00:00" }), 400, "not a MAC address"),
+        (serde_json::json!({ "mac": door, "ip": "198.18.0.300" }), 400, "not an IPv4 address"),
+        (serde_json::json!({ "mac": door, "hostname": "a \"b\"" }), 400, "not a host name"),
+        (serde_json::json!({ "ip": "198.18.0.110" }), 400, "mac"),
+    ] {
+        let answer = post("/api/dhcp/reservations", body.clone());
+        assert_eq!(answer.status, status, "{body}: {}", answer.body);
+        assert!(error(&answer).contains(says), "{body}: {}", answer.body);
+    }
+    assert_eq!(post("/api/dhcp/reservations", serde_json::json!({ "mac": door, "ip": "198.18.0.119" })).status, 200);
+    let list = api.get("/api/dhcp/reservations", t).json();
+    let ips: Vec<&str> = list["reservations"].as_array().unwrap().iter().map(|r| r["ip"].as_str().unwrap()).collect();
+    assert_eq!(ips, ["198.18.0.10", "198.18.0.103", "198.18.0.119"], "{list}");
+    assert!(lab.client(cam).1.contains("IP Address 198.18.0.103 is now leased."));
+
+    // Edit IP, then remove; a key that names nothing.
+    let edited = api.call("PUT", &format!("/api/dhcp/reservations/{cam}"), t, Some(r#"{"ip": "198.18.0.110"}"#));
+    assert_eq!(edited.status, 200, "{}", edited.body);
+    assert_eq!(
+        (edited.json()["reservation"]["ip"].as_str(), edited.json()["reservation"]["hostname"].as_str()),
+        (Some("198.18.0.110"), Some("cam1"))
+    );
+    assert!(lab.client(cam).1.contains("IP Address 198.18.0.110 is now leased."));
+    assert_eq!(api.call("DELETE", "/api/dhcp/reservations/198.18.0.119", t, None).status, 200);
+    let gone = api.call("DELETE", "/api/dhcp/reservations/198.18.0.119", t, None);
+    assert_eq!(gone.status, 404, "{}", gone.body);
+    assert_eq!(api.call("DELETE", "/api/dhcp/reservations/banana", t, None).status, 400);
+
+    // Pin a dynamic lease: its MAC and host name become a reservation in the reserved range.
+    let pinned = api.call("POST", "/api/dhcp/leases/198.18.0.120/pin", t, None);
+    assert_eq!(pinned.status, 200, "{}", pinned.body);
+    assert_eq!(pinned.json()["reservation"]["mac"], "02:00:00:00:07:44");
+    let at: std::net::Ipv4Addr = pinned.json()["reservation"]["ip"].as_str().unwrap().parse().unwrap();
+    assert!(at.octets()[3] >= 100 && at.octets()[3] <= 119, "{at}");
+    assert_eq!(api.call("POST", "/api/dhcp/leases/198.18.0.120/pin", t, None).status, 409, "pinned already");
+    assert_eq!(api.call("POST", "/api/dhcp/leases/198.18.0.199/pin", t, None).status, 404);
+
+    // The boundary cannot cut reservations off; the file kept its comments.
+    let b = api.get("/api/dhcp/pool-boundary", t).json();
+    assert_eq!(b["min"], 2, "{b}");
+    assert_eq!(post("/api/dhcp/pool-boundary", serde_json::json!({ "max_reservations": 1 })).status, 400);
+    let file = std::fs::read_to_string(&lab.config).unwrap();
+    assert!(file.contains("# relayed/unicast traffic") && file.contains("max_reservations = 20"), "{file}");
+    assert!(file.contains("mac = \"02:00:00:00:08:01\"  ip = \"198.18.0.110\"  hostname = \"cam1\""), "{file}");
     assert_eq!(stop(server), 0);
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use leased::config::{self, ConfigError, Listen, Secs, SyncMode};
+use leased::config::{self, AddrRange, ConfigError, Listen, Secs, SyncMode};
 
 fn examples() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples")
@@ -343,4 +343,19 @@ fn policy_modules_and_client_lease_times_are_read() {
     assert_eq!(r.len(), 2);
     assert_eq!((r[0].mac_prefix.clone(), r[0].lease_time.0), (vec!["00:11:22".to_string()], 12 * 3600));
     assert_eq!(r[1].hostname_regex.as_deref(), Some("^srv"));
+}
+
+#[test]
+fn max_reservations_splits_the_range_into_reserved_and_dynamic() {
+    let with = |s: &str| MINIMAL.replace("    subnet = ", &format!("    {s}\n    subnet = "));
+    let c = config::parse(&with("max_reservations = 3"), "t.hcl").unwrap();
+    let scope = &c.scopes[0];
+    let range = |a: &str, b: &str| AddrRange::new(a.parse().unwrap(), b.parse().unwrap());
+    assert_eq!(scope.reserved_range, Some(range("198.18.0.10", "198.18.0.12")));
+    assert_eq!(scope.pools[0].range, range("198.18.0.13", "198.18.0.20"));
+    assert_eq!(config::parse(MINIMAL, "t.hcl").unwrap().scopes[0].reserved_range, None);
+    assert!(error_at(&with("max_reservations = 11"), "dhcp.scope.a.max_reservations", 5)
+        .contains("leaves no dynamic address"));
+    let pool = "max_reservations = 5\n    pools = [ { name = \"p\"  range = \"198.18.0.12-198.18.0.13\" } ]";
+    assert!(error_at(&with(pool), "dhcp.scope.a.pools", 6).contains("overlaps the reserved range"));
 }

@@ -88,19 +88,23 @@ pub async fn set_config(
 ) -> Answer {
     let axum::Json(new) =
         body.map_err(|e| ApiError::bad_request(format!("send {{\"config\": \"the HCL text\"}}: {e}")))?;
+    let summary = reconfigure(&state, new.config).await?;
+    Ok(ok(json!({ "message": summary })))
+}
+
+/// Hands a new config text to the serve loop and waits for its answer:
+/// a summary, or 422 with why it was refused (nothing changed then).
+pub(super) async fn reconfigure(state: &Shared, text: String) -> Result<String, ApiError> {
     let (reply, answer) = std::sync::mpsc::channel();
     state
         .reconfigure
-        .send(super::ConfigRequest { text: new.config, reply })
+        .send(super::ConfigRequest { text, reply })
         .map_err(|_| ApiError::internal("the server is stopping"))?;
-    let outcome = tokio::task::spawn_blocking(move || answer.recv_timeout(std::time::Duration::from_secs(60)))
+    tokio::task::spawn_blocking(move || answer.recv_timeout(std::time::Duration::from_secs(60)))
         .await
         .map_err(ApiError::internal)?
-        .map_err(|_| ApiError::internal("the reload did not finish within 60 s"))?;
-    match outcome {
-        Ok(summary) => Ok(ok(json!({ "message": summary }))),
-        Err(why) => Err(ApiError::unprocessable(why)),
-    }
+        .map_err(|_| ApiError::internal("the reload did not finish within 60 s"))?
+        .map_err(ApiError::unprocessable)
 }
 
 pub async fn config(State(state): State<Shared>) -> Answer {

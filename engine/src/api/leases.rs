@@ -50,11 +50,11 @@ pub fn lease_json(server: &Server, r: &LeaseRecord, now: u32) -> Value {
     })
 }
 
-fn parse_ip(s: &str) -> Result<Ipv4Addr, ApiError> {
+pub(super) fn parse_ip(s: &str) -> Result<Ipv4Addr, ApiError> {
     s.parse().map_err(|_| ApiError::bad_request(format!("{s:?} is not an IPv4 address")))
 }
 
-fn parse_mac(s: &str) -> Result<Mac, ApiError> {
+pub(super) fn parse_mac(s: &str) -> Result<Mac, ApiError> {
     s.parse().map_err(|e| ApiError::bad_request(format!("{s:?} is not a MAC address: {e}")))
 }
 

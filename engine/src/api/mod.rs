@@ -10,6 +10,7 @@
 mod auth;
 mod info;
 mod leases;
+mod reservations;
 
 pub use leases::{lease_page, LeaseQuery};
 
@@ -19,7 +20,7 @@ use std::time::Instant;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{json, Value};
@@ -50,6 +51,8 @@ pub struct ApiState {
     pub writer: parking_lot::Mutex<ShardWriter>,
     /// Lease changes by kind over the last day, as written.
     pub events: Arc<LeaseEvents>,
+    /// One config edit at a time (each reads the text the last one wrote).
+    pub edit_lock: tokio::sync::Mutex<()>,
     /// New config texts go to the serve loop, which applies them.
     pub reconfigure: crossbeam::channel::Sender<ConfigRequest>,
 }
@@ -114,7 +117,11 @@ fn router(state: Shared) -> Router {
         .route("/leases/stats", get(leases::stats))
         .route("/leases/history", get(leases::history))
         .route("/leases/mac/{mac}", get(leases::by_mac))
-        .route("/leases/{ip}", get(leases::by_ip).delete(leases::release));
+        .route("/leases/{ip}", get(leases::by_ip).delete(leases::release))
+        .route("/leases/{ip}/pin", post(reservations::pin))
+        .route("/reservations", get(reservations::list).post(reservations::create))
+        .route("/reservations/{key}", put(reservations::update).delete(reservations::remove))
+        .route("/pool-boundary", get(reservations::get_boundary).post(reservations::set_boundary));
     Router::new()
         .nest("/api/dhcp", api)
         .route("/metrics", get(info::metrics))

@@ -142,6 +142,7 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
                 clock: unix_now,
                 writer: parking_lot::Mutex::new(committer.writer(shards + 1)),
                 events: committer.events(),
+                edit_lock: Default::default(),
                 reconfigure,
             };
             match Api::start(a.listen, state) {

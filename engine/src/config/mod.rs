@@ -4,6 +4,7 @@
 //! found, each naming the file, the line and the key.
 
 pub mod defaults;
+pub mod edit;
 mod model;
 mod raw;
 mod source;

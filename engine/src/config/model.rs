@@ -213,8 +213,12 @@ pub struct Scope {
     pub subnet: Option<Ipv4Net>,
     pub times: LeaseTimes,
     pub options: OptionValues,
-    /// The scope's pools; `pools[0]` is the default pool (`range_start`..`range_end`).
+    /// The scope's pools; `pools[0]` is the default pool (`range_start`..`range_end`,
+    /// after the reserved range).
     pub pools: Vec<Pool>,
+    /// The first `max_reservations` addresses of `range_start`..`range_end`:
+    /// where the API places reservations; never handed out dynamically.
+    pub reserved_range: Option<AddrRange>,
     pub reservations: Vec<Reservation>,
     pub cleanup_abandoned: bool,
     pub cleanup_interval: Secs,

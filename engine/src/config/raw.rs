@@ -119,6 +119,7 @@ pub struct Scope {
     pub subnet: Option<String>,
     pub range_start: String,
     pub range_end: String,
+    pub max_reservations: Option<u32>,
     pub lease_time: Option<String>,
     pub max_lease_time: Option<String>,
     pub min_lease_time: Option<String>,

@@ -26,9 +26,12 @@ pub struct Source {
 impl Source {
     /// 1-based line in the original file of a byte offset in `text`.
     pub fn line_of(&self, offset: usize) -> usize {
-        let before = self.inserted.partition_point(|&i| i < offset);
-        let original = offset - before;
-        self.line_starts.partition_point(|&s| s <= original)
+        self.line_starts.partition_point(|&s| s <= self.original_offset(offset))
+    }
+
+    /// The byte offset in the original file of a byte offset in `text`.
+    pub fn original_offset(&self, offset: usize) -> usize {
+        offset - self.inserted.partition_point(|&i| i < offset)
     }
 }
 
@@ -171,6 +174,11 @@ impl KeySpans {
             }
             _ => {}
         }
+    }
+
+    /// The span of exactly `path`.
+    pub fn get(&self, path: &str) -> Option<Range<usize>> {
+        self.0.get(path).cloned()
     }
 
     /// The span of `path` or, failing that, of its nearest ancestor.

@@ -415,16 +415,42 @@ impl Validator {
         let start = self.ip(&format!("{path}.range_start"), &r.range_start);
         let end = self.ip(&format!("{path}.range_end"), &r.range_end);
         let mut pools = Vec::new();
+        let mut reserved_range = None;
         if let (Some(start), Some(end)) = (start, end) {
             if start > end {
                 self.fail(format!("{path}.range_end"), format!("range_end {end} is below range_start {start}"));
             } else {
-                let range = AddrRange::new(start, end);
+                let mut range = AddrRange::new(start, end);
                 self.inside_subnet(&format!("{path}.range_start"), subnet, &range);
+                // The pool boundary: the first max_reservations addresses are kept for reservations.
+                let reserved = u64::from(r.max_reservations.unwrap_or(0));
+                if reserved >= range.len() {
+                    self.fail(
+                        format!("{path}.max_reservations"),
+                        format!("{reserved} leaves no dynamic address in {range} ({} addresses)", range.len()),
+                    );
+                } else if reserved > 0 {
+                    let first_dynamic = Ipv4Addr::from(u32::from(start) + reserved as u32);
+                    reserved_range = Some(AddrRange::new(start, Ipv4Addr::from(u32::from(first_dynamic) - 1)));
+                    range = AddrRange::new(first_dynamic, end);
+                }
                 pools.push(Pool { name: d::DEFAULT_POOL_NAME.into(), range, times, allow: vec![] });
             }
         }
         self.pools(&path, r, subnet, times, &mut pools);
+        if let Some(reserved) = reserved_range {
+            for p in pools.iter().skip(1) {
+                if p.range.overlaps(&reserved) {
+                    self.fail(
+                        format!("{path}.pools"),
+                        format!(
+                            "pool {:?} ({}) overlaps the reserved range {reserved} (max_reservations)",
+                            p.name, p.range
+                        ),
+                    );
+                }
+            }
+        }
         let mut reservations = Vec::new();
         for (i, res) in r.reservations.iter().enumerate() {
             if let Some(res) = self.reservation(&format!("{path}.reservations[{i}]"), res) {
@@ -447,6 +473,7 @@ impl Validator {
             times,
             options,
             pools,
+            reserved_range,
             reservations,
             cleanup_abandoned: r.cleanup_abandoned.unwrap_or(d::CLEANUP_ABANDONED),
             cleanup_interval: self.secs(&format!("{path}.cleanup_interval"), &r.cleanup_interval, d::CLEANUP_INTERVAL),

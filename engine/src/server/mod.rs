@@ -647,7 +647,13 @@ fn lease_spans(scopes: &[ScopeRt]) -> Vec<(Ipv4Addr, u32)> {
     let mut spans = Vec::new();
     for s in scopes {
         spans.push((s.map.base(), s.map.len()));
-        spans.extend(s.reservations.iter().filter(|r| !s.map.covers(r.ip)).map(|r| (r.ip, 1)));
+        // The reserved range keeps the leases it had when the boundary moved over them.
+        let reserved = s.reserved_range.filter(|r| !s.map.covers(r.start) && !s.map.covers(r.end));
+        if let Some(r) = reserved {
+            spans.push((r.start, r.len() as u32));
+        }
+        let elsewhere = |ip| !s.map.covers(ip) && !reserved.is_some_and(|r| r.contains(ip));
+        spans.extend(s.reservations.iter().filter(|r| elsewhere(r.ip)).map(|r| (r.ip, 1)));
     }
     spans
 }

@@ -27,6 +27,8 @@ pub struct ScopeRt {
     pub ifindex: Option<u32>,
     pub times: LeaseTimes,
     pub pools: Vec<PoolRt>,
+    /// Addresses kept for reservations (`max_reservations`), before the default pool.
+    pub reserved_range: Option<AddrRange>,
     pub reservations: Vec<ReservationRt>,
     by_mac: HashMap<[u8; 6], usize>,
     /// Lower-cased host names (bytes: a client's option 12 need not be UTF-8).
@@ -134,6 +136,7 @@ impl ScopeRt {
             ifindex: iface.map(|i| i.ifindex),
             times: scope.times,
             pools,
+            reserved_range: scope.reserved_range,
             reservations: Vec::new(),
             by_mac: HashMap::new(),
             by_hostname: HashMap::new(),
