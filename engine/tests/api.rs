@@ -135,7 +135,7 @@ fn leases_are_paged_filtered_and_found_by_ip_and_mac() {
 fn statistics_and_pools_count_reservations_leases_and_capacity() {
     let (_lab, api, server) = lab_with_leases("api-stats", None, 3);
     let stats = api.get("/api/dhcp/statistics", None).json();
-    assert_eq!(stats["reservations"], 1, "{stats}");
+    assert_eq!((stats["reservations"].as_u64(), stats["max_reservations"].as_u64()), (Some(1), Some(0)), "{stats}");
     assert_eq!(stats["active_leases"], 3, "devices without a reservation: {stats}");
     assert_eq!((stats["pool_capacity"].as_u64(), stats["hosts"].as_u64()), (Some(100), Some(4)));
     let pools = api.get("/api/dhcp/pools/utilization", None).json();
@@ -343,6 +343,7 @@ fn the_openapi_document_lists_exactly_the_routes_served() {
         ("GET", "/api/dhcp/pool-boundary"),
         ("POST", "/api/dhcp/pool-boundary"),
         ("GET", "/api/dhcp/anomalies"),
+        ("POST", "/api/dhcp/diagnostics"),
         ("GET", "/metrics"),
     ];
     for (method, path) in contract {
@@ -431,6 +432,7 @@ fn reservations_and_the_pool_boundary_change_the_config_live() {
     assert_eq!(api.call("POST", "/api/dhcp/leases/198.18.0.120/pin", t, None).status, 409, "pinned already");
     assert_eq!(api.call("POST", "/api/dhcp/leases/198.18.0.199/pin", t, None).status, 404);
 
+    assert_eq!(api.get("/api/dhcp/statistics", t).json()["max_reservations"], 20);
     // The boundary cannot cut reservations off; the file kept its comments.
     let b = api.get("/api/dhcp/pool-boundary", t).json();
     assert_eq!(b["min"], 2, "{b}");
@@ -438,5 +440,47 @@ fn reservations_and_the_pool_boundary_change_the_config_live() {
     let file = std::fs::read_to_string(&lab.config).unwrap();
     assert!(file.contains("# relayed/unicast traffic") && file.contains("max_reservations = 20"), "{file}");
     assert!(file.contains("mac = \"02:00:00:00:08:01\"  ip = \"198.18.0.110\"  hostname = \"cam1\""), "{file}");
+    assert_eq!(stop(server), 0);
+}
+
+#[test]
+fn the_web_ui_is_served_without_a_token_and_diagnostics_stream_the_clients_steps() {
+    let (_lab, api, server) = lab_with_leases("api-ui", Some(TOKEN), 1);
+    let page = api.get("/", None);
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<h2>Devices</h2>") && page.body.contains("/ui/app.js"), "{}", page.body);
+    for asset in ["/ui/app.js", "/ui/style.css"] {
+        let a = api.get(asset, None);
+        assert!(a.status == 200 && a.body.len() > 1000, "{asset}: {}", a.status);
+    }
+    assert_eq!(api.get("/ui/missing.js", None).status, 404);
+    assert_eq!(api.get("/api/dhcp/leases", None).status, 401, "the API behind the page still needs the token");
+
+    let run = |body: &str| api.call("POST", "/api/dhcp/diagnostics", Some(TOKEN), Some(body));
+    assert_eq!(api.call("POST", "/api/dhcp/diagnostics", None, Some(r#"{"action":"request"}"#)).status, 401);
+    let got = run(r#"{"action": "request", "mac": "02:00:00:00:09:09"}"#);
+    assert_eq!(got.status, 200, "{}", got.body);
+    let lines: Vec<&str> = got.body.lines().collect();
+    assert_eq!(lines[0].split(" via ").next(), Some("Client 02:00:00:00:09:09"), "{}", got.body);
+    assert!(lines[1].starts_with("[D] Sending DHCPDISCOVER"), "{}", got.body);
+    assert!(got.body.contains("IP Address 198.18.0.101 is now leased."), "{}", got.body);
+    let lease = api.get("/api/dhcp/leases/mac/02:00:00:00:09:09", Some(TOKEN)).json();
+    assert_eq!(lease["leases"][0]["ip"], "198.18.0.101");
+    let gone = run(r#"{"action": "release", "mac": "02:00:00:00:09:09"}"#);
+    assert!(gone.body.contains("IP Address 198.18.0.101 is released."), "{}", gone.body);
+    // A synthetic MAC when none is given.
+    let synthetic = run(r#"{"action": "request"}"#);
+    assert!(
+        synthetic.body.starts_with("Client 02:00:") && synthetic.body.contains("is now leased."),
+        "{}",
+        synthetic.body
+    );
+    for (body, status) in [
+        (r#"{"action": "dance"}"#, 400),
+        (r#"{"action": "request", "mac": "zz"}"#, 400),
+        (r#"{"action": "release", "mac": "02:00:00:00:09:99"}"#, 404),
+    ] {
+        assert_eq!(run(body).status, status, "{body}");
+    }
     assert_eq!(stop(server), 0);
 }

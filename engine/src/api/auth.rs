@@ -9,7 +9,16 @@ use subtle::ConstantTimeEq;
 
 use super::{ApiError, Shared};
 
+/// Whether `path` is the web UI's page or assets: served to anyone, since
+/// the page itself asks for the token.
+fn is_ui(path: &str) -> bool {
+    path == "/" || path.starts_with("/ui/")
+}
+
 pub async fn check(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    if is_ui(request.uri().path()) && request.method() == Method::GET {
+        return next.run(request).await;
+    }
     let write = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let given = request
         .headers()

@@ -44,7 +44,7 @@ fn active(server: &Server, scope: usize, pool: Option<usize>) -> u32 {
 /// hosts (both), per scope and in total.
 pub async fn statistics(State(state): State<Shared>) -> Answer {
     let server = state.server.read();
-    let (mut reservations, mut leases, mut capacity) = (0usize, 0u64, 0u64);
+    let (mut reservations, mut leases, mut capacity, mut most) = (0usize, 0u64, 0u64, 0u64);
     let scopes: Vec<Value> = server
         .scopes()
         .iter()
@@ -52,13 +52,16 @@ pub async fn statistics(State(state): State<Shared>) -> Answer {
         .map(|(i, s)| {
             let usage = s.usage(None);
             let active = u64::from(active(&server, i, None));
+            let max_reservations = s.reserved_range.map_or(0, |r| r.len());
             reservations += s.reservations.len();
             leases += active;
             capacity += usage.size;
+            most += max_reservations;
             json!({
                 "name": s.name,
                 "subnet": s.subnet.to_string(),
                 "reservations": s.reservations.len(),
+                "max_reservations": max_reservations,
                 "active_leases": active,
                 "pool_capacity": usage.size,
                 "hosts": s.reservations.len() as u64 + active,
@@ -68,6 +71,7 @@ pub async fn statistics(State(state): State<Shared>) -> Answer {
     Ok(ok(json!({
         "server_id": server.configured_server_id().map(|ip| ip.to_string()),
         "reservations": reservations,
+        "max_reservations": most,
         "active_leases": leases,
         "pool_capacity": capacity,
         "hosts": reservations as u64 + leases,

@@ -8,10 +8,12 @@
 //! is set and for writes always.
 
 mod auth;
+mod diagnostics;
 mod info;
 mod leases;
 mod reservations;
 
+pub use diagnostics::{target as diagnostics_target, DiagnosticsTarget};
 pub use leases::{lease_page, LeaseQuery};
 
 use std::net::SocketAddr;
@@ -51,6 +53,10 @@ pub struct ApiState {
     pub writer: parking_lot::Mutex<ShardWriter>,
     /// Lease changes by kind over the last day, as written.
     pub events: Arc<LeaseEvents>,
+    /// Where the Diagnostics panel's client reaches this server (None: not in relay mode).
+    pub diagnostics: Option<DiagnosticsTarget>,
+    /// One diagnostics run at a time.
+    pub diagnostics_lock: Arc<tokio::sync::Mutex<()>>,
     /// One config edit at a time (each reads the text the last one wrote).
     pub edit_lock: tokio::sync::Mutex<()>,
     /// New config texts go to the serve loop, which applies them.
@@ -121,13 +127,26 @@ fn router(state: Shared) -> Router {
         .route("/leases/{ip}/pin", post(reservations::pin))
         .route("/reservations", get(reservations::list).post(reservations::create))
         .route("/reservations/{key}", put(reservations::update).delete(reservations::remove))
-        .route("/pool-boundary", get(reservations::get_boundary).post(reservations::set_boundary));
+        .route("/pool-boundary", get(reservations::get_boundary).post(reservations::set_boundary))
+        .route("/diagnostics", post(diagnostics::run));
     Router::new()
         .nest("/api/dhcp", api)
+        .route("/", get(|| async { asset("text/html; charset=utf-8", UI_INDEX) }))
+        .route("/ui/app.js", get(|| async { asset("text/javascript; charset=utf-8", UI_APP) }))
+        .route("/ui/style.css", get(|| async { asset("text/css; charset=utf-8", UI_STYLE) }))
         .route("/metrics", get(info::metrics))
         .fallback(|| async { ApiError::not_found("no such route (the API is under /api/dhcp)") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::check))
         .with_state(state)
+}
+
+/// The web UI: plain HTML, CSS and JS over the API, in the binary.
+const UI_INDEX: &str = include_str!("ui/index.html");
+const UI_APP: &str = include_str!("ui/app.js");
+const UI_STYLE: &str = include_str!("ui/style.css");
+
+fn asset(kind: &'static str, body: &'static str) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, kind)], body).into_response()
 }
 
 /// The OpenAPI 3 document of these routes (tests/api.rs checks that it matches them).

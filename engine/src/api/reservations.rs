@@ -21,7 +21,7 @@ use crate::config::{edit, AddrRange};
 use crate::lease::{CountBy, LeaseState};
 use crate::server::{ScopeRt, Server};
 
-fn conflict(message: impl Into<String>) -> ApiError {
+pub(super) fn conflict(message: impl Into<String>) -> ApiError {
     ApiError(StatusCode::CONFLICT, message.into())
 }
 

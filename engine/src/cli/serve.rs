@@ -143,6 +143,9 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
                 writer: parking_lot::Mutex::new(committer.writer(shards + 1)),
                 events: committer.events(),
                 edit_lock: Default::default(),
+                // An address is local when a socket can be bound to it.
+                diagnostics: crate::api::diagnostics_target(&config, |ip| std::net::UdpSocket::bind((ip, 0)).is_ok()),
+                diagnostics_lock: Default::default(),
                 reconfigure,
             };
             match Api::start(a.listen, state) {
