@@ -133,10 +133,12 @@ fn leases_are_paged_filtered_and_found_by_ip_and_mac() {
 
 #[test]
 fn statistics_and_pools_count_reservations_leases_and_capacity() {
-    let (_lab, api, server) = lab_with_leases("api-stats", None, 3);
+    let (lab, api, server) = lab_with_leases("api-stats", None, 3);
     let stats = api.get("/api/dhcp/statistics", None).json();
     assert_eq!((stats["reservations"].as_u64(), stats["max_reservations"].as_u64()), (Some(1), Some(0)), "{stats}");
     assert_eq!(stats["active_leases"], 3, "devices without a reservation: {stats}");
+    assert_eq!(stats["server_id"], Value::Null, "the quickstart sets none: {stats}");
+    assert_eq!(stats["listen"][0], format!("127.0.0.1:{}", lab.server_port));
     assert_eq!((stats["pool_capacity"].as_u64(), stats["hosts"].as_u64()), (Some(100), Some(4)));
     let pools = api.get("/api/dhcp/pools/utilization", None).json();
     let pool = &pools["pools"][0];

@@ -70,6 +70,7 @@ pub async fn statistics(State(state): State<Shared>) -> Answer {
         .collect();
     Ok(ok(json!({
         "server_id": server.configured_server_id().map(|ip| ip.to_string()),
+        "listen": state.listen,
         "reservations": reservations,
         "max_reservations": most,
         "active_leases": leases,

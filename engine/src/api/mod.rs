@@ -53,6 +53,9 @@ pub struct ApiState {
     pub writer: parking_lot::Mutex<ShardWriter>,
     /// Lease changes by kind over the last day, as written.
     pub events: Arc<LeaseEvents>,
+    /// Addresses the server listens on for relayed and unicast traffic (the
+    /// server address where no `server_id` is configured).
+    pub listen: Vec<String>,
     /// Where the Diagnostics panel's client reaches this server (None: not in relay mode).
     pub diagnostics: Option<DiagnosticsTarget>,
     /// One diagnostics run at a time.

@@ -143,6 +143,14 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
                 writer: parking_lot::Mutex::new(committer.writer(shards + 1)),
                 events: committer.events(),
                 edit_lock: Default::default(),
+                listen: config
+                    .listen
+                    .iter()
+                    .map(|l| match l {
+                        config::Listen::Socket(a) => a.to_string(),
+                        config::Listen::Interface(name) => name.clone(),
+                    })
+                    .collect(),
                 // An address is local when a socket can be bound to it.
                 diagnostics: crate::api::diagnostics_target(&config, |ip| std::net::UdpSocket::bind((ip, 0)).is_ok()),
                 diagnostics_lock: Default::default(),

@@ -115,7 +115,7 @@ function renderDevices() {
 function renderBanner(stats) {
   const stat = (label, value, id) => el("div", { class: "stat", id }, el("b", {}, String(value)), label);
   $("#banner").replaceChildren(
-    stat("server address", stats.server_id || "per interface", "stat-server"),
+    stat("server address", stats.server_id || (stats.listen || []).join(", ") || "per interface", "stat-server"),
     stat(`reservations (max ${stats.max_reservations})`, stats.reservations, "stat-reservations"),
     stat("active leases", stats.active_leases, "stat-leases"),
     stat("pool capacity", stats.pool_capacity, "stat-capacity"),
