@@ -29,7 +29,7 @@ pub async fn status(State(state): State<Shared>) -> Answer {
 }
 
 /// Dynamic leases of scope `scope`, pool `pool` (None: all its pools).
-fn active(server: &Server, scope: usize, pool: Option<usize>) -> u32 {
+pub(super) fn active(server: &Server, scope: usize, pool: Option<usize>) -> u32 {
     let [s0, s1] = (scope as u16).to_le_bytes();
     match pool {
         Some(p) => {

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use super::leases::{lease_json, parse_ip, parse_mac};
 use super::{ok, Answer, ApiError, Shared};
 use crate::config::{edit, AddrRange};
-use crate::lease::{CountBy, LeaseState};
+use crate::lease::LeaseState;
 use crate::server::{ScopeRt, Server};
 
 pub(super) fn conflict(message: impl Into<String>) -> ApiError {
@@ -70,11 +70,6 @@ pub async fn list(State(state): State<Shared>) -> Answer {
         .map(|(s, r)| reservation_json(&server, s, r, now))
         .collect();
     Ok(ok(json!({ "reservations": list })))
-}
-
-/// The reservation of `mac` in any scope.
-fn reserved_mac(server: &Server, mac: [u8; 6]) -> Option<(&ScopeRt, Ipv4Addr)> {
-    server.scopes().iter().find_map(|s| s.reservations.iter().find(|r| r.mac == Some(mac)).map(|r| (s, r.ip)))
 }
 
 /// The scope's reserved range, or why there is none.
@@ -164,8 +159,9 @@ pub async fn create(
     }
     let mut placed = None;
     apply(&state, |server, text| {
-        if let Some((s, at)) = reserved_mac(server, mac) {
-            return Err(conflict(format!("{} already has a reservation: {at} in {:?}", new.mac, s.name)));
+        if let Some(f) = find(server, Some(mac), None) {
+            let scope = &server.scopes()[f.scope].name;
+            return Err(conflict(format!("{} already has a reservation: {} in {scope:?}", new.mac, f.ip)));
         }
         let si = match ip {
             Some(ip) => match server.scopes().iter().position(|s| s.subnet.contains(&ip)) {
@@ -299,8 +295,9 @@ pub async fn pin(State(state): State<Shared>, Path(ip): Path<String>) -> Answer 
         let (scope, hw, host) = lease;
         let mac: [u8; 6] =
             hw.bytes().try_into().map_err(|_| ApiError::bad_request(format!("{hw} is not an Ethernet MAC")))?;
-        if let Some((s, at)) = reserved_mac(server, mac) {
-            return Err(conflict(format!("{hw} already has a reservation: {at} in {:?}", s.name)));
+        if let Some(f) = find(server, Some(mac), None) {
+            let scope = &server.scopes()[f.scope].name;
+            return Err(conflict(format!("{hw} already has a reservation: {} in {scope:?}", f.ip)));
         }
         let hostname = String::from_utf8(host).ok().filter(|h| check_hostname(h).is_ok());
         let at = free_reserved(server, scope as usize, mac)?;
@@ -322,8 +319,7 @@ fn boundary(server: &Server, si: usize) -> Value {
     let dynamic = s.pools[0].range;
     let range = AddrRange::new(s.reserved_range.map_or(dynamic.start, |r| r.start), dynamic.end);
     let current = s.reserved_range.map_or(0, |r| r.len());
-    let [s0, s1] = (si as u16).to_le_bytes();
-    let active = u64::from(server.cache().active_count(CountBy::Scope, &[s0, s1]));
+    let active = u64::from(super::info::active(server, si, None));
     let reservations_in_range = s.reservations.iter().filter(|r| range.contains(r.ip)).count() as u64;
     let (min, max) = (reservations_in_range, (range.len() - 1).min(range.len().saturating_sub(active)));
     json!({
