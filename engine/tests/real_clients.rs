@@ -91,14 +91,24 @@ fn dhcpcd(backend: &str) {
     wait_change(&log, "renewed", &ip);
     // `dhcpcd -k` asks the running one to release its lease (it then exits).
     // It waits only a few seconds for that exit and says "failed to exit"
-    // when the machine is busy: what matters is checked below (the server
-    // records the release, the daemon exits, the address is gone).
+    // when the machine is busy. dhcpcd itself sometimes ignores the request
+    // (upstream dhcpcd issues #521 and #560): when it did not even log that
+    // it releases, ask again with the same signal -k sends (SIGALRM). What
+    // matters is checked below: the server records the release, the daemon
+    // exits, the address is gone.
     let release = lab.output("c1", "dhcpcd", &["-4", "-k", &ifname]);
     if !release.status.success() {
         eprintln!("dhcpcd -k: {}", String::from_utf8_lossy(&release.stderr));
     }
-    wait_change(&log, "released", &ip);
+    for attempt in 1..=3 {
+        if out.poll_for(&["releasing lease"], SECS(5)).is_some() {
+            break;
+        }
+        eprintln!("dhcpcd has not released after request {attempt}; its output:\n{}", out.all().join("\n"));
+        lab.signal(pid, libc::SIGALRM);
+    }
     out.wait_for(&["releasing lease"], SECS(5));
+    wait_change(&log, "released", &ip);
     assert!(lab.wait(pid, SECS(10)).is_some(), "dhcpcd did not exit after releasing");
     let (addr, _) = lab.addressing("c1");
     assert!(!addr.contains(&ip), "released address still configured: {addr}");

@@ -53,20 +53,25 @@ impl Lines {
         self.all().into_iter().filter(|l| parts.iter().all(|p| l.contains(p))).collect()
     }
 
-    /// Waits until a line contains every one of `parts`.
-    pub fn wait_for(&self, parts: &[&str], timeout: Duration) -> String {
+    /// The first line containing every one of `parts`, waiting up to
+    /// `timeout` for it; None when none came.
+    pub fn poll_for(&self, parts: &[&str], timeout: Duration) -> Option<String> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(l) = self.matching(parts).into_iter().next() {
-                return l;
+                return Some(l);
             }
-            assert!(
-                Instant::now() < deadline,
-                "no line with {parts:?} in {timeout:?}; got:\n{}",
-                self.all().join("\n")
-            );
+            if Instant::now() >= deadline {
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Waits until a line contains every one of `parts`.
+    pub fn wait_for(&self, parts: &[&str], timeout: Duration) -> String {
+        self.poll_for(parts, timeout)
+            .unwrap_or_else(|| panic!("no line with {parts:?} in {timeout:?}; got:\n{}", self.all().join("\n")))
     }
 }
 
