@@ -239,6 +239,37 @@ fn reservations_by_mac_and_hostname() {
 }
 
 #[test]
+fn a_client_given_a_reservation_elsewhere_gives_up_its_old_lease() {
+    let mut lab = Lab::new(true);
+    let laptop = TestClient::new(0x0b01);
+    let old = lab.dora(&laptop);
+    assert_eq!(old, ip("198.18.0.100"));
+    // The operator reserves .160 for it; the config is reloaded live.
+    let reserved = LAB
+        .replace("reservations = [", "reservations = [\n    { mac = \"02:00:00:00:0b:01\"  ip = \"198.18.0.160\" },");
+    let next = server(&reserved.replace("AUTHORITATIVE", "true"));
+    next.take_over(&lab.server, lab.now);
+    lab.server = next;
+    lab.advance(60);
+    // Its renewal of the old address is refused; its DISCOVER is offered the
+    // reservation, and that OFFER carries the release of the old lease.
+    assert_eq!(lab.answer(&laptop.renew(old)).kind(), MessageType::Nak);
+    let offer = lab.answer(&laptop.discover());
+    assert_eq!(offer.yiaddr(), ip("198.18.0.160"));
+    let change = offer.outcome.change.clone().expect("the old lease released with the OFFER");
+    assert_eq!((change.kind, change.record.ip, change.record.state), (ChangeKind::Released, old, LeaseState::Released));
+    assert_eq!(lab.answer(&laptop.select(offer.yiaddr(), SERVER_ID)).kind(), MessageType::Ack);
+    // The old address is free at once for the next client.
+    assert_eq!(lab.dora(&TestClient::new(0x0b02)), old);
+    assert_eq!(lab.server.cache().get(old).unwrap().hw.bytes(), &[2, 0, 0, 0, 0x0b, 0x02]);
+    // The reservation removed again: its lease is a plain one until it ends.
+    assert_eq!(lab.server.cache().get(ip("198.18.0.160")).unwrap().state, LeaseState::Reserved);
+    let next = server(&LAB.replace("AUTHORITATIVE", "true"));
+    next.take_over(&lab.server, lab.now);
+    assert_eq!(next.cache().get(ip("198.18.0.160")).unwrap().state, LeaseState::Allocated);
+}
+
+#[test]
 fn named_pools_by_allow_glob_and_overflow_into_open_pools() {
     let lab = Lab::new(true);
     let server = TestClient::new(1).hostname("server-web");

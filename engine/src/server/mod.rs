@@ -242,7 +242,11 @@ impl Server {
         let scope = &self.scopes[si];
         let now = req.meta.now;
         let reservation = scope.reservation_for(req.hw.htype, req.hw.bytes(), req.hostname);
-        let ip = self.choose_address(req, si, reservation)?;
+        let prev = self.cache.client_ip(req.key);
+        let ip = self.choose_address(req, si, prev, reservation)?;
+        // The client moves (a reservation elsewhere, its pool no longer
+        // admits it): the server would not ACK its old address again.
+        let superseded = prev.filter(|p| *p != ip).and_then(|p| self.give_up(req, si, p));
         // Hold the address for this client; a bound lease stays bound.
         let refreshed = self.cache.get_mut(ip).filter(|r| req.owns(r)).map(|mut r| {
             if !r.state.is_bound() {
@@ -259,7 +263,22 @@ impl Server {
         }
         let terms = self.terms(si, scope.pool_of(ip), reservation, req.lease_wanted()?);
         let reply = self.reply(req, out, MessageType::Offer, ip, Some(terms), si, reservation)?;
-        Ok(Outcome { reply: Some(reply), change: None })
+        Ok(Outcome { reply: Some(reply), change: superseded })
+    }
+
+    /// Frees the client's old address `ip` in scope `si` when it moves to
+    /// another: a bound lease is released (the change to persist), a hold
+    /// dropped. A lease in another scope is left to run out.
+    fn give_up(&self, req: &Request, si: usize, ip: Ipv4Addr) -> Option<LeaseChange> {
+        let mut r = self.cache.get_mut(ip).filter(|r| req.owns(r) && r.scope as usize == si)?;
+        if r.state.is_bound() {
+            return Some(self.release_record(&mut r, req.meta.now));
+        }
+        drop(r);
+        if let Some(r) = self.cache.remove_if(ip, |r| r.state == LeaseState::Offered && req.owns(r)) {
+            self.free_address(&r);
+        }
+        None
     }
 
     /// The address to offer, secured for this client (see the module docs).
@@ -267,10 +286,11 @@ impl Server {
         &self,
         req: &Request,
         si: usize,
+        prev: Option<Ipv4Addr>,
         reservation: Option<&ReservationRt>,
     ) -> Result<Ipv4Addr, Ignored> {
         let scope = &self.scopes[si];
-        if let Some(prev) = self.cache.client_ip(req.key) {
+        if let Some(prev) = prev {
             if reservation.is_none_or(|r| r.ip == prev) && self.secure(req, si, prev) {
                 return Ok(prev);
             }

@@ -52,7 +52,13 @@ impl Server {
             }
             // The reservation's bit was claimed when the config was compiled.
             Some(_) => wants_address,
-            None => wants_address && scope.map.claim(r.ip),
+            None => {
+                // Its reservation is gone: a plain lease until it ends.
+                if r.state == LeaseState::Reserved {
+                    r.state = LeaseState::Allocated;
+                }
+                wants_address && scope.map.claim(r.ip)
+            }
         };
         // Cannot fail: `covers` was checked above.
         self.cache.insert_recovered(r);
