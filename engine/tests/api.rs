@@ -439,6 +439,11 @@ fn reservations_and_the_pool_boundary_change_the_config_live() {
     let b = api.get("/api/dhcp/pool-boundary", t).json();
     assert_eq!(b["min"], 2, "{b}");
     assert_eq!(post("/api/dhcp/pool-boundary", serde_json::json!({ "max_reservations": 1 })).status, 400);
+    // A lease already inside the reserved range keeps its address when pinned.
+    let kept = api.call("POST", "/api/dhcp/leases/198.18.0.101/pin", t, None);
+    assert_eq!(kept.status, 200, "{}", kept.body);
+    assert_eq!(kept.json()["reservation"]["ip"], "198.18.0.101", "{}", kept.body);
+    assert_eq!(api.get("/api/dhcp/pool-boundary", t).json()["min"], 3);
     let file = std::fs::read_to_string(&lab.config).unwrap();
     assert!(file.contains("# relayed/unicast traffic") && file.contains("max_reservations = 20"), "{file}");
     assert!(file.contains("mac = \"02:00:00:00:08:01\"  ip = \"198.18.0.110\"  hostname = \"cam1\""), "{file}");
@@ -470,13 +475,24 @@ fn the_web_ui_is_served_without_a_token_and_diagnostics_stream_the_clients_steps
     assert_eq!(lease["leases"][0]["ip"], "198.18.0.101");
     let gone = run(r#"{"action": "release", "mac": "02:00:00:00:09:09"}"#);
     assert!(gone.body.contains("IP Address 198.18.0.101 is released."), "{}", gone.body);
-    // A synthetic MAC when none is given.
+    // A synthetic, locally administered MAC when none is given.
     let synthetic = run(r#"{"action": "request"}"#);
     assert!(
-        synthetic.body.starts_with("Client 02:00:") && synthetic.body.contains("is now leased."),
+        synthetic.body.starts_with("Client 02:") && synthetic.body.contains("is now leased."),
         "{}",
         synthetic.body
     );
+    // This host's own: the first interface with a hardware address.
+    let detected = run(r#"{"action": "request", "mac": "detected"}"#);
+    let first = detected.body.lines().next().unwrap_or_default().to_string();
+    let (mac, name) = first
+        .strip_prefix("Client ")
+        .and_then(|rest| rest.split_once(" (detected on "))
+        .map(|(mac, rest)| (mac.to_string(), rest.split(')').next().unwrap().to_string()))
+        .unwrap_or_else(|| panic!("{}", detected.body));
+    let sysfs = std::fs::read_to_string(format!("/sys/class/net/{name}/address")).unwrap();
+    assert_eq!(mac, sysfs.trim(), "{}", detected.body);
+    assert!(detected.body.contains("is now leased."), "{}", detected.body);
     for (body, status) in [
         (r#"{"action": "dance"}"#, 400),
         (r#"{"action": "request", "mac": "zz"}"#, 400),

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::leases::parse_mac;
 use super::{ApiError, Shared};
-use crate::client::{Client, Via};
+use crate::client::{mac, Client, Via};
 use crate::lease::{ClientKey, HwAddr, CLIENT_KEY_MAX};
 
 /// Where the built-in client reaches this server: its relayed listen
@@ -30,15 +30,9 @@ pub struct DiagnosticsTarget {
 pub struct Run {
     /// `request` or `release`.
     action: String,
-    /// None: a synthetic, locally administered MAC.
+    /// None: a synthetic, locally administered MAC; `detected`: this
+    /// host's (a listen interface's, else the first interface with one).
     mac: Option<String>,
-}
-
-/// A locally administered unicast MAC from the clock.
-fn synthetic_mac() -> [u8; 6] {
-    let n = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    let b = (n ^ (n >> 29)).to_be_bytes();
-    [0x02, 0x00, b[4], b[5], b[6], b[7]]
 }
 
 /// Sends each written line to the response as it comes.
@@ -73,9 +67,13 @@ fn start(
     let target = state.diagnostics.ok_or_else(|| {
         ApiError::bad_request("diagnostics need relay mode: an ADDR:PORT in listen and a scope whose relay_addresses include a local address")
     })?;
-    let mac = match run.mac.as_deref().filter(|m| !m.is_empty()) {
-        Some(m) => parse_mac(m)?.0,
-        None => synthetic_mac(),
+    let (mac, detected_on) = match run.mac.as_deref().filter(|m| !m.is_empty()) {
+        Some("detected") => {
+            let (name, m) = mac::detect(&state.listen).map_err(ApiError::bad_request)?;
+            (m, Some(name))
+        }
+        Some(m) => (parse_mac(m)?.0, None),
+        None => (mac::synthetic(), None),
     };
     let release = match run.action.as_str() {
         "request" => None,
@@ -107,7 +105,8 @@ fn start(
             let _one = guard;
             let mut out = Lines(tx);
             let hw = HwAddr::new(1, &mac);
-            let _ = writeln!(out, "Client {hw} via relay {} to {}", target.relay, target.server);
+            let origin = detected_on.map(|name| format!(" (detected on {name})")).unwrap_or_default();
+            let _ = writeln!(out, "Client {hw}{origin} via relay {} to {}", target.relay, target.server);
             let result =
                 Client::new(&Via::Relay { server: target.server, relay: target.relay }, mac).and_then(|mut c| {
                     c.timeout = Duration::from_secs(5);

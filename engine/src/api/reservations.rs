@@ -300,7 +300,11 @@ pub async fn pin(State(state): State<Shared>, Path(ip): Path<String>) -> Answer 
             return Err(conflict(format!("{hw} already has a reservation: {} in {scope:?}", f.ip)));
         }
         let hostname = String::from_utf8(host).ok().filter(|h| check_hostname(h).is_ok());
-        let at = free_reserved(server, scope as usize, mac)?;
+        // A lease inside the reserved range keeps its address; others move into it.
+        let at = match check_address(server, scope as usize, ip, mac) {
+            Ok(()) => ip,
+            Err(_) => free_reserved(server, scope as usize, mac)?,
+        };
         result = Some(json!({ "mac": hw.to_string(), "ip": at.to_string(), "hostname": hostname }));
         edit::add_reservation(text, &entry(mac, at, hostname.as_deref())).map_err(ApiError::internal)
     })

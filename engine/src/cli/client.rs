@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::client::{Client, ClientError, Via};
+use crate::client::{mac, Client, ClientError, Via};
 use crate::config::Mac;
 
 /// How to reach the server and as which client.
@@ -77,11 +77,11 @@ impl Target {
         };
         let mac = match (self.mac, &self.interface) {
             (Some(m), _) => m.0,
-            (None, Some(name)) if self.detect_mac => interface_mac(name)?,
+            (None, Some(name)) if self.detect_mac => mac::of_interface(name)?,
             (None, _) if need_mac => {
                 return Err("say which client: --mac MAC (or --detect-mac with --interface)".into())
             }
-            (None, _) => random_mac(),
+            (None, _) => mac::synthetic(),
         };
         let mut client = Client::new(&via, mac).map_err(|e| match &via {
             Via::Interface { name, .. } => {
@@ -130,18 +130,4 @@ pub fn release(args: &ReleaseArgs) -> ExitCode {
 
 pub fn inform(args: &AddressArgs) -> ExitCode {
     with_client(&args.target, false, |c| c.inform(args.ip, &mut std::io::stdout()).map(drop))
-}
-
-/// The hardware address of interface `name` (sysfs).
-fn interface_mac(name: &str) -> Result<[u8; 6], String> {
-    let path = format!("/sys/class/net/{name}/address");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read the address of {name}: {e}"))?;
-    text.trim().parse::<Mac>().map(|m| m.0).map_err(|e| format!("{path}: {e}"))
-}
-
-fn random_mac() -> [u8; 6] {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    let b = (t ^ (std::process::id() as u64) << 24).to_be_bytes();
-    // Locally administered, unicast.
-    [0x02, b[3], b[4], b[5], b[6], b[7]]
 }

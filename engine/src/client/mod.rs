@@ -6,6 +6,8 @@
 //! with the broadcast flag set so that replies reach it before it has an
 //! address).
 
+pub mod mac;
+
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
