@@ -3,6 +3,7 @@
 #![allow(dead_code)] // Each test binary uses its own subset.
 
 pub mod serve_lab;
+pub mod webdriver;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;

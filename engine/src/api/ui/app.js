@@ -8,6 +8,7 @@ const $ = (sel) => document.querySelector(sel);
 let token = localStorage.getItem("leased-token") || "";
 let devices = [];
 let boundary = null;
+let scopes = [];
 
 function say(text, kind) {
   const m = $("#message");
@@ -123,20 +124,28 @@ function renderBanner(stats) {
   );
 }
 
-function renderPools(pools) {
-  $("#pools").replaceChildren(
-    ...pools.map((p) => {
-      const pct = Math.round(p.utilization * 1000) / 10;
-      const level = pct >= 95 ? "critical" : pct >= 80 ? "warning" : "";
-      return el(
-        "div",
-        { class: "pool" },
-        el("div", {}, `${p.scope} / ${p.pool}  ${p.range}  `, el("span", { class: "muted" }, `${p.taken} of ${p.size} (${pct} %)`)),
-        el("div", { class: "bar " + level }, el("span", { style: `width:${Math.min(100, pct)}%` })),
-      );
-    }),
+// One utilisation bar: `taken` of `size`, coloured from 80 % and 95 %.
+function bar(label, taken, size, what) {
+  const pct = size ? Math.round((taken / size) * 1000) / 10 : 0;
+  const level = pct >= 95 ? "critical" : pct >= 80 ? "warning" : "";
+  return el(
+    "div",
+    { class: "pool" },
+    el("div", {}, label + "  ", el("span", { class: "muted" }, `${taken} of ${size} ${what} (${pct} %)`)),
+    el("div", { class: "bar " + level }, el("span", { style: `width:${Math.min(100, pct)}%` })),
   );
 }
+
+// Dynamic pools by lease, and the shown scope's reserved range by reservation.
+function renderPools(pools, b) {
+  const reserved = b && reservedRange(b);
+  $("#pools").replaceChildren(
+    ...pools.map((p) => bar(`${p.scope} / ${p.pool}  ${p.range}`, p.taken, p.size, "leased")),
+    ...(reserved ? [bar(`${b.scope} / reserved range  ${reserved}`, b.min, b.max_reservations, "reserved")] : []),
+  );
+}
+
+const boundaryOf = (scope) => call("GET", "/pool-boundary?scope=" + encodeURIComponent(scope));
 
 function renderAnomalies(list) {
   const ul = $("#anomalies");
@@ -148,6 +157,13 @@ function renderAnomalies(list) {
   );
 }
 
+// The reserved range of `b` as "first-last", or null when it has none.
+function reservedRange(b, n = b.max_reservations) {
+  const start = ipNumber(b.range.split("-")[0]);
+  const ip = (x) => [24, 16, 8, 0].map((s) => (x >>> s) & 255).join(".");
+  return n > 0 ? `${ip(start)}-${ip(start + n - 1)}` : null;
+}
+
 function renderBoundary(b) {
   boundary = b;
   const box = $("#boundary");
@@ -157,7 +173,7 @@ function renderBoundary(b) {
     const n = Number(slider.value);
     const start = ipNumber(b.range.split("-")[0]);
     const ip = (x) => [24, 16, 8, 0].map((s) => (x >>> s) & 255).join(".");
-    const reserved = n > 0 ? `${ip(start)}-${ip(start + n - 1)}` : "none";
+    const reserved = reservedRange(b, n) || "none";
     const dynamic = `${ip(start + n)}-${b.range.split("-")[1]}`;
     const share = (n / b.size) * 100;
     preview.replaceChildren(
@@ -169,13 +185,15 @@ function renderBoundary(b) {
   };
   slider.addEventListener("input", show);
   show();
+  const choice = el("select", { id: "boundary-scope", onchange: async (e) => renderBoundary(await boundaryOf(e.target.value)) },
+    ...scopes.map((name) => el("option", name === b.scope ? { value: name, selected: "" } : { value: name }, name)));
   box.replaceChildren(
-    el("div", {}, `Scope ${b.scope}, range ${b.range} (${b.size} addresses)`),
+    el("div", {}, "Scope ", scopes.length > 1 ? choice : b.scope, `, range ${b.range} (${b.size} addresses)`),
     slider,
     preview,
     el("div", { class: "inline-form" },
       el("button", { id: "boundary-apply", onclick: () => setBoundary(Number(slider.value)) }, "Apply"),
-      el("button", { id: "boundary-recommended", class: "secondary", onclick: () => { slider.value = String(b.recommended); show(); setBoundary(b.recommended); } }, `Apply recommended (${b.recommended}, 20 %)`),
+      el("button", { id: "boundary-recommended", class: "secondary", onclick: () => { slider.value = String(b.recommended); show(); setBoundary(b.recommended); } }, `Apply recommended (${b.recommended} addresses, 20 %)`),
     ),
   );
 }
@@ -191,9 +209,13 @@ async function refresh() {
     renderBanner(stats);
     devices = unify(reservations.reservations, leases);
     renderDevices();
-    renderPools(pools.pools);
     renderAnomalies(anomalies.anomalies);
-    if (!$("#boundary-panel").open || !boundary) renderBoundary(await call("GET", "/pool-boundary" + (stats.scopes.length > 1 ? "?scope=" + encodeURIComponent(stats.scopes[0].name) : "")));
+    scopes = stats.scopes.map((s) => s.name);
+    const b = await boundaryOf(boundary && scopes.includes(boundary.scope) ? boundary.scope : scopes[0]);
+    renderPools(pools.pools, b);
+    // Leave the slider alone while the operator is moving it.
+    const slider = $("#boundary-slider");
+    if (!$("#boundary-panel").open || !slider || Number(slider.value) === boundary.max_reservations) renderBoundary(b);
   } catch (e) {
     say(e.message, "error");
   }
@@ -218,7 +240,7 @@ function removeReservation(d) {
   if (confirm(`Remove the reservation of ${d.mac} (${d.ip})?`)) act(() => call("DELETE", `/reservations/${d.mac}`), `Removed ${d.mac}`);
 }
 function setBoundary(n) {
-  act(() => call("POST", "/pool-boundary", { scope: boundary.scope, max_reservations: n }), `Pool boundary set: ${n} reserved`).then(async () => renderBoundary(await call("GET", "/pool-boundary?scope=" + encodeURIComponent(boundary.scope))));
+  act(() => call("POST", "/pool-boundary", { scope: boundary.scope, max_reservations: n }), `Pool boundary set: ${n} reserved`).then(async () => renderBoundary(await boundaryOf(boundary.scope)));
 }
 
 async function showDetail(ip) {
@@ -281,7 +303,8 @@ $("#add-reservation").addEventListener("submit", (e) => {
 $("#diagnostics").addEventListener("submit", (e) => {
   e.preventDefault();
   const f = new FormData(e.target);
-  const mac = f.get("macmode") === "given" ? f.get("mac").trim() : "";
+  const mode = f.get("macmode");
+  const mac = mode === "given" ? f.get("mac").trim() : mode === "detected" ? "detected" : "";
   diagnose(e.submitter ? e.submitter.value : "request", mac);
 });
 
