@@ -1,6 +1,6 @@
 //! `GET /leases` over 1M leases: every page of 1,000 walked with its
-//! cursor (mean and worst page), then a page from the middle and a
-//! filtered page under criterion. Target: under 50 ms a page.
+//! cursor (mean and worst page), then a page from the middle, a filtered
+//! page and a search under criterion. Target: under 50 ms a page.
 //!
 //! `cargo bench --bench api_list` (LEASES=N to change the size).
 
@@ -35,7 +35,12 @@ fn filled(n: u32) -> Server {
 }
 
 fn page(server: &Server, cursor: Option<String>, state: Option<&str>) -> serde_json::Value {
-    let q = LeaseQuery { limit: Some(1000), cursor, state: state.map(String::from), scope: None };
+    let q = LeaseQuery { limit: Some(1000), cursor, state: state.map(String::from), ..Default::default() };
+    lease_page(server, &q, T0).unwrap()
+}
+
+fn search(server: &Server, text: &str) -> serde_json::Value {
+    let q = LeaseQuery { limit: Some(1000), q: Some(text.into()), ..Default::default() };
     lease_page(server, &q, T0).unwrap()
 }
 
@@ -74,6 +79,10 @@ fn bench(c: &mut Criterion) {
     g.bench_function("page_of_1000_from_the_middle", |b| b.iter(|| black_box(page(&server, middle.clone(), None))));
     // The worst filter: nothing matches, so the page scans every lease.
     g.bench_function("filter_matching_nothing", |b| b.iter(|| black_box(page(&server, None, Some("ABANDONED")))));
+    // A search for one host name: IP, MAC and host name of every lease looked at.
+    let one = format!("host-{}", n / 2);
+    assert_eq!(search(&server, &one)["leases"].as_array().unwrap().len(), 1);
+    g.bench_function("search_one_host_name", |b| b.iter(|| black_box(search(&server, &one))));
     g.finish();
 }
 

@@ -63,7 +63,7 @@ fn with_a_token_every_request_needs_it() {
 
 #[test]
 fn leases_are_paged_filtered_and_found_by_ip_and_mac() {
-    let (_lab, api, server) = lab_with_leases("api-leases", None, 5);
+    let (lab, api, server) = lab_with_leases("api-leases", None, 5);
     // Pages of two, in address order, each starting after the last one's cursor.
     let (mut seen, mut cursor) = (vec![], None::<String>);
     for _ in 0..4 {
@@ -87,6 +87,22 @@ fn leases_are_paged_filtered_and_found_by_ip_and_mac() {
     assert_eq!(ips(&reserved), ["198.18.0.10"]);
     assert_eq!(reserved["leases"][0]["mac"], "02:00:00:00:00:10");
     assert_eq!(ips(&api.get("/api/dhcp/leases?state=ALLOCATED&limit=10", None).json()).len(), 5);
+    assert_eq!(ips(&api.get("/api/dhcp/leases?state=reserved,%20ALLOCATED", None).json()).len(), 6);
+    assert!(ips(&api.get("/api/dhcp/leases?state=RELEASED,EXPIRED", None).json()).is_empty());
+    // Search: part of the IP, the MAC or the host name, any case.
+    let search = |q: &str| ips(&api.get(&format!("/api/dhcp/leases?q={q}"), None).json());
+    assert_eq!(search("0.103"), ["198.18.0.103"]);
+    assert_eq!(search("00:07:0"), ["198.18.0.100", "198.18.0.101", "198.18.0.102", "198.18.0.103", "198.18.0.104"]);
+    assert_eq!(search("02-00").len(), 0, "MACs are shown with colons");
+    let (code, out, err) = lab.run_client("request", &["--mac", "02:00:00:00:0a:0b", "--hostname", "Lab-Printer"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(search("printer"), ["198.18.0.105"]);
+    assert_eq!(search("0A:0b"), ["198.18.0.105"]);
+    let paged = api.get("/api/dhcp/leases?q=00:07&limit=2&cursor=198.18.0.101", None).json();
+    assert_eq!(
+        (ips(&paged), paged["next_cursor"].as_str()),
+        (vec!["198.18.0.102".into(), "198.18.0.103".into()], Some("198.18.0.103"))
+    );
 
     let one = api.get("/api/dhcp/leases/198.18.0.101", None).json();
     let lease = &one["lease"];
@@ -100,11 +116,11 @@ fn leases_are_paged_filtered_and_found_by_ip_and_mac() {
     assert!(!history["events"].as_array().unwrap().is_empty(), "{history}");
     assert_eq!(history["events"][0]["ip"], "198.18.0.100");
     let stats = api.get("/api/dhcp/leases/stats", None).json();
-    assert_eq!((stats["total"].as_u64(), stats["by_state"]["ALLOCATED"].as_u64()), (Some(6), Some(5)));
-    // Five new dynamic leases and the reservation's, all within the hour.
+    assert_eq!((stats["total"].as_u64(), stats["by_state"]["ALLOCATED"].as_u64()), (Some(7), Some(6)));
+    // Six new dynamic leases and the reservation's, all within the hour.
     assert_eq!(
         (stats["last_hour"]["new_leases"].as_u64(), stats["last_day"]["new_leases"].as_u64()),
-        (Some(6), Some(6))
+        (Some(7), Some(7))
     );
     assert_eq!(stats["last_hour"]["renewals"], 0);
     let left = stats["average_lease_secs"].as_u64().unwrap();
@@ -118,6 +134,7 @@ fn leases_are_paged_filtered_and_found_by_ip_and_mac() {
         ("/api/dhcp/leases/mac/02:00:00:00:99:99", 404, "no lease of"),
         ("/api/dhcp/leases?limit=0", 400, "limit must be"),
         ("/api/dhcp/leases?state=SLEEPING", 400, "unknown state"),
+        ("/api/dhcp/leases?state=ALLOCATED,,", 400, "unknown state \"\""),
         ("/api/dhcp/leases?scope=nowhere", 404, "no scope"),
         ("/api/dhcp/leases?cursor=banana", 400, "not an IPv4 address"),
         ("/api/dhcp/leases/history", 400, "?mac="),

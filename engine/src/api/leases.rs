@@ -61,8 +61,11 @@ pub(super) fn parse_mac(s: &str) -> Result<Mac, ApiError> {
 /// What `GET /leases` asks for.
 #[derive(Debug, Default, Deserialize)]
 pub struct LeaseQuery {
+    /// One state or several, comma-separated.
     pub state: Option<String>,
     pub scope: Option<String>,
+    /// Part of the IP, MAC or host name (any case).
+    pub q: Option<String>,
     pub limit: Option<usize>,
     /// The last address of the previous page.
     pub cursor: Option<String>,
@@ -76,16 +79,18 @@ pub fn lease_page(server: &Server, q: &LeaseQuery, now: u32) -> Result<Value, Ap
     if !(1..=PAGE_MAX).contains(&limit) {
         return Err(ApiError::bad_request(format!("limit must be 1 to {PAGE_MAX}")));
     }
-    let want_state = match &q.state {
-        None => None,
-        Some(s) => Some(
-            (0..=5).filter_map(LeaseState::from_u8).find(|st| st.name().eq_ignore_ascii_case(s)).ok_or_else(|| {
+    let want_states = match &q.state {
+        None => u8::MAX,
+        Some(list) => list.split(',').map(str::trim).try_fold(0u8, |mask, s| {
+            let state = (0..=5).filter_map(LeaseState::from_u8).find(|st| st.name().eq_ignore_ascii_case(s));
+            state.map(|st| mask | 1 << st as u8).ok_or_else(|| {
                 ApiError::bad_request(format!(
                     "unknown state {s:?}: OFFERED, ALLOCATED, EXPIRED, RELEASED, ABANDONED or RESERVED"
                 ))
-            })?,
-        ),
+            })
+        })?,
     };
+    let search = q.q.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(Search::new);
     let want_scope = match &q.scope {
         None => None,
         Some(name) => Some(
@@ -105,7 +110,10 @@ pub fn lease_page(server: &Server, q: &LeaseQuery, now: u32) -> Result<Value, Ap
     };
     let (mut leases, mut last) = (Vec::with_capacity(limit.min(1000)), None);
     server.cache().scan_from(from, |r| {
-        if want_state.is_none_or(|s| r.state == s) && want_scope.is_none_or(|s| r.scope == s) {
+        if want_states & (1 << r.state as u8) != 0
+            && want_scope.is_none_or(|s| r.scope == s)
+            && search.as_ref().is_none_or(|s| s.finds(r))
+        {
             leases.push(lease_json(server, r, now));
             last = Some(r.ip);
         }
@@ -114,6 +122,63 @@ pub fn lease_page(server: &Server, q: &LeaseQuery, now: u32) -> Result<Value, Ap
     // A full page may have more after it; a short one ended the scan.
     let next = last.filter(|_| leases.len() == limit).map(|ip| ip.to_string());
     Ok(json!({ "leases": leases, "next_cursor": next }))
+}
+
+/// A search of the lease list: part of an IP, a MAC or a host name, in any
+/// case. Written out by hand and without allocating: a search may look at
+/// a million leases.
+struct Search(memchr::memmem::Finder<'static>);
+
+impl Search {
+    fn new(text: &str) -> Self {
+        Search(memchr::memmem::Finder::new(text.to_ascii_lowercase().as_bytes()).into_owned())
+    }
+
+    fn finds(&self, r: &LeaseRecord) -> bool {
+        let mut buf = [0u8; 256];
+        let hostname = r.details.get().hostname;
+        let n = hostname.len().min(buf.len());
+        for (b, h) in buf.iter_mut().zip(&hostname[..n]) {
+            *b = h.to_ascii_lowercase();
+        }
+        self.0.find(&buf[..n]).is_some()
+            || self.0.find(ip_text(r.ip, &mut buf)).is_some()
+            || self.0.find(mac_text(r.hw.bytes(), &mut buf)).is_some()
+    }
+}
+
+/// `ip` in dotted decimal, as `Ipv4Addr` shows it.
+fn ip_text(ip: Ipv4Addr, buf: &mut [u8; 256]) -> &[u8] {
+    let mut n = 0;
+    for (i, o) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[n] = b'.';
+            n += 1;
+        }
+        for (digit, shown) in [(o / 100, o >= 100), (o / 10 % 10, o >= 10), (o % 10, true)] {
+            if shown {
+                buf[n] = b'0' + digit;
+                n += 1;
+            }
+        }
+    }
+    &buf[..n]
+}
+
+/// Hardware address bytes as lower-case hex pairs with colons, as `HwAddr` shows them.
+fn mac_text<'a>(bytes: &[u8], buf: &'a mut [u8; 256]) -> &'a [u8] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut n = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            buf[n] = b':';
+            n += 1;
+        }
+        buf[n] = HEX[usize::from(b >> 4)];
+        buf[n + 1] = HEX[usize::from(b & 15)];
+        n += 2;
+    }
+    &buf[..n]
 }
 
 pub async fn list(State(state): State<Shared>, Query(q): Query<LeaseQuery>) -> Answer {
@@ -226,4 +291,23 @@ pub async fn stats(State(state): State<Shared>) -> Answer {
         "last_hour": window(&state, now, 3600),
         "last_day": window(&state, now, 86_400),
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn search_texts_are_what_the_api_shows(ip: u32, mac in proptest::collection::vec(any::<u8>(), 1..=16)) {
+            let mut buf = [0u8; 256];
+            let ip = Ipv4Addr::from(ip);
+            let shown = ip.to_string();
+            prop_assert_eq!(ip_text(ip, &mut buf), shown.as_bytes());
+            let hw = HwAddr::new(1, &mac);
+            let shown = hw.to_string();
+            prop_assert_eq!(mac_text(hw.bytes(), &mut buf), shown.as_bytes());
+        }
+    }
 }

@@ -52,7 +52,6 @@ const duration = (s) => {
 function unify(reservations, leases) {
   const byMac = new Map();
   for (const l of leases) {
-    if (l.state === "RELEASED" || l.state === "EXPIRED") continue;
     byMac.set(l.mac, { kind: "Lease", ip: l.ip, mac: l.mac, hostname: l.hostname || "", state: l.state, expires: l.expires_in, lease: l });
   }
   for (const r of reservations) {
@@ -63,14 +62,20 @@ function unify(reservations, leases) {
   return [...byMac.values()];
 }
 
-async function allLeases() {
+// The leases the device view shows: the live ones matching the search
+// (searched by the server), at most ten pages; `partial` says there are more.
+const PAGES = 10;
+let partial = false;
+async function liveLeases() {
+  const q = $("#search").value.trim();
   let out = [], cursor = null;
-  for (let i = 0; i < 10; i++) {
-    const page = await call("GET", "/leases?limit=1000" + (cursor ? "&cursor=" + cursor : ""));
+  for (let i = 0; i < PAGES; i++) {
+    const page = await call("GET", "/leases?limit=1000&state=OFFERED,ALLOCATED,RESERVED,ABANDONED" + (q ? "&q=" + encodeURIComponent(q) : "") + (cursor ? "&cursor=" + cursor : ""));
     out = out.concat(page.leases);
     cursor = page.next_cursor;
     if (!cursor) break;
   }
+  partial = Boolean(cursor);
   return out;
 }
 
@@ -111,6 +116,7 @@ function renderDevices() {
     }),
   );
   if (rows.length === 0) body.append(el("tr", {}, el("td", { colspan: "7", class: "muted" }, "No devices")));
+  $("#devices-note").textContent = partial ? `Showing the first ${PAGES * 1000} leases in address order: search to find others.` : "";
 }
 
 function renderBanner(stats) {
@@ -201,7 +207,7 @@ function renderBoundary(b) {
 async function refresh() {
   try {
     const [status, stats, reservations, leases, pools, anomalies] = await Promise.all([
-      call("GET", "/status"), call("GET", "/statistics"), call("GET", "/reservations"), allLeases(), call("GET", "/pools/utilization"), call("GET", "/anomalies?limit=20"),
+      call("GET", "/status"), call("GET", "/statistics"), call("GET", "/reservations"), liveLeases(), call("GET", "/pools/utilization"), call("GET", "/anomalies?limit=20"),
     ]);
     $("#token-entry").hidden = true;
     $("#server-status").textContent = `v${status.version} · ${status.io_backend} · ${status.shards} shards · up ${duration(status.uptime_secs)}`;
@@ -283,7 +289,13 @@ async function diagnose(action, mac) {
   await refresh();
 }
 
-$("#search").addEventListener("input", renderDevices);
+// Filter what is shown at once; ask the server once typing pauses.
+let searching = null;
+$("#search").addEventListener("input", () => {
+  renderDevices();
+  clearTimeout(searching);
+  searching = setTimeout(refresh, 300);
+});
 $("#sort").addEventListener("change", renderDevices);
 $("#detail-close").addEventListener("click", () => ($("#detail-panel").hidden = true));
 $("#token-form").addEventListener("submit", (e) => {
