@@ -171,12 +171,35 @@ fn sample(scrape: &str, series: &str) -> Option<f64> {
     scrape.lines().find(|l| l.starts_with(series)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
+/// Replies whose duration was recorded, summed over the shards.
+fn timed_replies(scrape: &str) -> f64 {
+    scrape
+        .lines()
+        .filter(|l| l.starts_with("leased_request_duration_seconds_count"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A scrape once at least `replies` replies are timed. A reply's duration
+/// and its sent count are recorded when its send completes, which may be
+/// just after the client has it.
+fn scrape_with_replies(api: &ApiClient, replies: f64) -> String {
+    let mut scrape = api.get("/metrics", None).body;
+    for _ in 0..40 {
+        if timed_replies(&scrape) >= replies {
+            return scrape;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        scrape = api.get("/metrics", None).body;
+    }
+    panic!("fewer than {replies} replies timed: {scrape}");
+}
+
 #[test]
 fn metrics_move_with_traffic_and_promtool_accepts_the_scrape() {
     let (lab, api, server) = lab_with_leases("api-metrics", None, 2);
-    let before = api.get("/metrics", None);
-    assert_eq!(before.status, 200);
-    let scrape = before.body;
+    assert_eq!(api.get("/metrics", None).status, 200);
+    let scrape = scrape_with_replies(&api, 6.0);
     let total = |scrape: &str, name: &str, kind: &str| -> f64 {
         scrape
             .lines()
@@ -205,21 +228,11 @@ fn metrics_move_with_traffic_and_promtool_accepts_the_scrape() {
     ] {
         assert!(scrape.contains(name), "{name} missing: {scrape}");
     }
-    // Summed over the shards.
-    let requests = |s: &str| -> f64 {
-        s.lines()
-            .filter(|l| l.starts_with("leased_request_duration_seconds_count"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
-    assert!(requests(&scrape) >= 6.0, "every reply timed: {scrape}");
-
     // More traffic moves them.
     assert_eq!(lab.client("02:00:00:00:07:09").0, 0);
-    let after = api.get("/metrics", None).body;
+    let after = scrape_with_replies(&api, timed_replies(&scrape) + 2.0);
     assert_eq!(total(&after, "leased_packets_received_total", "discover"), 4.0);
     assert_eq!(sample(&after, &format!("leased_leases_active{labels}")), Some(3.0));
-    assert!(requests(&after) >= requests(&scrape) + 2.0);
 
     let promtool = std::path::Path::new("/usr/bin/promtool");
     if promtool.exists() {
