@@ -12,17 +12,10 @@ use super::{ok, Answer, ApiError, Shared};
 use crate::config::Mac;
 use crate::lease::{ClientKey, HwAddr, LeaseRecord, LeaseState, CLIENT_KEY_MAX};
 use crate::server::{ChangeKind, Server};
+use crate::store::transfer::{hex_field, text};
 
 /// Most leases one page may ask for.
 const PAGE_MAX: usize = 10_000;
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn text(bytes: &[u8]) -> Option<String> {
-    (!bytes.is_empty()).then(|| String::from_utf8_lossy(bytes).into_owned())
-}
 
 /// A lease as the API shows it: names for scope and pool, times as Unix
 /// seconds, `expires_in` from now.
@@ -38,9 +31,9 @@ pub fn lease_json(server: &Server, r: &LeaseRecord, now: u32) -> Value {
         "pool": pool.map(|p| p.name.as_str()),
         "hostname": text(d.hostname),
         "vendor_class": text(d.vendor_class),
-        "client_id": (!d.client_id.is_empty()).then(|| hex(d.client_id)),
+        "client_id": hex_field(d.client_id),
         "circuit_id": text(d.circuit_id),
-        "remote_id": (!d.remote_id.is_empty()).then(|| hex(d.remote_id)),
+        "remote_id": hex_field(d.remote_id),
         "start": r.start,
         "end": r.end,
         "expires_in": r.end.saturating_sub(now),

@@ -4,6 +4,7 @@ mod check_config;
 mod client;
 mod database;
 mod serve;
+mod transfer;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +38,10 @@ pub enum Command {
         #[arg(long)]
         output: PathBuf,
     },
+    /// Write every lease to a file (or standard output) as JSON, CSV, Kea's lease file or SQLite.
+    ExportLeases(transfer::ExportArgs),
+    /// Import leases from our JSON, Kea's lease file or ISC dhcpd's (the server must be stopped).
+    ImportLeases(transfer::ImportArgs),
     /// Replace the lease database with a backup (the server must be stopped).
     Restore {
         #[command(flatten)]
@@ -94,5 +99,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::ValidateDatabase(args) => database::validate(&args),
         Command::Backup { db, output } => database::backup(&db, &output),
         Command::Restore { db, from } => database::restore(&db, &from),
+        Command::ExportLeases(args) => transfer::export(&args),
+        Command::ImportLeases(args) => transfer::import(&args),
     }
 }

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use parking_lot::RwLock;
 use tracing::{error, info};
@@ -17,10 +17,6 @@ use crate::io::{self, Backend, ShardSetup, Shards};
 use crate::policy::{self, LivePolicies, PolicySet, ServerEnv};
 use crate::server::{Server, SharedServer};
 use crate::store::{self, Committer, CommitterOptions, LeaseStore, Maintenance, MaintenanceOptions, Names, SledStore};
-
-fn unix_now() -> u32 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as u32)
-}
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     error!("{message}");
@@ -81,7 +77,7 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         Err(e) => return fail(format!("{e} (is another leased using {}?)", config.database.path.display())),
     };
     if config.recovery.auto_recover {
-        let (_, changes) = store::recover(db.as_ref(), &server.read(), unix_now());
+        let (_, changes) = store::recover(db.as_ref(), &server.read(), crate::lease::unix_now());
         if let Err(e) = db.write(&changes).and_then(|_| db.flush()) {
             return fail(format!("cannot persist what recovery changed: {e}"));
         }
@@ -97,7 +93,7 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         server.clone(),
         db.clone(),
         committer.writer(shards),
-        Arc::new(unix_now),
+        Arc::new(crate::lease::unix_now),
         MaintenanceOptions::from_config(&config),
     );
     let stop = Arc::new(AtomicBool::new(false));
@@ -139,7 +135,7 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
                 started: std::time::Instant::now(),
                 config_path: path.clone(),
                 config_text: config_text.clone(),
-                clock: unix_now,
+                clock: crate::lease::unix_now,
                 writer: parking_lot::Mutex::new(committer.writer(shards + 1)),
                 events: committer.events(),
                 edit_lock: Default::default(),
@@ -261,7 +257,7 @@ fn reload(
     }
     let mut running = server.write();
     committer.sync().map_err(|e| format!("cannot write pending lease changes: {e}"))?;
-    let report = next.take_over(&running, unix_now());
+    let report = next.take_over(&running, crate::lease::unix_now());
     db.set_names(Names::of(&next));
     if let Err(e) = db.write(&report.changes).and_then(|_| db.flush()) {
         db.set_names(Names::of(&running));

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use metrics::{Counter, Histogram};
 use tracing::{debug, warn};
@@ -133,10 +133,6 @@ pub struct ShardCore {
     generation: Option<u64>,
 }
 
-fn unix_now() -> u32 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as u32)
-}
-
 impl ShardCore {
     pub fn new(
         index: usize,
@@ -191,7 +187,7 @@ impl ShardCore {
         let server = server.read();
         self.refresh_policies();
         self.batch_received = Instant::now();
-        let now = unix_now();
+        let now = crate::lease::unix_now();
         for (datagram, ingress) in batch {
             self.handle(&server, datagram, ingress, now, out);
         }

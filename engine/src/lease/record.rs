@@ -12,6 +12,11 @@ use std::sync::Arc;
 /// Unix time in seconds (the 32 bits last until 2106).
 pub type UnixTime = u32;
 
+/// Now, in Unix seconds.
+pub fn unix_now() -> UnixTime {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as UnixTime)
+}
+
 /// Lease end of an infinite lease.
 pub const NEVER: UnixTime = UnixTime::MAX;
 

@@ -11,6 +11,7 @@ mod integrity;
 mod maintenance;
 mod recovery;
 mod sled_store;
+pub mod transfer;
 
 use thiserror::Error;
 

@@ -346,6 +346,10 @@ impl LeaseStore for SledStore {
     fn len(&self) -> usize {
         self.tree.scan_prefix(b"i").count()
     }
+
+    fn is_empty(&self) -> bool {
+        self.tree.scan_prefix(b"i").next().is_none()
+    }
 }
 
 fn describe_key(k: &[u8]) -> String {

@@ -1,0 +1,195 @@
+//! Rows read from a file into the store, checked against the config: each
+//! lease must sit in a configured scope, in a pool (or the reserved range)
+//! or on its own client's reservation. A later entry for an address wins,
+//! and a client keeps one bound lease (the one that ends last). Importing
+//! the same file twice changes nothing the second time.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+
+use super::{unhex, LeaseRow};
+use crate::lease::{ClientKey, Details, LeaseDetails, LeaseRecord, LeaseState, CLIENT_KEY_MAX, DETAILS_MAX, NO_POOL};
+use crate::server::{ChangeKind, LeaseChange, Server};
+use crate::store::{LeaseStore, SledStore, StoreError};
+
+/// One entry of an import file.
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // Nearly every entry is a Row: boxing would only add an allocation each.
+pub enum Incoming {
+    /// A lease to import, from `line`.
+    Row { line: usize, row: LeaseRow },
+    /// An entry the format itself leaves out (Kea: not in the default
+    /// state; both: already ended), counted by reason.
+    Filtered { line: usize, reason: &'static str },
+    /// An entry that cannot be read.
+    Bad { line: usize, reason: String },
+}
+
+/// An entry not imported, and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Skipped {
+    pub line: usize,
+    pub ip: Option<Ipv4Addr>,
+    pub reason: String,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportReport {
+    /// Entries read from the file.
+    pub read: usize,
+    /// Leases written (new, or different from the stored one).
+    pub imported: usize,
+    /// Leases already stored exactly so.
+    pub unchanged: usize,
+    /// Entries replaced by a later one for the same address or client.
+    pub superseded: usize,
+    /// Entries the format leaves out, by reason.
+    pub filtered: BTreeMap<&'static str, usize>,
+    /// Entries refused, with their line and reason.
+    pub skipped: Vec<Skipped>,
+}
+
+/// The record `row` becomes under `server`'s config, or why it cannot.
+fn record_of(row: &LeaseRow, server: &Server) -> Result<LeaseRecord, String> {
+    let hw = row.hw()?;
+    let mut state = row.lease_state()?;
+    if state == LeaseState::Offered {
+        return Err("an offer (offers are never kept)".into());
+    }
+    let bytes = |what: &str, v: &Option<String>| -> Result<Vec<u8>, String> {
+        v.as_deref().map_or(Ok(vec![]), |h| unhex(h).ok_or_else(|| format!("{what} {h:?} is not hex")))
+    };
+    let (client_id, circuit_id, remote_id) = (
+        bytes("client_id", &row.client_id)?,
+        bytes("circuit_id", &row.circuit_id)?,
+        bytes("remote_id", &row.remote_id)?,
+    );
+    let scopes = server.scopes();
+    let named = scopes.iter().position(|s| row.scope.as_deref() == Some(s.name.as_str()) && s.subnet.contains(&row.ip));
+    let si = named
+        .or_else(|| scopes.iter().position(|s| s.subnet.contains(&row.ip)))
+        .ok_or_else(|| format!("no configured scope holds {}", row.ip))?;
+    let scope = &scopes[si];
+    let hostname = row.hostname.as_deref().unwrap_or_default().as_bytes();
+    let own = scope.reservation_for(hw.htype, hw.bytes(), Some(hostname).filter(|h| !h.is_empty()));
+    match scope.reservation_at(row.ip) {
+        Some(r) if own.is_none_or(|o| o.ip != row.ip) => {
+            let whom = r.mac.map_or_else(
+                || format!("host name {:?}", r.hostname.as_deref().unwrap_or_default()),
+                |m| crate::lease::HwAddr::new(1, &m).to_string(),
+            );
+            return Err(format!("{} is reserved for {whom}", row.ip));
+        }
+        Some(_) if state.is_bound() => state = LeaseState::Reserved,
+        Some(_) => {}
+        None if !server.cache().covers(row.ip) => {
+            return Err(format!("{} is outside the pools of scope {:?}", row.ip, scope.name))
+        }
+        None if state == LeaseState::Reserved => state = LeaseState::Allocated,
+        None => {}
+    }
+    let mut key = [0u8; CLIENT_KEY_MAX];
+    let client =
+        ClientKey::from_bytes(ClientKey::encode(&mut key, Some(&client_id[..]).filter(|c| !c.is_empty()), &hw));
+    let details = Details {
+        hostname,
+        vendor_class: row.vendor_class.as_deref().unwrap_or_default().as_bytes(),
+        client_id: &client_id,
+        circuit_id: &circuit_id,
+        remote_id: &remote_id,
+    };
+    let mut packed = [0u8; DETAILS_MAX];
+    Ok(LeaseRecord {
+        ip: row.ip,
+        state,
+        scope: si as u16,
+        pool: scope.pool_of(row.ip).map_or(NO_POOL, |p| p as u16),
+        hw,
+        client,
+        details: LeaseDetails::from_packed(details.pack(&mut packed)),
+        start: row.start,
+        end: row.end,
+        last_seen: row.last_seen,
+        created: row.created,
+        updated: row.updated,
+        holds_address: false,
+    })
+}
+
+/// Checks `entries` against `server`'s config and writes what passes to
+/// `store` (durable when this returns). `progress` hears how many leases
+/// have been written.
+pub fn import(
+    entries: Vec<Incoming>,
+    server: &Server,
+    store: &SledStore,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ImportReport, StoreError> {
+    let mut report = ImportReport { read: entries.len(), ..Default::default() };
+    // The later entry for an address wins.
+    let mut by_ip: HashMap<Ipv4Addr, (usize, LeaseRecord)> = HashMap::new();
+    for entry in entries {
+        match entry {
+            Incoming::Bad { line, reason } => report.skipped.push(Skipped { line, ip: None, reason }),
+            Incoming::Filtered { reason, .. } => *report.filtered.entry(reason).or_default() += 1,
+            Incoming::Row { line, row } => match record_of(&row, server) {
+                Ok(record) => {
+                    if by_ip.insert(record.ip, (line, record)).is_some() {
+                        report.superseded += 1;
+                    }
+                }
+                Err(reason) => report.skipped.push(Skipped { line, ip: Some(row.ip), reason }),
+            },
+        }
+    }
+    // A client keeps one bound lease: the one that ends last (the later line on a tie).
+    let mut leases: Vec<(usize, LeaseRecord)> = by_ip.into_values().collect();
+    leases.sort_unstable_by_key(|(line, _)| *line);
+    let mut bound: HashMap<ClientKey, usize> = HashMap::new();
+    let mut keep = vec![true; leases.len()];
+    for (i, (_, r)) in leases.iter().enumerate() {
+        if !r.state.is_bound() {
+            continue;
+        }
+        if let Some(&j) = bound.get(&r.client) {
+            let loser = if leases[j].1.end > r.end { i } else { j };
+            keep[loser] = false;
+            report.superseded += 1;
+            if loser == i {
+                continue;
+            }
+        }
+        bound.insert(r.client.clone(), i);
+    }
+    let mut records: Vec<LeaseRecord> =
+        leases.into_iter().zip(keep).filter_map(|((_, r), keep)| keep.then_some(r)).collect();
+    records.sort_unstable_by_key(|r| r.ip);
+    let mut changes = Vec::with_capacity(10_000);
+    let mut written = 0u64;
+    // Into an empty store (a migration), nothing needs comparing.
+    let empty = store.is_empty();
+    for record in records {
+        let stored = if empty { None } else { store.get(record.ip)? };
+        if stored.as_ref() == Some(&record) {
+            report.unchanged += 1;
+            continue;
+        }
+        let previous_expiry = stored.and_then(|s| s.expiry());
+        changes.push(LeaseChange { kind: ChangeKind::Allocated, record, previous_expiry });
+        if changes.len() == changes.capacity() {
+            store.write(&changes)?;
+            written += changes.len() as u64;
+            changes.clear();
+            progress(written);
+        }
+    }
+    store.write(&changes)?;
+    written += changes.len() as u64;
+    store.flush()?;
+    progress(written);
+    report.imported = written as usize;
+    Ok(report)
+}

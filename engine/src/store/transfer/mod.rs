@@ -1,0 +1,336 @@
+//! Lease export and import (ARCHITECTURE §4, §6). Every format goes
+//! through one row type, [`LeaseRow`]: written from the store, or from a
+//! running server's cache, as our JSON, our CSV, Kea's memfile CSV or
+//! SQLite; read back from our JSON, Kea's memfile CSV and ISC dhcpd's
+//! lease file, checked against the config, and written to the store.
+
+pub mod dhcpd;
+mod import;
+pub mod kea;
+pub mod sqlite;
+
+use std::io::{self, BufRead, Write};
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+pub use import::{import, ImportReport, Incoming, Skipped};
+
+use super::Names;
+use crate::lease::{HwAddr, LeaseRecord, LeaseState};
+
+/// One lease in every export and import format: the record with names for
+/// its scope and pool, binary fields in hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRow {
+    pub ip: Ipv4Addr,
+    /// Hardware address, hex bytes with colons.
+    pub mac: String,
+    /// Hardware type (1: Ethernet).
+    #[serde(default = "ethernet")]
+    pub htype: u8,
+    /// Client identifier (option 61), hex.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// OFFERED, ALLOCATED, EXPIRED, RELEASED, ABANDONED or RESERVED.
+    pub state: String,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub pool: Option<String>,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub vendor_class: Option<String>,
+    /// Relay agent circuit id (option 82.1), hex.
+    #[serde(default)]
+    pub circuit_id: Option<String>,
+    /// Relay agent remote id (option 82.2), hex.
+    #[serde(default)]
+    pub remote_id: Option<String>,
+    /// Unix seconds.
+    pub start: u32,
+    /// Unix seconds; 4294967295 for an infinite lease.
+    pub end: u32,
+    #[serde(default)]
+    pub last_seen: u32,
+    #[serde(default)]
+    pub created: u32,
+    #[serde(default)]
+    pub updated: u32,
+}
+
+fn ethernet() -> u8 {
+    1
+}
+
+/// Bytes as lower-case hex, `sep` between them.
+pub fn hex(bytes: &[u8], sep: &str) -> String {
+    let mut s = String::with_capacity(bytes.len() * (2 + sep.len()));
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            s.push_str(sep);
+        }
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// Hex bytes, with or without `:` or `-` between them.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    let digits: Vec<u8> = s.bytes().filter(|b| *b != b':' && *b != b'-').collect();
+    if digits.len() % 2 != 0 {
+        return None;
+    }
+    digits.chunks(2).map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()).collect()
+}
+
+/// Bytes as text (lossy UTF-8), None when empty.
+pub fn text(bytes: &[u8]) -> Option<String> {
+    (!bytes.is_empty()).then(|| String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// Bytes as hex, None when empty.
+pub fn hex_field(bytes: &[u8]) -> Option<String> {
+    (!bytes.is_empty()).then(|| hex(bytes, ""))
+}
+
+impl LeaseRow {
+    /// The row of a stored or cached record; `names` gives its scope and pool names.
+    pub fn of(r: &LeaseRecord, names: &Names) -> LeaseRow {
+        let scope = names.scopes.get(r.scope as usize);
+        let d = r.details.get();
+        LeaseRow {
+            ip: r.ip,
+            mac: r.hw.to_string(),
+            htype: r.hw.htype,
+            client_id: hex_field(d.client_id),
+            state: r.state.name().to_string(),
+            scope: scope.map(|(name, _)| name.clone()),
+            pool: scope.and_then(|(_, pools)| pools.get(r.pool as usize)).cloned(),
+            hostname: text(d.hostname),
+            vendor_class: text(d.vendor_class),
+            circuit_id: hex_field(d.circuit_id),
+            remote_id: hex_field(d.remote_id),
+            start: r.start,
+            end: r.end,
+            last_seen: r.last_seen,
+            created: r.created,
+            updated: r.updated,
+        }
+    }
+
+    /// The hardware address, or why it is not one.
+    pub fn hw(&self) -> Result<HwAddr, String> {
+        match unhex(&self.mac) {
+            Some(b) if !b.is_empty() && b.len() <= 16 => Ok(HwAddr::new(self.htype, &b)),
+            _ => Err(format!("{:?} is not a hardware address", self.mac)),
+        }
+    }
+
+    pub fn lease_state(&self) -> Result<LeaseState, String> {
+        (0..=5)
+            .filter_map(LeaseState::from_u8)
+            .find(|s| s.name().eq_ignore_ascii_case(&self.state))
+            .ok_or_else(|| format!("unknown state {:?}", self.state))
+    }
+}
+
+/// The export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// Our JSON: an array of rows, one per line.
+    Json,
+    /// Our CSV: the columns of the SQLite table.
+    Csv,
+    /// Kea's memfile lease file (Kea 2.2's columns).
+    KeaCsv,
+    /// An SQLite database with the table `dhcp_leases`.
+    Sqlite,
+}
+
+/// The import formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportFormat {
+    /// Our JSON (as exported).
+    Json,
+    /// Kea's memfile lease file.
+    KeaCsv,
+    /// ISC dhcpd's dhcpd.leases.
+    Dhcpd,
+}
+
+/// Where exported rows go, one at a time.
+pub trait RowSink {
+    fn row(&mut self, row: &LeaseRow) -> io::Result<()>;
+    /// Completes the output (closing brackets, indexes, flush).
+    fn finish(self: Box<Self>) -> io::Result<()>;
+}
+
+/// A sink writing `format` to `out` (`names`: the config's scopes, whose
+/// order gives Kea's subnet ids); SQLite needs a file (use [`sqlite::Sink`]).
+pub fn text_sink<W: Write + 'static>(format: ExportFormat, out: W, names: &Names) -> Box<dyn RowSink> {
+    match format {
+        ExportFormat::Json => Box::new(JsonSink { out, rows: 0 }),
+        ExportFormat::Csv => Box::new(CsvSink { out: csv::Writer::from_writer(out), id: 0 }),
+        ExportFormat::KeaCsv => Box::new(kea::Sink::new(out, names.scopes.iter().map(|(n, _)| n.clone()).collect())),
+        ExportFormat::Sqlite => unreachable!("SQLite writes a file: sqlite::Sink"),
+    }
+}
+
+/// `[`, one row per line with commas between, `]`: a JSON array that can
+/// also be read a line at a time (for line numbers in import reports).
+struct JsonSink<W: Write> {
+    out: W,
+    rows: u64,
+}
+
+impl<W: Write> RowSink for JsonSink<W> {
+    fn row(&mut self, row: &LeaseRow) -> io::Result<()> {
+        self.out.write_all(if self.rows == 0 { b"[\n" } else { b",\n" })?;
+        serde_json::to_writer(&mut self.out, row)?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> io::Result<()> {
+        self.out.write_all(if self.rows == 0 { b"[]\n" } else { b"\n]\n" })?;
+        self.out.flush()
+    }
+}
+
+/// The columns of the SQLite table `dhcp_leases` (ARCHITECTURE §6).
+pub const TABLE_COLUMNS: [&str; 13] = [
+    "id",
+    "mac_address",
+    "ip_address",
+    "hostname",
+    "vendor_class",
+    "client_identifier",
+    "lease_start",
+    "lease_end",
+    "last_seen",
+    "state",
+    "options",
+    "created_at",
+    "updated_at",
+];
+
+/// What the table's `options` column holds: the row's fields that have no
+/// column of their own, as compact JSON.
+pub fn options_json(row: &LeaseRow) -> String {
+    serde_json::json!({
+        "htype": row.htype,
+        "scope": row.scope,
+        "pool": row.pool,
+        "circuit_id": row.circuit_id,
+        "remote_id": row.remote_id,
+    })
+    .to_string()
+}
+
+struct CsvSink<W: Write> {
+    out: csv::Writer<W>,
+    id: u64,
+}
+
+impl<W: Write> RowSink for CsvSink<W> {
+    fn row(&mut self, row: &LeaseRow) -> io::Result<()> {
+        if self.id == 0 {
+            self.out.write_record(TABLE_COLUMNS)?;
+        }
+        self.id += 1;
+        let num = |n: u32| n.to_string();
+        self.out.write_record([
+            self.id.to_string(),
+            row.mac.clone(),
+            row.ip.to_string(),
+            row.hostname.clone().unwrap_or_default(),
+            row.vendor_class.clone().unwrap_or_default(),
+            row.client_id.clone().unwrap_or_default(),
+            num(row.start),
+            num(row.end),
+            num(row.last_seen),
+            row.state.clone(),
+            options_json(row),
+            num(row.created),
+            num(row.updated),
+        ])?;
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> io::Result<()> {
+        if self.id == 0 {
+            self.out.write_record(TABLE_COLUMNS)?;
+        }
+        self.out.flush()
+    }
+}
+
+/// Every row of `store` (address order) to `sink`; returns the rows
+/// written and the records that could not be read (damaged, or of a scope
+/// the config no longer has).
+pub fn export_store(store: &dyn super::LeaseStore, names: &Names, sink: &mut dyn RowSink) -> io::Result<(u64, u64)> {
+    let (mut written, mut unreadable, mut failed) = (0u64, 0u64, None);
+    store.scan(0, 1, &mut |item| {
+        if failed.is_some() {
+            return;
+        }
+        match item {
+            Ok(record) => match sink.row(&LeaseRow::of(&record, names)) {
+                Ok(()) => written += 1,
+                Err(e) => failed = Some(e),
+            },
+            Err(e) => {
+                unreadable += 1;
+                if unreadable <= 10 {
+                    tracing::warn!(error = %e, "not exported");
+                }
+            }
+        }
+    });
+    failed.map_or(Ok((written, unreadable)), Err)
+}
+
+/// Reads our JSON export: one row per line as written (each line's
+/// number goes with it), or any JSON array of rows.
+pub fn read_json(input: impl BufRead) -> io::Result<Vec<Incoming>> {
+    let mut rows = Vec::new();
+    let mut text = String::new();
+    for (i, line) in input.lines().enumerate() {
+        let line = line?;
+        let trimmed = line.trim().trim_end_matches(',');
+        if !matches!(trimmed, "" | "[" | "]" | "[]") {
+            rows.push(match serde_json::from_str::<LeaseRow>(trimmed) {
+                Ok(row) => Incoming::Row { line: i + 1, row },
+                Err(e) => Incoming::Bad { line: i + 1, reason: format!("not a lease row: {e}") },
+            });
+        }
+        if text.len() < (64 << 20) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    // Not our layout (e.g. pretty-printed): read it as one array.
+    if !rows.is_empty() && rows.iter().all(|r| matches!(r, Incoming::Bad { .. })) {
+        if let Ok(all) = serde_json::from_str::<Vec<LeaseRow>>(&text) {
+            return Ok(all.into_iter().enumerate().map(|(i, row)| Incoming::Row { line: i + 1, row }).collect());
+        }
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_both_ways() {
+        assert_eq!(hex(&[1, 0xab, 2], ":"), "01:ab:02");
+        assert_eq!(unhex("01:AB:02"), Some(vec![1, 0xab, 2]));
+        assert_eq!(unhex("01-ab-02"), Some(vec![1, 0xab, 2]));
+        assert_eq!(unhex("01ab0"), None);
+        assert_eq!(unhex("zz"), None);
+        assert_eq!(unhex(""), Some(vec![]));
+    }
+}
