@@ -66,12 +66,14 @@ fn ethernet() -> u8 {
 
 /// Bytes as lower-case hex, `sep` between them.
 pub fn hex(bytes: &[u8], sep: &str) -> String {
+    use std::fmt::Write;
     let mut s = String::with_capacity(bytes.len() * (2 + sep.len()));
     for (i, b) in bytes.iter().enumerate() {
         if i > 0 {
             s.push_str(sep);
         }
-        s.push_str(&format!("{b:02x}"));
+        // Into the one string: export calls this for every lease.
+        let _ = write!(s, "{b:02x}");
     }
     s
 }
