@@ -5,14 +5,17 @@ use clap::Parser;
 use std::io::IsTerminal;
 
 fn main() -> std::process::ExitCode {
-    // RUST_LOG picks what is logged (default info); LEASED_LOG_FORMAT=json
-    // writes one JSON object per line for log collectors.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // RUST_LOG picks what is logged (default: info for the server, warnings
+    // for the commands that print for people); LEASED_LOG_FORMAT=json writes
+    // one JSON object per line for log collectors.
+    let cli = leased::cli::Cli::parse();
+    let level = if matches!(cli.command, leased::cli::Command::Serve(_)) { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into());
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if std::env::var("LEASED_LOG_FORMAT").is_ok_and(|f| f == "json") {
         logs.json().init();
     } else {
         logs.with_ansi(std::io::stderr().is_terminal()).init();
     }
-    leased::cli::run(leased::cli::Cli::parse())
+    leased::cli::run(cli)
 }

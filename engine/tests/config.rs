@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use leased::config::{self, AddrRange, ConfigError, Listen, Secs, SyncMode};
+use leased::store::transfer::ExportFormat;
 
 fn examples() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples")
@@ -107,7 +108,7 @@ fn defaults_and_inheritance() {
 }
 
 #[test]
-fn history_retention_is_read_and_auto_export_refused() {
+fn history_retention_and_auto_export_are_read() {
     let c = config::parse(MINIMAL, "t.hcl").unwrap();
     assert_eq!((c.history_retention, c.expired_retention), (Secs(30 * 86_400), Secs(30 * 86_400)));
     assert!(c.recovery.auto_recover && c.recovery.validate_on_recover);
@@ -124,8 +125,28 @@ fn history_retention_is_read_and_auto_export_refused() {
     let off = config::parse(&off, "t.hcl").unwrap();
     assert!(!leased::store::CommitterOptions::from_config(&off, 1).history, "0s turns history off");
     assert!(leased::store::CommitterOptions::from_config(&c, 1).history);
-    let export = MINIMAL.replace("  scope", "  persistence = { auto_export = { interval = \"1h\" } }\n  scope");
-    assert!(error_at(&export, "dhcp.persistence.auto_export", 3).contains("not implemented"));
+    assert_eq!(c.auto_export, None);
+    let export =
+        |body: &str| MINIMAL.replace("  scope", &format!("  persistence = {{ auto_export = {{ {body} }} }}\n  scope"));
+    let on =
+        config::parse(&export("interval = \"15m\"  path = \"/tmp/l.csv\"  format = \"kea-csv\""), "t.hcl").unwrap();
+    let on = on.auto_export.expect("auto_export read");
+    assert_eq!((on.interval, on.path.to_str(), on.format), (Secs(900), Some("/tmp/l.csv"), ExportFormat::KeaCsv));
+    let json = config::parse(&export("path = \"/tmp/l.json\""), "t.hcl").unwrap().auto_export.unwrap();
+    assert_eq!((json.interval, json.format), (Secs(3600), ExportFormat::Json), "hourly JSON by default");
+    let off = config::parse(&export("enabled = false  path = \"/tmp/l.json\""), "t.hcl").unwrap();
+    assert_eq!(off.auto_export, None);
+    let message = |text: &str, key: &str| {
+        let errs = errors(text);
+        errs.iter().find(|e| e.key == key).unwrap_or_else(|| panic!("no error for {key}: {errs:#?}")).message.clone()
+    };
+    assert!(message(&export("interval = \"1h\""), "dhcp.persistence.auto_export.path").contains("which file"));
+    let fast = export("interval = \"1s\"  path = \"/tmp/x\"");
+    assert!(message(&fast, "dhcp.persistence.auto_export.interval").contains("at least 10s"));
+    let xml = export("path = \"/tmp/x\"  format = \"xml\"");
+    assert!(message(&xml, "dhcp.persistence.auto_export.format").contains("json, csv, kea-csv or sqlite"));
+    let typo = export("path = \"/tmp/x\"  intervall = \"1h\"");
+    assert!(message(&typo, "dhcp.persistence.auto_export.intervall").contains("unknown field"));
 }
 
 #[test]

@@ -4,15 +4,21 @@
 
 use std::net::Ipv4Addr;
 
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio::sync::broadcast::error::RecvError;
 
 use super::{ok, Answer, ApiError, Shared};
 use crate::config::Mac;
 use crate::lease::{ClientKey, HwAddr, LeaseRecord, LeaseState, CLIENT_KEY_MAX};
 use crate::server::{ChangeKind, Server};
-use crate::store::transfer::{hex_field, text};
+use crate::store::transfer::{export_cache, hex_field, text, text_sink, ExportFormat};
+use crate::store::Names;
 
 /// Most leases one page may ask for.
 const PAGE_MAX: usize = 10_000;
@@ -284,6 +290,99 @@ pub async fn stats(State(state): State<Shared>) -> Answer {
         "last_hour": window(&state, now, 3600),
         "last_day": window(&state, now, 86_400),
     })))
+}
+
+#[derive(Deserialize)]
+pub struct ExportQuery {
+    format: Option<String>,
+}
+
+/// Every lease as our JSON (default), CSV or Kea's lease file, streamed
+/// as it is written from the cache (a million leases never sit in memory).
+pub async fn export(State(state): State<Shared>, Query(q): Query<ExportQuery>) -> Result<Response, ApiError> {
+    let format = match q.format.as_deref().unwrap_or("json") {
+        "json" => ExportFormat::Json,
+        "csv" => ExportFormat::Csv,
+        "kea-csv" => ExportFormat::KeaCsv,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "format {other:?}: json, csv or kea-csv (SQLite: leased export-leases --format sqlite)"
+            )))
+        }
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
+    tokio::task::spawn_blocking(move || {
+        let names = Names::of(&state.server.read());
+        let mut sink = text_sink(format, ChunkWriter { tx: tx.clone(), buf: Vec::with_capacity(CHUNK) }, &names);
+        let done = export_cache(&state.server, sink.as_mut()).and_then(|n| sink.finish().map(|()| n));
+        match done {
+            Ok(n) => tracing::info!(leases = n, "leases exported through the API"),
+            Err(e) => {
+                tracing::warn!(error = %e, "export through the API ended early");
+                let _ = tx.blocking_send(Err(e));
+            }
+        }
+    });
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    let kind = if format == ExportFormat::Json { "application/json" } else { "text/csv; charset=utf-8" };
+    Ok(([(header::CONTENT_TYPE, kind)], Body::from_stream(chunks)).into_response())
+}
+
+/// Bytes of the export sent at a time.
+const CHUNK: usize = 256 * 1024;
+
+/// An export's output, handed to the response in chunks (the receiver
+/// gone, the client left: the write fails and the export stops).
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| std::io::Error::other("the client went away"))
+    }
+}
+
+/// Lease changes as the store writes them, as server-sent events: `lease`
+/// events carry the lease (as `GET /leases/{ip}` shows it) and `event`, the
+/// kind of change; `lagged` says how many a slow reader missed.
+pub async fn events(
+    State(state): State<Shared>,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {
+    let feed = state.events.watch();
+    let mut stopping = state.stopping.subscribe();
+    let stopped = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+    };
+    let stream = futures_util::stream::unfold((feed, state), |(mut feed, state)| async move {
+        let event = match feed.recv().await {
+            Ok((kind, record)) => {
+                let mut lease = lease_json(&state.server.read(), &record, (state.clock)());
+                lease["event"] = json!(kind.label());
+                Event::default().event("lease").data(lease.to_string())
+            }
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "a lease event watcher fell behind");
+                Event::default().event("lagged").data(json!({ "missed": missed }).to_string())
+            }
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(event), (feed, state)))
+    });
+    Sse::new(futures_util::StreamExt::take_until(stream, Box::pin(stopped))).keep_alive(KeepAlive::default())
 }
 
 #[cfg(test)]

@@ -64,6 +64,8 @@ pub struct ApiState {
     pub edit_lock: tokio::sync::Mutex<()>,
     /// New config texts go to the serve loop, which applies them.
     pub reconfigure: crossbeam::channel::Sender<ConfigRequest>,
+    /// Turns true when the API stops: open event streams end then.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// A new config for the serve loop: it checks the text, writes it over the
@@ -124,6 +126,8 @@ fn router(state: Shared) -> Router {
         .route("/anomalies", get(info::anomalies))
         .route("/leases", get(leases::list))
         .route("/leases/stats", get(leases::stats))
+        .route("/leases/events", get(leases::events))
+        .route("/leases/export", get(leases::export))
         .route("/leases/history", get(leases::history))
         .route("/leases/mac/{mac}", get(leases::by_mac))
         .route("/leases/{ip}", get(leases::by_ip).delete(leases::release))
@@ -162,6 +166,7 @@ async fn openapi() -> Response {
 /// The running API: stops when dropped.
 pub struct Api {
     addr: SocketAddr,
+    state: Shared,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -180,7 +185,8 @@ impl Api {
             .map_err(|e| format!("cannot start the API runtime: {e}"))?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let upkeep = state.metrics.clone();
-        let app = router(Arc::new(state));
+        let state = Arc::new(state);
+        let app = router(state.clone());
         let thread = std::thread::Builder::new()
             .name("api".into())
             .spawn(move || {
@@ -209,7 +215,7 @@ impl Api {
             })
             .map_err(|e| e.to_string())?;
         info!(%addr, "API listening");
-        Ok(Api { addr, stop: Some(stop), thread: Some(thread) })
+        Ok(Api { addr, state, stop: Some(stop), thread: Some(thread) })
     }
 
     /// The bound address (the port chosen when `listen` said 0).
@@ -220,6 +226,8 @@ impl Api {
 
 impl Drop for Api {
     fn drop(&mut self) {
+        // Event streams never end by themselves; the graceful stop waits for them.
+        self.state.stopping.send_replace(true);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -3,7 +3,11 @@
 mod check_config;
 mod client;
 mod database;
+mod live;
+mod manage;
 mod serve;
+mod show;
+mod target;
 mod transfer;
 
 use std::path::PathBuf;
@@ -42,6 +46,22 @@ pub enum Command {
     ExportLeases(transfer::ExportArgs),
     /// Import leases from our JSON, Kea's lease file or ISC dhcpd's (the server must be stopped).
     ImportLeases(transfer::ImportArgs),
+    /// Leases: list, show, status, release (through the running server's API, else the data directory).
+    #[command(subcommand)]
+    Lease(manage::LeaseCommand),
+    /// Pool utilisation.
+    #[command(subcommand)]
+    Pool(manage::PoolCommand),
+    /// Reservations: list, add, remove (written into the config file).
+    #[command(subcommand)]
+    Reservation(manage::ReservationCommand),
+    /// Print lease changes as the running server writes them.
+    Monitor(manage::MonitorArgs),
+    /// Print a shell completion script: `leased completions bash > /etc/bash_completion.d/leased`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Replace the lease database with a backup (the server must be stopped).
     Restore {
         #[command(flatten)]
@@ -101,5 +121,18 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Restore { db, from } => database::restore(&db, &from),
         Command::ExportLeases(args) => transfer::export(&args),
         Command::ImportLeases(args) => transfer::import(&args),
+        Command::Lease(c) => manage::lease(&c),
+        Command::Pool(c) => manage::pool(&c),
+        Command::Reservation(c) => manage::reservation(&c),
+        Command::Monitor(args) => manage::monitor(&args),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "leased",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
     }
 }

@@ -10,12 +10,14 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use tracing::{error, info};
 
+use super::live::{self, Live, PolicyHost};
 use super::ConfigArgs;
 use crate::api::{Api, ApiState, ConfigRequest};
 use crate::config;
 use crate::io::{self, Backend, ShardSetup, Shards};
-use crate::policy::{self, LivePolicies, PolicySet, ServerEnv};
-use crate::server::{Server, SharedServer};
+use crate::policy::LivePolicies;
+use crate::server::Server;
+use crate::store::transfer::AutoExporter;
 use crate::store::{self, Committer, CommitterOptions, LeaseStore, Maintenance, MaintenanceOptions, Names, SledStore};
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
@@ -83,7 +85,8 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         }
     }
     let shards = io::shard_count(config.workers);
-    let policies = match load_policies(&config, &server.read(), &PolicyHost { server: &server, db: &db, shards }) {
+    let policies = match live::load_policies(&config, &server.read(), &PolicyHost { server: &server, db: &db, shards })
+    {
         Ok(p) => LivePolicies::new(p),
         Err(e) => return fail(e),
     };
@@ -96,6 +99,10 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         Arc::new(crate::lease::unix_now),
         MaintenanceOptions::from_config(&config),
     );
+    let auto_export = match config.auto_export.clone().map(|s| AutoExporter::start(server.clone(), s)).transpose() {
+        Ok(a) => a,
+        Err(e) => return fail(format!("cannot start the automatic export: {e}")),
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let hangup = Arc::new(AtomicBool::new(false));
     for (signal, flag) in [
@@ -151,6 +158,7 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
                 diagnostics: crate::api::diagnostics_target(&config, |ip| std::net::UdpSocket::bind((ip, 0)).is_ok()),
                 diagnostics_lock: Default::default(),
                 reconfigure,
+                stopping: tokio::sync::watch::Sender::new(false),
             };
             match Api::start(a.listen, state) {
                 Ok(api) => Some(api),
@@ -179,10 +187,16 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
                 None
             }
         };
+        let live = Live {
+            host: PolicyHost { server: &server, db: &db, shards },
+            policies: &policies,
+            committer: &committer,
+            build: live::build_serving,
+        };
         if let Some(request) = request {
-            let host = PolicyHost { server: &server, db: &db, shards };
-            let answer = replace_config(&path, &request.text, &running_config, &host, &policies, &committer);
+            let answer = live::replace_config(&path, &request.text, &running_config, &live);
             let answer = answer.map(|(c, summary)| {
+                println!("leased: {summary}");
                 running_config = c;
                 *config_text.write() = request.text;
                 summary
@@ -193,9 +207,9 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
             let _ = request.reply.send(answer);
         }
         if hangup.swap(false, Ordering::Relaxed) {
-            let host = PolicyHost { server: &server, db: &db, shards };
-            match reload(&path, &running_config, &host, &policies, &committer) {
-                Ok((c, _)) => {
+            match live::reload(&path, &running_config, &live) {
+                Ok((c, summary)) => {
+                    println!("leased: {summary}");
                     running_config = c;
                     *config_text.write() = std::fs::read_to_string(&path).unwrap_or_default();
                 }
@@ -211,6 +225,7 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
     let stats = running.stats.clone();
     running.stop();
     drop(maintenance);
+    drop(auto_export);
     committer.shutdown();
     for (i, s) in stats.iter().enumerate() {
         let (r, t, d) =
@@ -224,120 +239,4 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
 
 fn list(endpoints: &[io::Endpoint]) -> String {
     endpoints.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
-}
-
-/// Loads the config at `path` and puts it in place of `old` while the shards
-/// wait: the leases are taken over by scope name, the store renames its
-/// scopes once everything submitted under the old config is written.
-/// Sockets, shards and the database stay as they are; changes to them wait
-/// for a restart (logged).
-fn reload(
-    path: &std::path::Path,
-    old: &config::Config,
-    host: &PolicyHost,
-    policies: &LivePolicies,
-    committer: &Committer,
-) -> Result<(config::Config, String), String> {
-    let (server, db) = (host.server, host.db);
-    let started = std::time::Instant::now();
-    let new = config::load(path).map_err(|e| e.to_string())?;
-    let interfaces = io::interfaces::list().map_err(|e| format!("cannot list the network interfaces: {e}"))?;
-    let infos = interfaces.iter().map(|(name, i)| (name.clone(), i.info())).collect();
-    let next = Server::new(&new, &infos).map_err(|e| e.to_string())?;
-    let modules = load_policies(&new, &next, host)?;
-    let fixed = [
-        ("listen", old.listen != new.listen),
-        ("workers", old.workers != new.workers),
-        ("io_backend", old.io_backend != new.io_backend),
-        ("api", old.api != new.api),
-        ("database", old.database.path != new.database.path || old.database.sync_mode != new.database.sync_mode),
-    ];
-    for (key, _) in fixed.iter().filter(|f| f.1) {
-        tracing::warn!(key, "changed in the config: takes effect at the next restart");
-    }
-    let mut running = server.write();
-    committer.sync().map_err(|e| format!("cannot write pending lease changes: {e}"))?;
-    let report = next.take_over(&running, crate::lease::unix_now());
-    db.set_names(Names::of(&next));
-    if let Err(e) = db.write(&report.changes).and_then(|_| db.flush()) {
-        db.set_names(Names::of(&running));
-        return Err(format!("cannot persist what the reload changed: {e}"));
-    }
-    *running = next;
-    policies.replace(modules);
-    drop(running);
-    let took = started.elapsed().as_millis() as u64;
-    info!(
-        loaded = report.loaded,
-        dropped = report.dropped,
-        changed = report.changes.len(),
-        took_ms = took,
-        "config reloaded"
-    );
-    let summary = format!("config reloaded ({} leases kept, {} dropped, {took} ms)", report.loaded, report.dropped);
-    println!("leased: {summary}");
-    Ok((new, summary))
-}
-
-/// Writes `text` to `path` so that a crash leaves the old file or the new
-/// one, never a mix: a temporary file beside it, fsync, rename, fsync of
-/// the directory.
-fn write_atomically(path: &std::path::Path, text: &str) -> Result<(), String> {
-    use std::io::Write;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let temp = dir.join(format!(".{}.new", path.file_name().and_then(|n| n.to_str()).unwrap_or("leased.hcl")));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&temp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&temp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        format!("cannot write {}: {e}", path.display())
-    })
-}
-
-/// A config from the API: checked first (nothing is touched when it is
-/// wrong), written over the file, reloaded; when the reload fails the old
-/// file is put back.
-fn replace_config(
-    path: &std::path::Path,
-    text: &str,
-    old: &config::Config,
-    host: &PolicyHost,
-    policies: &LivePolicies,
-    committer: &Committer,
-) -> Result<(config::Config, String), String> {
-    config::parse(text, &path.display().to_string()).map_err(|e| e.to_string())?;
-    let before = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    write_atomically(path, text)?;
-    reload(path, old, host, policies, committer).inspect_err(|_| {
-        if let Err(e) = write_atomically(path, &before) {
-            error!("cannot put the previous config back: {e}");
-        }
-    })
-}
-
-/// What policy modules run against: the server (live, shared), the store
-/// anomalies are recorded in, and the number of shards.
-struct PolicyHost<'a> {
-    server: &'a SharedServer,
-    db: &'a Arc<SledStore>,
-    shards: usize,
-}
-
-/// The policy modules `config` asks for, checked and compiled for `next`,
-/// the server that is or is about to be the one in `host` (None: none).
-fn load_policies(config: &config::Config, next: &Server, host: &PolicyHost) -> Result<Option<Arc<PolicySet>>, String> {
-    let specs = policy::standard::specs(config)?;
-    if specs.is_empty() {
-        return Ok(None);
-    }
-    let env = Arc::new(ServerEnv::new(host.server.clone(), Some(host.db.clone())));
-    let set =
-        PolicySet::load(specs, &policy::standard::scopes_json(next), host.shards, env).map_err(|e| e.to_string())?;
-    info!(modules = ?set.names(), "policy modules loaded");
-    Ok(Some(set))
 }

@@ -1,8 +1,7 @@
 //! `leased export-leases` and `leased import-leases`: leases to and from
 //! files, from the data directory (import needs the server stopped).
 
-use std::collections::HashMap;
-use std::io::{BufReader, IsTerminal};
+use std::io::{BufRead, BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -10,15 +9,15 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::database::{fail, open, DatabaseArgs};
-use crate::config::Config;
-use crate::server::{InterfaceInfo, Server};
-use crate::store::transfer::{self, ExportFormat, ImportFormat, ImportReport, RowSink};
+use super::target::{Target, TargetArgs};
+use crate::store::transfer::{self, ExportFile, ExportFormat, ImportFormat, ImportReport, RowSink};
 use crate::store::{LeaseStore, Names};
 
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
+    /// From the running server's API when one answers, else the data directory.
     #[command(flatten)]
-    pub db: DatabaseArgs,
+    pub target: TargetArgs,
     #[arg(long, value_enum)]
     pub format: ExportFormat,
     /// File to write (default: standard output; SQLite needs a file).
@@ -51,46 +50,60 @@ pub fn progress(total: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// The core compiled from `config` without serving: interfaces the host
-/// lacks (a config made for another machine) get a placeholder.
-pub fn offline_server(config: &Config) -> Result<Server, String> {
-    let mut infos: HashMap<String, InterfaceInfo> = crate::io::interfaces::list()
-        .map(|l| l.iter().map(|(name, i)| (name.clone(), i.info())).collect())
-        .unwrap_or_default();
-    for name in config.scopes.iter().filter_map(|s| s.interface.clone()) {
-        infos.entry(name).or_insert(InterfaceInfo { ifindex: 0, net: None });
-    }
-    Server::new(config, &infos).map_err(|e| e.to_string())
+/// Where an export's rows come from.
+enum Rows {
+    Store(crate::store::SledStore),
+    Server(Target),
 }
 
-/// The file `path` is written to first, renamed over it once complete.
-fn partial(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".partial");
-    path.with_file_name(name)
+impl Rows {
+    /// The running server, else the data directory; with the scope names
+    /// in config order (Kea's subnet ids) and the number of leases.
+    fn open(args: &TargetArgs) -> Result<(Rows, Names, u64), String> {
+        if let Some(t) = Target::running(args)? {
+            let scopes = t.get("/statistics")?["scopes"].take();
+            let names = scopes.as_array().into_iter().flatten().filter_map(|s| s["name"].as_str());
+            let names = Names { scopes: names.map(|n| (n.to_string(), vec![])).collect() };
+            let total = t.get("/status")?["store"]["leases"].as_u64().unwrap_or(0);
+            return Ok((Rows::Server(t), names, total));
+        }
+        let (config, dir) = args.db.open_config()?;
+        let store = open(&config, &dir)?;
+        let total = if std::io::stderr().is_terminal() { store.len() as u64 } else { 0 };
+        Ok((Rows::Store(store), Names::from_config(&config), total))
+    }
+
+    /// Writes every row to `sink`: how many, and how many stored ones could not be read.
+    fn export(&self, names: &Names, sink: &mut dyn RowSink) -> std::io::Result<(u64, u64)> {
+        let t = match self {
+            Rows::Store(store) => return transfer::export_store(store, names, sink),
+            Rows::Server(t) => t,
+        };
+        // Our JSON: `[`, one row per line with a comma after all but the last, `]`.
+        let reader = t.stream("/leases/export?format=json").map_err(std::io::Error::other)?;
+        let mut written = 0;
+        for line in reader.lines() {
+            let line = line?;
+            let line = line.trim_end().trim_end_matches(',');
+            if line.starts_with('{') {
+                sink.row(&serde_json::from_str(line)?)?;
+                written += 1;
+            }
+        }
+        Ok((written, 0))
+    }
 }
 
 pub fn export(args: &ExportArgs) -> ExitCode {
-    let (config, dir) = match args.db.open_config() {
+    let started = Instant::now();
+    let (rows, names, total) = match Rows::open(&args.target) {
         Ok(v) => v,
         Err(e) => return fail(e),
     };
-    let started = Instant::now();
-    let store = match open(&config, &dir) {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
-    let names = Names::from_config(&config);
-    let temp = args.output.as_deref().map(partial);
-    let sink: std::io::Result<Box<dyn RowSink>> = match (args.format, &temp) {
-        (ExportFormat::Sqlite, None) => return fail("SQLite needs a file: --output FILE"),
-        (ExportFormat::Sqlite, Some(t)) => {
-            let _ = std::fs::remove_file(t);
-            transfer::sqlite::Sink::create(t).map(|s| Box::new(s) as Box<dyn RowSink>)
-        }
-        (format, Some(t)) => std::fs::File::create(t)
-            .map(|f| transfer::text_sink(format, std::io::BufWriter::with_capacity(1 << 20, f), &names)),
-        (format, None) => Ok(transfer::text_sink(format, std::io::BufWriter::new(std::io::stdout()), &names)),
+    let sink: std::io::Result<Box<dyn RowSink>> = match (&args.output, args.format) {
+        (None, ExportFormat::Sqlite) => return fail("SQLite needs a file: --output FILE"),
+        (None, format) => Ok(transfer::text_sink(format, std::io::BufWriter::new(std::io::stdout()), &names)),
+        (Some(out), format) => ExportFile::create(format, out, &names).map(|f| Box::new(f) as Box<dyn RowSink>),
     };
     let mut sink = match sink {
         Ok(s) => s,
@@ -98,24 +111,14 @@ pub fn export(args: &ExportArgs) -> ExitCode {
             return fail(format!("cannot write {}: {e}", args.output.as_deref().unwrap_or(Path::new("-")).display()))
         }
     };
-    let bar = progress(if std::io::stderr().is_terminal() { store.len() as u64 } else { 0 }, "exporting");
+    let bar = progress(total, "exporting");
     let mut counted = Counted { inner: sink.as_mut(), bar: &bar };
-    let result = transfer::export_store(&store, &names, &mut counted).and_then(|n| sink.finish().map(|()| n));
+    let result = rows.export(&names, &mut counted).and_then(|n| sink.finish().map(|()| n));
     bar.finish_and_clear();
     let (written, unreadable) = match result {
         Ok(n) => n,
-        Err(e) => {
-            if let Some(t) = &temp {
-                let _ = std::fs::remove_file(t);
-            }
-            return fail(format!("export failed: {e}"));
-        }
+        Err(e) => return fail(format!("export failed: {e}")),
     };
-    if let (Some(t), Some(out)) = (&temp, &args.output) {
-        if let Err(e) = std::fs::rename(t, out) {
-            return fail(format!("cannot move {} to {}: {e}", t.display(), out.display()));
-        }
-    }
     if unreadable > 0 {
         eprintln!("warning: {unreadable} stored leases could not be read (damaged, or of scopes no longer configured): not exported");
     }
@@ -147,7 +150,7 @@ pub fn import(args: &ImportArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     let started = Instant::now();
-    let server = match offline_server(&config) {
+    let server = match super::live::build_offline(&config) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };

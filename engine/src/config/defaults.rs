@@ -31,6 +31,7 @@ pub const CLIENT_HISTORY_RETENTION: Secs = Secs(30 * 86_400);
 pub const EXPIRED_LEASE_RETENTION: Secs = Secs(30 * 86_400);
 /// Scheduled backups: how often, how long kept, where.
 pub const BACKUP_INTERVAL: Secs = Secs(3600);
+pub const AUTO_EXPORT_INTERVAL: Secs = Secs(3600);
 pub const BACKUP_RETENTION: Secs = Secs(7 * 86_400);
 pub const BACKUP_PATH: &str = "/var/backups/leased";
 /// `analytics.anomaly_detection`: the thresholds of ARCHITECTURE §5's example.

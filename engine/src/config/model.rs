@@ -28,6 +28,8 @@ pub struct Config {
     pub history_retention: Secs,
     /// How long expired and released leases are kept (`persistence.retention.expired_leases`).
     pub expired_retention: Secs,
+    /// `persistence.auto_export`, when enabled.
+    pub auto_export: Option<AutoExport>,
     pub recovery: RecoveryPolicy,
     /// WebAssembly policy modules, run in this order after the standard ones.
     pub policies: Vec<PolicyModule>,
@@ -127,6 +129,15 @@ pub struct BackupSchedule {
     pub interval: Secs,
     pub retention: Secs,
     pub path: PathBuf,
+}
+
+/// `persistence.auto_export`: every lease written to `path` every
+/// `interval` (and once at start), replacing the file whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoExport {
+    pub interval: Secs,
+    pub path: PathBuf,
+    pub format: crate::store::transfer::ExportFormat,
 }
 
 /// When an acknowledged lease is on disk (ARCHITECTURE §2, as in SQLite).

@@ -222,7 +222,16 @@ pub struct Recovery {
 #[serde(deny_unknown_fields)]
 pub struct Persistence {
     pub retention: Option<Retention>,
-    pub auto_export: Option<serde_json::Value>,
+    pub auto_export: Option<AutoExport>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoExport {
+    pub enabled: Option<bool>,
+    pub interval: Option<String>,
+    pub path: Option<String>,
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

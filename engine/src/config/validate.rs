@@ -13,6 +13,7 @@ use super::defaults as d;
 use super::model::*;
 use super::raw;
 use super::values::{AddrRange, Mac, MacPrefix, Secs};
+use crate::store::transfer::ExportFormat;
 
 /// Errors as (key path, message).
 pub type Problems = Vec<(String, String)>;
@@ -148,6 +149,7 @@ impl Validator {
             &retention.and_then(|r| r.expired_leases.clone()),
             d::EXPIRED_LEASE_RETENTION,
         );
+        let auto_export = r.persistence.as_ref().and_then(|p| p.auto_export.as_ref()).and_then(|a| self.auto_export(a));
         Config {
             enabled: r.enabled.unwrap_or(d::ENABLED),
             server_id,
@@ -162,6 +164,7 @@ impl Validator {
             scopes,
             history_retention,
             expired_retention,
+            auto_export,
             recovery: RecoveryPolicy {
                 auto_recover: r.recovery.as_ref().and_then(|x| x.auto_recover).unwrap_or(true),
                 validate_on_recover: r.recovery.as_ref().and_then(|x| x.validate_on_recover).unwrap_or(true),
@@ -804,10 +807,33 @@ impl Validator {
         (a.enabled.unwrap_or(true) && ad.enabled.unwrap_or(true)).then_some(detection)
     }
 
-    fn not_yet(&mut self, r: &raw::Dhcp) {
-        if r.persistence.as_ref().is_some_and(|p| p.auto_export.is_some()) {
-            self.fail("dhcp.persistence.auto_export", format!("automatic exports {NOT_YET}"));
+    fn auto_export(&mut self, a: &raw::AutoExport) -> Option<AutoExport> {
+        let p = "dhcp.persistence.auto_export";
+        let interval = self.secs(&format!("{p}.interval"), &a.interval, d::AUTO_EXPORT_INTERVAL);
+        if interval.is_infinite() || interval < Secs(10) {
+            self.fail(format!("{p}.interval"), format!("exports every {interval}: use at least 10s, finite"));
         }
+        let path = match a.path.as_deref() {
+            Some(p) if !p.trim().is_empty() => PathBuf::from(p),
+            _ => {
+                self.fail(format!("{p}.path"), "say which file to write: path = \"/var/lib/leased/leases.json\"");
+                PathBuf::new()
+            }
+        };
+        let format = match a.format.as_deref() {
+            None => ExportFormat::Json,
+            Some(f) => match <ExportFormat as clap::ValueEnum>::from_str(f, true) {
+                Ok(format) => format,
+                Err(_) => {
+                    self.fail(format!("{p}.format"), format!("{f:?}: json, csv, kea-csv or sqlite"));
+                    ExportFormat::Json
+                }
+            },
+        };
+        a.enabled.unwrap_or(true).then_some(AutoExport { interval, path, format })
+    }
+
+    fn not_yet(&mut self, r: &raw::Dhcp) {
         if r.ha.is_some() {
             self.fail("dhcp.ha", format!("high availability {NOT_YET}"));
         }

@@ -311,6 +311,7 @@ fn run(
             retry("write", || store.write(&changes));
             metrics::histogram!(crate::metrics::STORE_BATCH_SIZE).record(changes.len() as f64);
             events.record(changes.iter().map(|c| (c.kind, c.record.updated)));
+            events.publish(&changes);
             if history.is_some() {
                 recorded.append(&mut changes);
             }

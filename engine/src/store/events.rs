@@ -1,11 +1,14 @@
 //! Lease changes per kind over the last day, in one-minute buckets, as the
 //! committer writes them: what `GET /leases/stats` reports (leases per
 //! hour and per day, renewals, expirations, abandoned). Kept in memory:
-//! the counts start again with the process.
+//! the counts start again with the process. The changes themselves go
+//! out to whoever watches (`GET /leases/events`, `leased monitor --leases`).
 
 use parking_lot::Mutex;
+use tokio::sync::broadcast;
 
-use crate::server::ChangeKind;
+use crate::lease::LeaseRecord;
+use crate::server::{ChangeKind, LeaseChange};
 
 /// Minutes kept: a day.
 const MINUTES: usize = 24 * 60;
@@ -15,18 +18,38 @@ pub const KINDS: usize = 7;
 /// A slot: the minute it holds (Unix minutes) and its counts by kind.
 type Minute = (u32, [u32; KINDS]);
 
-/// Counts by minute and kind.
+/// Changes a watcher may fall behind by before it is told it missed some.
+const FEED: usize = 4096;
+
+/// Counts by minute and kind, and the feed of changes as written.
 pub struct LeaseEvents {
     slots: Mutex<Box<[Minute; MINUTES]>>,
+    feed: broadcast::Sender<(ChangeKind, LeaseRecord)>,
 }
 
 impl Default for LeaseEvents {
     fn default() -> Self {
-        LeaseEvents { slots: Mutex::new(Box::new([(0, [0; KINDS]); MINUTES])) }
+        LeaseEvents { slots: Mutex::new(Box::new([(0, [0; KINDS]); MINUTES])), feed: broadcast::channel(FEED).0 }
     }
 }
 
 impl LeaseEvents {
+    /// Sends written changes to the watchers; no work while no one watches.
+    pub fn publish(&self, changes: &[LeaseChange]) {
+        if self.feed.receiver_count() == 0 {
+            return;
+        }
+        for c in changes {
+            let _ = self.feed.send((c.kind, c.record.clone()));
+        }
+    }
+
+    /// A receiver of every change written from now on (a slow one gets
+    /// `Lagged` with the number it missed).
+    pub fn watch(&self) -> broadcast::Receiver<(ChangeKind, LeaseRecord)> {
+        self.feed.subscribe()
+    }
+
     /// Counts changes of `kind` at Unix second `time`.
     pub fn record(&self, kinds: impl Iterator<Item = (ChangeKind, u32)>) {
         let mut slots = self.slots.lock();

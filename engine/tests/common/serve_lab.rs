@@ -138,7 +138,12 @@ impl ApiClient {
             None => self.agent.run(req.body(()).unwrap()),
         };
         let mut resp = resp.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-        Http { status: resp.status().as_u16(), body: resp.body_mut().read_to_string().unwrap() }
+        let status = resp.status().as_u16();
+        // An event stream lasts as long as the server: only its status is read.
+        let streaming =
+            resp.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        let body = if streaming { String::new() } else { resp.body_mut().read_to_string().unwrap() };
+        Http { status, body }
     }
 
     pub fn get(&self, path: &str, token: Option<&str>) -> Http {

@@ -4,7 +4,9 @@
 //! SQLite; read back from our JSON, Kea's memfile CSV and ISC dhcpd's
 //! lease file, checked against the config, and written to the store.
 
+mod auto;
 pub mod dhcpd;
+mod file;
 mod import;
 pub mod kea;
 pub mod sqlite;
@@ -14,6 +16,8 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
+pub use auto::{export_once, AutoExporter};
+pub use file::ExportFile;
 pub use import::{import, ImportReport, Incoming, Skipped};
 
 use super::Names;
@@ -292,6 +296,37 @@ pub fn export_store(store: &dyn super::LeaseStore, names: &Names, sink: &mut dyn
         }
     });
     failed.map_or(Ok((written, unreadable)), Err)
+}
+
+/// Leases a running server's cache exports per read lock: the lock is let
+/// go between chunks, so a config reload never waits for a whole export.
+const CACHE_CHUNK: usize = 4096;
+
+/// Writes every lease of a running server's cache to `sink`, in address
+/// order; the number written.
+pub fn export_cache(server: &crate::server::SharedServer, sink: &mut dyn RowSink) -> io::Result<u64> {
+    let (mut from, mut written) = (Some(Ipv4Addr::UNSPECIFIED), 0u64);
+    let mut rows = Vec::with_capacity(CACHE_CHUNK);
+    while let Some(start) = from {
+        rows.clear();
+        {
+            let server = server.read();
+            let names = Names::of(&server);
+            server.cache().scan_from(start, |r| {
+                rows.push(LeaseRow::of(r, &names));
+                rows.len() < CACHE_CHUNK
+            });
+        }
+        for row in &rows {
+            sink.row(row)?;
+        }
+        written += rows.len() as u64;
+        from = match rows.last() {
+            Some(last) if rows.len() == CACHE_CHUNK => u32::from(last.ip).checked_add(1).map(Ipv4Addr::from),
+            _ => None,
+        };
+    }
+    Ok(written)
 }
 
 /// Reads our JSON export: one row per line as written (each line's
