@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use super::transfer::counter;
 use super::ConfigArgs;
 use crate::config::{self, Config};
 use crate::store::{self, Names, SledStore};
@@ -52,7 +53,11 @@ pub fn validate(args: &DatabaseArgs) -> ExitCode {
         Ok(v) => v,
         Err(e) => return fail(e),
     };
-    let report = match open(&config, &dir).and_then(|s| s.validate().map_err(|e| e.to_string())) {
+    let bar = counter("checking");
+    let checked =
+        open(&config, &dir).and_then(|s| s.validate_counting(&mut |n| bar.set_position(n)).map_err(|e| e.to_string()));
+    bar.finish_and_clear();
+    let report = match checked {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
@@ -85,7 +90,11 @@ pub fn backup(args: &DatabaseArgs, output: &Path) -> ExitCode {
         Ok(v) => v,
         Err(e) => return fail(e),
     };
-    match open(&config, &dir).and_then(|s| s.backup_to(output).map_err(|e| e.to_string())) {
+    let bar = counter("copying");
+    let copied = open(&config, &dir)
+        .and_then(|s| s.backup_counting(output, &mut |n| bar.set_position(n)).map_err(|e| e.to_string()));
+    bar.finish_and_clear();
+    match copied {
         Ok(keys) => {
             println!("backed up {} to {} ({keys} keys)", dir.display(), output.display());
             ExitCode::SUCCESS
@@ -103,7 +112,10 @@ pub fn restore(args: &DatabaseArgs, from: &Path) -> ExitCode {
     if !from.exists() {
         return fail(format!("no backup at {}", from.display()));
     }
-    match store::restore(from, &dir, &Names::from_config(&config)) {
+    let bar = counter("checking the backup");
+    let restored = store::restore(from, &dir, &Names::from_config(&config), &mut |n| bar.set_position(n));
+    bar.finish_and_clear();
+    match restored {
         Ok(leases) => {
             println!("restored {leases} leases from {} into {}", from.display(), dir.display());
             ExitCode::SUCCESS

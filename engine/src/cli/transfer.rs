@@ -50,6 +50,21 @@ pub fn progress(total: u64, what: &str) -> ProgressBar {
     bar
 }
 
+/// A running count on the terminal for work of unknown size (hidden when
+/// stderr is not one).
+pub fn counter(what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg}: {human_pos} keys ({per_sec})").expect("a valid template"),
+    );
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
 /// Where an export's rows come from.
 enum Rows {
     Store(crate::store::SledStore),

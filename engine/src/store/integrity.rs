@@ -40,12 +40,26 @@ impl IntegrityReport {
 impl SledStore {
     /// Reads every key and checks records and indexes against each other.
     pub fn validate(&self) -> Result<IntegrityReport, StoreError> {
+        self.validate_counting(&mut |_| {})
+    }
+
+    /// [`SledStore::validate`], telling `progress` how many keys it has read
+    /// (the records, the indexes, then every key once more).
+    pub fn validate_counting(&self, progress: &mut dyn FnMut(u64)) -> Result<IntegrityReport, StoreError> {
+        let mut read = 0u64;
+        let mut tick = || {
+            read += 1;
+            if read % 4096 == 0 {
+                progress(read);
+            }
+        };
         let mut report = IntegrityReport::default();
         let tree = self.raw_tree();
         let mut expiry: HashMap<Ipv4Addr, u32> = HashMap::new();
         let mut clients: HashMap<Vec<u8>, Vec<Ipv4Addr>> = HashMap::new();
         for item in tree.scan_prefix(b"i") {
             let (k, v) = item?;
+            tick();
             let Ok(key_ip) = <[u8; 4]>::try_from(&k[1..]).map(Ipv4Addr::from) else {
                 report.errors.push(format!("malformed lease key {:02x?}", &k[..]));
                 continue;
@@ -74,6 +88,7 @@ impl SledStore {
         }
         for item in tree.scan_prefix(b"e") {
             let (k, _) = item?;
+            tick();
             let parsed = (k.len() == 9)
                 .then(|| (u32::from_be_bytes([k[1], k[2], k[3], k[4]]), Ipv4Addr::new(k[5], k[6], k[7], k[8])));
             match parsed {
@@ -87,6 +102,7 @@ impl SledStore {
         report.missing_expiry_entries = expiry.len();
         for item in tree.scan_prefix(b"c") {
             let (k, v) = item?;
+            tick();
             let Ok(ip) = <[u8; 4]>::try_from(&v[..]).map(Ipv4Addr::from) else {
                 report.errors.push(format!("client entry {:02x?} has a malformed address", &k[..]));
                 continue;
@@ -98,6 +114,7 @@ impl SledStore {
         }
         for item in tree.iter() {
             let (k, v) = item?;
+            tick();
             match k.first() {
                 Some(b'i' | b'e' | b'c' | b'h') => {}
                 Some(b'a') => {
@@ -117,6 +134,11 @@ impl SledStore {
     /// whole as it was at some moment of the copy, records of scopes the
     /// config no longer has included. Returns the number of keys copied.
     pub fn backup_to(&self, dest: &Path) -> Result<usize, StoreError> {
+        self.backup_counting(dest, &mut |_| {})
+    }
+
+    /// [`SledStore::backup_to`], telling `progress` how many keys it has copied.
+    pub fn backup_counting(&self, dest: &Path, progress: &mut dyn FnMut(u64)) -> Result<usize, StoreError> {
         if dest.exists() {
             return Err(StoreError::Engine(format!("{} exists already: back up into a new directory", dest.display())));
         }
@@ -129,6 +151,7 @@ impl SledStore {
             copied += 1;
             if i % 1024 == 1023 {
                 copy.raw_tree().apply_batch(std::mem::take(&mut batch))?;
+                progress(copied as u64);
             }
         }
         copy.raw_tree().apply_batch(batch)?;
@@ -140,9 +163,15 @@ impl SledStore {
 /// Replaces the database at `data_dir` with the backup at `backup`, after
 /// checking the backup. The old database is kept beside it as
 /// `DATA_DIR.before-restore`. Fails while a server holds the database.
-pub fn restore(backup: &Path, data_dir: &Path, names: &codec::Names) -> Result<usize, StoreError> {
+/// `progress` hears how many keys of the backup its check has read.
+pub fn restore(
+    backup: &Path,
+    data_dir: &Path,
+    names: &codec::Names,
+    progress: &mut dyn FnMut(u64),
+) -> Result<usize, StoreError> {
     let checked = SledStore::open(backup, names.clone(), 16 << 20)?;
-    let report = checked.validate()?;
+    let report = checked.validate_counting(progress)?;
     if !report.errors.is_empty() {
         return Err(StoreError::Engine(format!(
             "the backup at {} is damaged: {}",

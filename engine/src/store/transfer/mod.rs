@@ -273,29 +273,60 @@ impl<W: Write> RowSink for CsvSink<W> {
     }
 }
 
+/// Rows per hand-over from the thread reading the store to the writer.
+const PIPE_CHUNK: usize = 1024;
+
 /// Every row of `store` (address order) to `sink`; returns the rows
 /// written and the records that could not be read (damaged, or of a scope
-/// the config no longer has).
+/// the config no longer has). The store is read (pages decoded, rows
+/// formed) on a thread of its own while this one formats and writes: an
+/// export takes the longer of the two rather than their sum.
 pub fn export_store(store: &dyn super::LeaseStore, names: &Names, sink: &mut dyn RowSink) -> io::Result<(u64, u64)> {
-    let (mut written, mut unreadable, mut failed) = (0u64, 0u64, None);
-    store.scan(0, 1, &mut |item| {
-        if failed.is_some() {
-            return;
-        }
-        match item {
-            Ok(record) => match sink.row(&LeaseRow::of(&record, names)) {
-                Ok(()) => written += 1,
-                Err(e) => failed = Some(e),
-            },
-            Err(e) => {
-                unreadable += 1;
-                if unreadable <= 10 {
-                    tracing::warn!(error = %e, "not exported");
+    let (full_tx, full_rx) = crossbeam::channel::bounded::<Vec<LeaseRow>>(4);
+    // Emptied chunks go back, so the reader reuses their buffers.
+    let (empty_tx, empty_rx) = crossbeam::channel::bounded::<Vec<LeaseRow>>(8);
+    std::thread::scope(|s| {
+        let reader = s.spawn(move || {
+            let (mut rows, mut unreadable, mut open) = (Vec::with_capacity(PIPE_CHUNK), 0u64, true);
+            store.scan(0, 1, &mut |item| match item {
+                _ if !open => {}
+                Ok(record) => {
+                    rows.push(LeaseRow::of(&record, names));
+                    if rows.len() == PIPE_CHUNK {
+                        let next = empty_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(PIPE_CHUNK));
+                        // A closed channel: the writer failed, the rest is not wanted.
+                        open = full_tx.send(std::mem::replace(&mut rows, next)).is_ok();
+                    }
                 }
+                Err(e) => {
+                    unreadable += 1;
+                    if unreadable <= 10 {
+                        tracing::warn!(error = %e, "not exported");
+                    }
+                }
+            });
+            if open && !rows.is_empty() {
+                let _ = full_tx.send(rows);
             }
+            unreadable
+        });
+        let mut written = 0u64;
+        let mut result = Ok(());
+        'chunks: for mut rows in full_rx.iter() {
+            for row in &rows {
+                if let Err(e) = sink.row(row) {
+                    result = Err(e);
+                    break 'chunks;
+                }
+                written += 1;
+            }
+            rows.clear();
+            let _ = empty_tx.try_send(rows);
         }
-    });
-    failed.map_or(Ok((written, unreadable)), Err)
+        drop(full_rx);
+        let unreadable = reader.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        result.map(|()| (written, unreadable))
+    })
 }
 
 /// Leases a running server's cache exports per read lock: the lock is let
@@ -369,5 +400,85 @@ mod tests {
         assert_eq!(unhex("01ab0"), None);
         assert_eq!(unhex("zz"), None);
         assert_eq!(unhex(""), Some(vec![]));
+    }
+
+    /// A store whose scan yields `n` leases with one damaged record after
+    /// the first.
+    struct Numbered(u32);
+
+    impl crate::store::LeaseStore for Numbered {
+        fn write(&self, _: &[crate::store::LeaseChange]) -> Result<(), crate::store::StoreError> {
+            unreachable!("exports only read")
+        }
+        fn flush(&self) -> Result<(), crate::store::StoreError> {
+            Ok(())
+        }
+        fn scan(&self, _: usize, _: usize, f: &mut dyn FnMut(Result<LeaseRecord, crate::store::StoreError>)) {
+            for i in 0..self.0 {
+                let ip = Ipv4Addr::from(0xc612_0000 + i);
+                let hw = HwAddr::new(1, &[2, 0, 0, 0, (i >> 8) as u8, i as u8]);
+                f(Ok(LeaseRecord {
+                    ip,
+                    state: LeaseState::Allocated,
+                    scope: 0,
+                    pool: 0,
+                    hw,
+                    client: crate::lease::ClientKey::from_bytes(&i.to_be_bytes()),
+                    details: Default::default(),
+                    start: 1,
+                    end: 2,
+                    last_seen: 1,
+                    created: 1,
+                    updated: 1,
+                    holds_address: true,
+                }));
+                if i == 0 {
+                    let error = crate::store::CodecError::Truncated;
+                    f(Err(crate::store::StoreError::Corrupt { key: "i198.18.0.1".into(), error }));
+                }
+            }
+        }
+        fn len(&self) -> usize {
+            self.0 as usize
+        }
+    }
+
+    /// Keeps the addresses it is given; fails at row `fail_at` if set.
+    struct Collect(Vec<Ipv4Addr>, Option<usize>);
+
+    impl RowSink for Collect {
+        fn row(&mut self, row: &LeaseRow) -> io::Result<()> {
+            if Some(self.0.len()) == self.1 {
+                return Err(io::Error::other("disk full"));
+            }
+            self.0.push(row.ip);
+            Ok(())
+        }
+        fn finish(self: Box<Self>) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn names() -> Names {
+        Names { scopes: vec![("lab".into(), vec!["dynamic".into()])] }
+    }
+
+    #[test]
+    fn exports_every_row_in_order_across_chunks_and_counts_the_unreadable() {
+        let n = PIPE_CHUNK as u32 * 3 + 7;
+        let mut sink = Collect(Vec::new(), None);
+        assert_eq!(export_store(&Numbered(n), &names(), &mut sink).unwrap(), (u64::from(n), 1));
+        let expected: Vec<Ipv4Addr> = (0..n).map(|i| Ipv4Addr::from(0xc612_0000 + i)).collect();
+        assert_eq!(sink.0, expected);
+    }
+
+    #[test]
+    fn a_failing_writer_ends_the_export_with_its_error() {
+        // The reader is chunks ahead when the writer fails: it must stop
+        // instead of waiting on a full channel forever.
+        let mut sink = Collect(Vec::new(), Some(PIPE_CHUNK + 5));
+        let error = export_store(&Numbered(PIPE_CHUNK as u32 * 20), &names(), &mut sink).unwrap_err();
+        assert_eq!(error.to_string(), "disk full");
+        assert_eq!(sink.0.len(), PIPE_CHUNK + 5);
     }
 }

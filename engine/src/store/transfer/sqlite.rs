@@ -50,7 +50,7 @@ impl Sink {
         }
         let db = rusqlite::Connection::open(path).map_err(sql)?;
         // A new file written once: no journal needed until it is complete.
-        db.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;").map_err(sql)?;
+        db.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY;").map_err(sql)?;
         db.execute_batch(SCHEMA).map_err(sql)?;
         db.execute_batch("BEGIN").map_err(sql)?;
         Ok(Sink { db, path: path.to_path_buf(), id: 0 })
