@@ -24,12 +24,12 @@ use std::thread::JoinHandle;
 use tracing::{info, warn};
 
 pub use interfaces::Interface;
-pub use shard::ShardStats;
-pub use sockets::{Endpoint, SERVER_PORT};
+pub use shard::{Handler, Ingress, Outgoing, ShardStats, Trace, MAX_DATAGRAM};
+pub use sockets::{Endpoint, ShardSocket, SERVER_PORT};
 
 use crate::config::{IoBackend, Listen, SyncMode};
 use crate::server::SharedServer;
-use crate::store::Committer;
+use crate::store::{Committer, Waker};
 use shard::ShardCore;
 use wake::EventFd;
 
@@ -100,9 +100,7 @@ pub struct ShardSetup<'a> {
 
 /// The running shards.
 pub struct Shards {
-    threads: Vec<JoinHandle<()>>,
-    wakes: Vec<Arc<EventFd>>,
-    stop: Arc<AtomicBool>,
+    loops: Loops,
     /// Per shard counters, in shard order.
     pub stats: Vec<Arc<ShardStats>>,
 }
@@ -110,36 +108,68 @@ pub struct Shards {
 impl Shards {
     /// Opens the sockets and starts one pinned thread per shard.
     pub fn start(s: ShardSetup<'_>) -> io::Result<Shards> {
-        let mut per_shard: Vec<Vec<sockets::ShardSocket>> = (0..s.shards).map(|_| Vec::new()).collect();
-        for endpoint in s.endpoints {
-            for (shard, socket) in sockets::open_group(endpoint, s.shards as u32)?.into_iter().enumerate() {
+        let mut stats = Vec::new();
+        let loops = Loops::start(s.endpoints, s.shards, s.backend, |index, sockets, wake| {
+            let writer = s.committer.writer(index);
+            writer.set_waker(wake);
+            let core =
+                ShardCore::new(index, sockets, s.server.clone(), writer, s.mode, s.client_port, s.policies.clone());
+            stats.push(core.stats.clone());
+            core
+        })?;
+        Ok(Shards { loops, stats })
+    }
+
+    /// Stops receiving, sends the ACKs that become durable, joins the threads.
+    pub fn stop(self) {
+        self.loops.stop();
+    }
+}
+
+/// Receive loops on pinned threads, one per shard, each driving a [`Handler`].
+pub struct Loops {
+    threads: Vec<JoinHandle<()>>,
+    wakes: Vec<Arc<EventFd>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Loops {
+    /// Opens one socket per shard for each endpoint (a `SO_REUSEPORT` group
+    /// steered by client) and starts the shards on `backend`, each with the
+    /// handler `make` returns for its index, sockets and waker (which makes
+    /// the loop call [`Handler::release_durable`]).
+    pub fn start<H: Handler>(
+        endpoints: &[Endpoint],
+        shards: usize,
+        backend: Backend,
+        mut make: impl FnMut(usize, Vec<ShardSocket>, Waker) -> H,
+    ) -> io::Result<Loops> {
+        let mut per_shard: Vec<Vec<ShardSocket>> = (0..shards).map(|_| Vec::new()).collect();
+        for endpoint in endpoints {
+            for (shard, socket) in sockets::open_group(endpoint, shards as u32)?.into_iter().enumerate() {
                 per_shard[shard].push(socket);
             }
         }
         let stop = Arc::new(AtomicBool::new(false));
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut shards = Shards { threads: Vec::new(), wakes: Vec::new(), stop: stop.clone(), stats: Vec::new() };
+        let mut loops = Loops { threads: Vec::new(), wakes: Vec::new(), stop: stop.clone() };
         for (index, sockets) in per_shard.into_iter().enumerate() {
             let wake = Arc::new(EventFd::new()?);
-            let writer = s.committer.writer(index);
             let w = wake.clone();
-            writer.set_waker(Box::new(move || w.signal()));
-            let core =
-                ShardCore::new(index, sockets, s.server.clone(), writer, s.mode, s.client_port, s.policies.clone());
-            shards.stats.push(core.stats.clone());
-            shards.wakes.push(wake.clone());
-            let (stop, backend) = (stop.clone(), s.backend);
+            let handler = make(index, sockets, Box::new(move || w.signal()));
+            loops.wakes.push(wake.clone());
+            let stop = stop.clone();
             let thread = std::thread::Builder::new().name(format!("shard-{index}")).spawn(move || {
                 pin(index % cores);
-                run(core, backend, &wake, &stop);
+                run(handler, backend, &wake, &stop);
             })?;
-            shards.threads.push(thread);
+            loops.threads.push(thread);
         }
-        info!(shards = s.shards, backend = s.backend.label(), "shards started");
-        Ok(shards)
+        info!(shards, backend = backend.label(), "shards started");
+        Ok(loops)
     }
 
-    /// Stops receiving, sends the ACKs that become durable, joins the threads.
+    /// Stops receiving, lets each handler drain, joins the threads.
     pub fn stop(self) {
         self.stop.store(true, Ordering::Release);
         for w in &self.wakes {
@@ -151,14 +181,14 @@ impl Shards {
     }
 }
 
-fn run(core: ShardCore, backend: Backend, wake: &EventFd, stop: &AtomicBool) {
+fn run<H: Handler>(core: H, backend: Backend, wake: &EventFd, stop: &AtomicBool) {
     let core = match backend {
         Backend::Portable => core,
         Backend::Uring => match uring::run(core, wake, stop) {
             Ok(()) => return,
             Err(failed) => {
                 let (core, e) = *failed;
-                warn!(shard = core.index, error = %e, "io_uring ring cannot be set up: this shard runs the portable loop");
+                warn!(shard = core.index(), error = %e, "io_uring ring cannot be set up: this shard runs the portable loop");
                 core
             }
         },

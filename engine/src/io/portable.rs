@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing::warn;
 
-use super::shard::{pktinfo, Ingress, Outgoing, ShardCore, CONTROL_LEN, MAX_DATAGRAM};
+use super::shard::{pktinfo, Handler, Ingress, Outgoing, CONTROL_LEN, MAX_DATAGRAM};
 use super::wake::EventFd;
 
 /// Datagrams per `recvmmsg` / `sendmmsg` call.
@@ -70,7 +70,7 @@ impl RecvBatch {
 }
 
 /// Sends `out` with `sendmmsg`, grouped by socket; clears it.
-fn send_all(core: &mut ShardCore, out: &mut Vec<Outgoing>) {
+fn send_all<H: Handler>(core: &mut H, out: &mut Vec<Outgoing>) {
     let mut start = 0;
     while start < out.len() {
         let socket = out[start].socket;
@@ -90,7 +90,7 @@ fn send_all(core: &mut ShardCore, out: &mut Vec<Outgoing>) {
             h.msg_iov = &mut iovs[k];
             h.msg_iovlen = 1;
         }
-        let fd = core.sockets[socket].fd();
+        let fd = core.sockets()[socket].fd();
         let mut done = 0;
         while done < count {
             // SAFETY: headers point at live buffers of `out` and the arrays above.
@@ -124,11 +124,11 @@ pub fn sockaddr(addr: SocketAddrV4) -> libc::sockaddr_in {
 
 /// Serves until `stop` is set (and `wake` signalled); then sends what
 /// became durable and returns.
-pub fn run(mut core: ShardCore, wake: &EventFd, stop: &AtomicBool) {
+pub fn run<H: Handler>(mut core: H, wake: &EventFd, stop: &AtomicBool) {
     let mut batch = RecvBatch::new();
     let mut out: Vec<Outgoing> = Vec::with_capacity(BATCH * 2);
     let mut fds: Vec<libc::pollfd> = std::iter::once(wake.as_raw_fd())
-        .chain(core.sockets.iter().map(|s| s.fd()))
+        .chain(core.sockets().iter().map(|s| s.fd()))
         .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
         .collect();
     while !stop.load(Ordering::Acquire) {
@@ -137,24 +137,24 @@ pub fn run(mut core: ShardCore, wake: &EventFd, stop: &AtomicBool) {
         if n < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() != std::io::ErrorKind::Interrupted {
-                warn!(shard = core.index, error = %e, "poll failed");
+                warn!(shard = core.index(), error = %e, "poll failed");
             }
             continue;
         }
         if fds[0].revents != 0 {
             wake.clear();
         }
-        for socket in 0..core.sockets.len() {
+        for socket in 0..core.sockets().len() {
             if fds[socket + 1].revents == 0 {
                 continue;
             }
             // Bounded per wake-up, so held replies and other sockets get their turn.
             for _ in 0..8 {
-                let got = match batch.recv(core.sockets[socket].fd()) {
+                let got = match batch.recv(core.sockets()[socket].fd()) {
                     Ok(n) => n,
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                     Err(e) => {
-                        warn!(shard = core.index, error = %e, "receive failed");
+                        warn!(shard = core.index(), error = %e, "receive failed");
                         break;
                     }
                 };

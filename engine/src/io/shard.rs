@@ -110,6 +110,26 @@ impl TypeCounters {
     }
 }
 
+/// What a receive loop drives on each shard thread: the protocol core's
+/// [`ShardCore`], or a stand-in over the same sockets and loops (the
+/// benchmark's raw responder measures the packet path with it).
+pub trait Handler: Send + 'static {
+    /// The shard's number, for logs.
+    fn index(&self) -> usize;
+    /// The sockets the loop receives on and sends from.
+    fn sockets(&self) -> &[ShardSocket];
+    /// Decides a batch of datagrams; replies to send now go to `out`.
+    fn handle_batch<'a>(&mut self, batch: impl Iterator<Item = (&'a [u8], Ingress)>, out: &mut Vec<Outgoing>);
+    /// Counts a datagram the loop could not even hand over.
+    fn drop_unreadable(&mut self, reason: &'static str);
+    /// Moves replies that may leave now (their changes are durable) to `out`.
+    fn release_durable(&mut self, out: &mut Vec<Outgoing>);
+    /// At shutdown: the replies still held that may leave, in `out`.
+    fn drain(&mut self, out: &mut Vec<Outgoing>);
+    /// Told of each reply once it left, or why it could not.
+    fn sent(&mut self, result: std::io::Result<()>, trace: Trace);
+}
+
 /// One shard's decision and hold logic, over its sockets.
 pub struct ShardCore {
     pub index: usize,
@@ -181,24 +201,6 @@ impl ShardCore {
         };
     }
 
-    /// Decides a batch of datagrams under one read lock of the server.
-    pub fn handle_batch<'a>(&mut self, batch: impl Iterator<Item = (&'a [u8], Ingress)>, out: &mut Vec<Outgoing>) {
-        let server = self.server.clone();
-        let server = server.read();
-        self.refresh_policies();
-        self.batch_received = Instant::now();
-        let now = crate::lease::unix_now();
-        for (datagram, ingress) in batch {
-            self.handle(&server, datagram, ingress, now, out);
-        }
-    }
-
-    /// Counts a datagram the loop could not even hand over.
-    pub fn drop_unreadable(&mut self, reason: &'static str) {
-        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-        self.drops.count(reason);
-    }
-
     fn handle(&mut self, server: &Server, datagram: &[u8], ingress: Ingress, now: u32, out: &mut Vec<Outgoing>) {
         self.stats.received.fetch_add(1, Ordering::Relaxed);
         self.received.count(TypeCounters::index(peek_message_type(datagram)));
@@ -266,9 +268,37 @@ impl ShardCore {
             (Destination::Broadcast | Destination::Hardware(_), None) => broadcast,
         }
     }
+}
+
+impl Handler for ShardCore {
+    fn index(&self) -> usize {
+        self.index
+    }
+
+    fn sockets(&self) -> &[ShardSocket] {
+        &self.sockets
+    }
+
+    /// Decides a batch of datagrams under one read lock of the server.
+    fn handle_batch<'a>(&mut self, batch: impl Iterator<Item = (&'a [u8], Ingress)>, out: &mut Vec<Outgoing>) {
+        let server = self.server.clone();
+        let server = server.read();
+        self.refresh_policies();
+        self.batch_received = Instant::now();
+        let now = crate::lease::unix_now();
+        for (datagram, ingress) in batch {
+            self.handle(&server, datagram, ingress, now, out);
+        }
+    }
+
+    /// Counts a datagram the loop could not even hand over.
+    fn drop_unreadable(&mut self, reason: &'static str) {
+        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        self.drops.count(reason);
+    }
 
     /// Moves the held replies whose changes are now durable to `out`.
-    pub fn release_durable(&mut self, out: &mut Vec<Outgoing>) {
+    fn release_durable(&mut self, out: &mut Vec<Outgoing>) {
         let durable = self.writer.durable();
         while self.held.front().is_some_and(|h| h.0 <= durable) {
             if let Some((_, reply)) = self.held.pop_front() {
@@ -278,7 +308,7 @@ impl ShardCore {
     }
 
     /// At shutdown: waits (bounded) for the held replies to become durable.
-    pub fn drain(&mut self, out: &mut Vec<Outgoing>) {
+    fn drain(&mut self, out: &mut Vec<Outgoing>) {
         if let Some((seq, _)) = self.held.back() {
             if !self.writer.wait_durable(*seq, Duration::from_secs(5)) {
                 warn!(shard = self.index, held = self.held.len(), "store not durable in 5 s: unsent ACKs dropped");
@@ -288,7 +318,7 @@ impl ShardCore {
     }
 
     /// Counts a sent reply and its time since receipt, or logs why it could not leave.
-    pub fn sent(&mut self, result: std::io::Result<()>, trace: Trace) {
+    fn sent(&mut self, result: std::io::Result<()>, trace: Trace) {
         match result {
             Ok(()) => {
                 self.stats.sent.fetch_add(1, Ordering::Relaxed);

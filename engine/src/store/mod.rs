@@ -16,7 +16,7 @@ pub mod transfer;
 use thiserror::Error;
 
 pub use codec::{decode, encode, CodecError, Names, FORMAT_V1};
-pub use committer::{Committer, CommitterOptions, Durability, ShardWriter};
+pub use committer::{Committer, CommitterOptions, Durability, ShardWriter, Waker};
 pub use events::LeaseEvents;
 pub use integrity::{restore, IntegrityReport};
 pub use maintenance::{Clock, Maintenance, MaintenanceOptions};

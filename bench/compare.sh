@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# Side-by-side comparison on this machine, in one invocation (bench/README.md):
+# the raw responder, leased with sync_mode FULL, NORMAL and OFF, and Kea
+# (Debian's kea-dhcp4-server, memfile with persistence), each driven by
+# leased-bench with the same pool, duration and load, server pinned to CPU 0
+# and generator to CPU 1; then perfdhcp against Kea and leased as an outside
+# cross-check. Prints one table (also written to $OUT/table.md).
+#
+# Needs root (network namespaces). Everything runs inside two namespaces
+# created here, joined by a veth pair, with addresses from 198.18.0.0/15;
+# every process started here is stopped by PID, the namespaces are removed.
+#
+#   bench/compare.sh [--duration SECONDS] [--window N] [--out DIR] [--only NAMES]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=10
+WINDOW=4096
+OUT=target/compare
+ONLY=""
+while (($#)); do
+    case $1 in
+        --duration) DURATION=$2; shift 2 ;;
+        --window) WINDOW=$2; shift 2 ;;
+        --out) OUT=$2; shift 2 ;;
+        --only) ONLY=$2; shift 2 ;;
+        *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+[[ $(id -u) == 0 ]] || { echo "compare.sh: needs root (network namespaces)" >&2; exit 2; }
+
+# Kea and perfdhcp from Debian's packages, installed without starting anything.
+if ! command -v kea-dhcp4 >/dev/null || ! command -v perfdhcp >/dev/null; then
+    [[ -e /usr/sbin/policy-rc.d ]] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kea-dhcp4-server kea-admin >/dev/null
+fi
+cargo build --release -q -p leased -p leased-bench
+LEASED=$PWD/target/release/leased
+BENCH=$PWD/target/release/leased-bench
+
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+# Kea keeps its PID and lock files here instead of /run/kea.
+export KEA_PIDFILE_DIR KEA_LOCKFILE_DIR
+rm -f "$OUT"/*.json "$OUT"/*.server "$OUT"/*.log "$OUT"/*.perfdhcp
+WORK=$(mktemp -d /tmp/leased-compare.XXXXXX)
+KEA_PIDFILE_DIR=$WORK KEA_LOCKFILE_DIR=$WORK
+SRV=lbs$$ GEN=lbg$$
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    ip netns del "$SRV" 2>/dev/null || true
+    ip netns del "$GEN" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Two namespaces, one link: the server at 198.18.0.1, the generator (a
+# relay agent at 198.18.0.2, port 67, where servers send relayed replies).
+ip netns add "$SRV"
+ip netns add "$GEN"
+ip link add s$$ netns "$SRV" type veth peer name g$$ netns "$GEN"
+ip -n "$SRV" addr add 198.18.0.1/15 dev s$$
+ip -n "$GEN" addr add 198.18.0.2/15 dev g$$
+for ns in "$SRV" "$GEN"; do ip -n "$ns" link set lo up; done
+ip -n "$SRV" link set s$$ up
+ip -n "$GEN" link set g$$ up
+# perfdhcp sees replies to its clients' made-up MACs only in promiscuous mode.
+ip -n "$GEN" link set g$$ promisc on
+for ns in "$SRV" "$GEN"; do
+    ip netns exec "$ns" sysctl -qw net.core.rmem_max=33554432 net.core.wmem_max=33554432 2>/dev/null || true
+done
+
+# The pool: 130k addresses; the generator cycles through 100k clients.
+CLIENTS=100000
+POOL_START=198.18.1.0 POOL_END=198.19.255.250
+
+leased_config() { # sync_mode
+    cat <<EOF
+dhcp {
+  listen     = ["198.18.0.1:67"]
+  relay_port = 67
+  workers    = 1
+  authoritative = true
+  database = { type = "sled"  path = "$WORK/leased-$1"  sync_mode = "$1" }
+  lease_policies = { default_lease_time = "1h"  max_lease_time = "4h"  min_lease_time = "5m"  offer_hold_time = "30s" }
+  scope "bench" {
+    relay_addresses = ["198.18.0.2"]
+    subnet      = "198.18.0.0/15"
+    range_start = "$POOL_START"  range_end = "$POOL_END"
+    options = { routers = ["198.18.0.1"]  dns_servers = ["198.18.0.1"] }
+  }
+}
+EOF
+}
+
+kea_config() {
+    cat <<EOF
+{ "Dhcp4": {
+    "interfaces-config": { "interfaces": [ "s$$/198.18.0.1" ], "dhcp-socket-type": "udp" },
+    "lease-database": { "type": "memfile", "persist": true, "name": "$WORK/kea-leases4.csv", "lfc-interval": 0 },
+    "control-socket": { "socket-type": "unix", "socket-name": "$WORK/kea.sock" },
+    "valid-lifetime": 3600,
+    "subnet4": [ { "id": 1, "subnet": "198.18.0.0/15",
+                   "pools": [ { "pool": "$POOL_START - $POOL_END" } ],
+                   "option-data": [ { "name": "routers", "data": "198.18.0.1" },
+                                    { "name": "domain-name-servers", "data": "198.18.0.1" } ] } ],
+    "loggers": [ { "name": "kea-dhcp4", "output_options": [ { "output": "$WORK/kea.log" } ], "severity": "WARN" } ]
+} }
+EOF
+}
+
+wanted() { [[ -z $ONLY || ",$ONLY," == *",$1,"* ]]; }
+
+# CPU seconds (user + system) of a process and its threads so far.
+cpu_seconds() {
+    awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"
+}
+
+# Starts a server (pinned to CPU 0) in the server namespace; its PID.
+start_server() { # name command...
+    local name=$1; shift
+    ip netns exec "$SRV" taskset -c 0 "$@" > "$OUT/$name.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    echo "$pid"
+}
+
+# Runs the generator (pinned to CPU 1) against the running server and
+# records the server's CPU and peak RSS next to the generator's report.
+measure() { # name pid
+    local name=$1 pid=$2 before after
+    before=$(cpu_seconds "$pid")
+    ip netns exec "$GEN" "$BENCH" run --server 198.18.0.1:67 --relay 198.18.0.2:67 --clients "$CLIENTS" \
+        --duration "$DURATION" --window "$WINDOW" --cpu 1 --json "$OUT/$name.json" | sed "s/^/  [$name] /"
+    after=$(cpu_seconds "$pid")
+    {
+        echo "cpu_seconds=$(awk -v a="$after" -v b="$before" 'BEGIN { print a - b }')"
+        echo "peak_rss_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")"
+    } > "$OUT/$name.server"
+}
+
+stop_server() { # pid
+    kill -TERM "$1" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+    kill -KILL "$1" 2>/dev/null || true
+}
+
+# Waits until a UDP socket is bound to port 67 in the server namespace.
+wait_bound() {
+    for _ in $(seq 100); do
+        [[ -n $(ip netns exec "$SRV" ss -Hlun 'sport = :67') ]] && return 0
+        sleep 0.1
+    done
+    echo "compare.sh: the server did not bind port 67" >&2
+    return 1
+}
+
+echo "== $DURATION s per server, window $WINDOW, $CLIENTS clients, pool $POOL_START-$POOL_END; server on CPU 0, generator on CPU 1"
+
+if wanted responder; then
+    pid=$(start_server responder "$BENCH" respond --listen 198.18.0.1:67 --duration 3600)
+    wait_bound
+    measure responder "$pid"
+    stop_server "$pid"
+fi
+
+for mode in FULL NORMAL OFF; do
+    name=leased-$(echo "$mode" | tr 'A-Z' 'a-z')
+    wanted "$name" || continue
+    leased_config "$mode" > "$WORK/$name.hcl"
+    pid=$(start_server "$name" "$LEASED" serve --config "$WORK/$name.hcl")
+    wait_bound
+    measure "$name" "$pid"
+    stop_server "$pid"
+done
+
+if wanted kea; then
+    kea_config > "$WORK/kea.json"
+    ip netns exec "$SRV" kea-dhcp4 -t "$WORK/kea.json" > /dev/null
+    pid=$(start_server kea kea-dhcp4 -c "$WORK/kea.json")
+    wait_bound
+    measure kea "$pid"
+    stop_server "$pid"
+fi
+
+# perfdhcp as an outside check: directly on the link (no relay), at a rate
+# it can keep (it saturates its own core near 17k exchanges/s here).
+perfdhcp_check() { # name
+    ip netns exec "$GEN" taskset -c 1 perfdhcp -4 -l g$$ -r 10000 -p "$DURATION" -R "$CLIENTS" \
+        > "$OUT/$1.perfdhcp" 2>&1 || true
+    grep -E "^(Rate:|sent packets|received packets|drops ratio|avg delay:)" "$OUT/$1.perfdhcp" | sed "s/^/  [perfdhcp → $1] /" || true
+}
+if wanted perfdhcp; then
+    # Direct clients: the server listens on the link itself.
+    sed -e "s|listen     = \\[\"198.18.0.1:67\"\\]|listen     = [\"s$$\"]|" \
+        -e "s|relay_addresses = \\[\"198.18.0.2\"\\]|interface = \"s$$\"|" \
+        <(leased_config FULL) > "$WORK/leased-direct.hcl"
+    sed -i "s|$WORK/leased-FULL|$WORK/leased-direct|" "$WORK/leased-direct.hcl"
+    pid=$(start_server leased-direct "$LEASED" serve --config "$WORK/leased-direct.hcl")
+    wait_bound
+    perfdhcp_check leased
+    stop_server "$pid"
+    # Clients without an address need Kea's raw sockets.
+    kea_config | sed -e "s|kea-leases4.csv|kea-direct.csv|" -e 's|"dhcp-socket-type": "udp"|"dhcp-socket-type": "raw"|' \
+        > "$WORK/kea-direct.json"
+    pid=$(start_server kea-direct kea-dhcp4 -c "$WORK/kea-direct.json")
+    wait_bound
+    perfdhcp_check kea
+    stop_server "$pid"
+fi
+
+if compgen -G "$OUT/*.json" > /dev/null; then
+    "$BENCH" table "$OUT" | tee "$OUT/table.md"
+fi

@@ -1,0 +1,154 @@
+//! The load generator against the raw responder and against a real
+//! `leased serve`, both on free loopback ports (relay mode).
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BENCH: &str = env!("CARGO_BIN_EXE_leased-bench");
+
+/// The server binary, built beside this one by the workspace's test run.
+fn leased() -> PathBuf {
+    let path = Path::new(BENCH).with_file_name("leased");
+    assert!(path.exists(), "{} is missing: build the workspace (cargo test --workspace)", path.display());
+    path
+}
+
+fn free_ports() -> (u16, u16) {
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    (a.local_addr().unwrap().port(), b.local_addr().unwrap().port())
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("leased-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `leased-bench run` in relay mode; its JSON report.
+fn generate(server: u16, relay: u16, args: &[&str], dir: &Path) -> serde_json::Value {
+    let json = dir.join("report.json");
+    let out = Command::new(BENCH)
+        .args(["run", "--server", &format!("127.0.0.1:{server}"), "--relay", &format!("127.0.0.1:{relay}")])
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("leases/s"), "{stdout}");
+    serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap()
+}
+
+/// SIGTERM to a child we started; its stdout.
+fn stop(mut child: Child) -> String {
+    // SAFETY: kill(2) on the PID of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    for _ in 0..100 {
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    panic!("did not stop within 5 s of SIGTERM");
+}
+
+fn u(v: &serde_json::Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+#[test]
+fn every_exchange_with_the_raw_responder_completes_and_is_timed() {
+    let dir = scratch("responder");
+    let (server, relay) = free_ports();
+    let responder = Command::new(BENCH)
+        .args(["respond", "--listen", &format!("127.0.0.1:{server}"), "--duration", "60", "--backend", "uring"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let r = generate(server, relay, &["--count", "5000", "--clients", "700", "--duration", "20"], &dir);
+    assert_eq!(u(&r["started"]), 5000, "{r}");
+    assert_eq!(u(&r["leases"]), 5000, "{r}");
+    assert_eq!(r["drop_percent"].as_f64(), Some(0.0), "{r}");
+    assert_eq!((u(&r["sent"]), u(&r["received"])), (10_000, 10_000), "{r}");
+    for phase in ["discover_offer", "request_ack", "dora"] {
+        let p = &r[phase];
+        assert_eq!(u(&p["count"]), 5000, "{phase}: {r}");
+        let (p50, p99, max) =
+            (p["p50_us"].as_f64().unwrap(), p["p99_us"].as_f64().unwrap(), p["max_us"].as_f64().unwrap());
+        assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{phase}: {p}");
+    }
+    // A DORA is two round trips: longer than either.
+    assert!(r["dora"]["p50_us"].as_f64() > r["request_ack"]["p50_us"].as_f64(), "{r}");
+
+    // At a target rate, it starts about that many per second.
+    let r = generate(server, relay, &["--rate", "2000", "--duration", "1.5"], &dir);
+    let started = u(&r["started"]);
+    assert!((2700..=3100).contains(&started), "2000/s for 1.5 s started {started}");
+    assert_eq!(u(&r["leases"]), started, "{r}");
+
+    let printed = stop(responder);
+    assert!(
+        printed.contains(&format!("{} received, {} sent", 10_000 + 2 * started, 10_000 + 2 * started)),
+        "{printed}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn leased_leases_renews_and_releases_for_every_simulated_client() {
+    let dir = scratch("leased");
+    let (server, relay) = free_ports();
+    let quickstart =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/quickstart.hcl"))
+            .unwrap();
+    let config = dir.join("leased.hcl");
+    let hcl = quickstart
+        .replace("127.0.0.1:6767", &format!("127.0.0.1:{server}"))
+        .replace("relay_port = 6768", &format!("relay_port = {relay}"))
+        .replace("path = \"./data\"", &format!("path = \"{}\"", dir.join("data").display()));
+    std::fs::write(&config, hcl).unwrap();
+    let mut serve = Command::new(leased())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(serve.stdout.as_mut().unwrap()), &mut first).unwrap();
+    assert!(first.starts_with("leased: serving on"), "{first}");
+    // 60 clients for the 100 addresses of the quickstart pool.
+    let r = generate(
+        server,
+        relay,
+        &["--clients", "60", "--count", "60", "--client-id", "--hostname", "--renew", "--release"],
+        &dir,
+    );
+    stop(serve);
+    assert_eq!((u(&r["leases"]), u(&r["renewals"]), u(&r["releases"])), (60, 60, 60), "{r}");
+    assert_eq!((u(&r["naks"]), r["drop_percent"].as_f64()), (0, Some(0.0)), "{r}");
+    assert_eq!(u(&r["renew_ack"]["count"]), 60, "{r}");
+
+    // What leased stored: each client's lease, released, under its name.
+    let out = Command::new(leased()).args(["lease", "list", "--json", "--config"]).arg(&config).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let leases: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let leases = leases.as_array().or_else(|| leases["leases"].as_array()).expect("a list of leases").clone();
+    assert_eq!(leases.len(), 60, "{leases:?}");
+    for lease in &leases {
+        assert_eq!(lease["state"], "RELEASED", "{lease}");
+        let host = lease["hostname"].as_str().unwrap_or_default();
+        assert!(host.starts_with("bench-"), "{lease}");
+        let mac = lease["mac"].as_str().or_else(|| lease["mac_address"].as_str()).unwrap_or_default();
+        assert!(mac.starts_with("02:00:"), "{lease}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
