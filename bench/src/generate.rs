@@ -6,6 +6,7 @@
 //! is bounded by duration and count and ends by itself.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use leased::wire::{opt, MessageBuilder, MessageType, Options, Packet};
@@ -138,13 +139,7 @@ pub fn run(load: &Load) -> std::io::Result<Report> {
                 && load.count.is_none_or(|c| run.counts.started < c)
                 && !run.free.is_empty()
             {
-                if out.is_full() {
-                    out.flush(&fd);
-                    if out.is_full() {
-                        break;
-                    }
-                }
-                run.discover(&mut out, now);
+                run.discover(&fd, &mut out, now);
             }
         } else if stopped_at.is_none() {
             stopped_at = Some(now);
@@ -153,10 +148,7 @@ pub fn run(load: &Load) -> std::io::Result<Report> {
         let got = batch.recv(&fd)?;
         let received = start.elapsed().as_nanos() as u64;
         for (datagram, _) in batch.iter() {
-            if out.is_full() {
-                out.flush(&fd);
-            }
-            run.reply(datagram, received, &mut out);
+            run.reply(&fd, datagram, received, &mut out);
         }
         if now.saturating_sub(last_sweep) > 10_000_000 {
             run.sweep(now, timeout);
@@ -199,7 +191,7 @@ impl Run<'_> {
     }
 
     /// Starts the next exchange with a DISCOVER.
-    fn discover(&mut self, out: &mut SendQueue, now: u64) {
+    fn discover(&mut self, fd: &OwnedFd, out: &mut SendQueue, now: u64) {
         let Some(i) = self.free.pop() else { return };
         let client = (self.counts.started % u64::from(self.load.clients)) as u32;
         let slot = &mut self.slots[i as usize];
@@ -208,15 +200,15 @@ impl Run<'_> {
             Slot { phase: Phase::Offer, client, xid: (generation << SLOT_BITS) | i, sent: now, began: now, ..*slot };
         self.counts.started += 1;
         let slot = *slot;
-        self.send(out, &slot, MessageType::Discover);
+        self.send(fd, out, &slot, MessageType::Discover);
     }
 
     /// Writes a request of `kind` for the exchange in `slot`.
-    fn send(&self, out: &mut SendQueue, slot: &Slot, kind: MessageType) {
+    fn send(&self, fd: &OwnedFd, out: &mut SendQueue, slot: &Slot, kind: MessageType) {
         let mac = self.mac(slot.client);
         let load = self.load;
         let giaddr = self.giaddr;
-        out.push(|buf| {
+        out.push(fd, |buf| {
             // Cannot fail: the buffer is a full datagram and the options are few.
             let Ok(mut b) = MessageBuilder::request(buf, 1, &mac, slot.xid) else { return 0 };
             let bound = matches!(slot.phase, Phase::Renew) || kind == MessageType::Release;
@@ -255,7 +247,7 @@ impl Run<'_> {
     }
 
     /// Takes one reply: the next step of its exchange, or a count of why not.
-    fn reply(&mut self, datagram: &[u8], now: u64, out: &mut SendQueue) {
+    fn reply(&mut self, fd: &OwnedFd, datagram: &[u8], now: u64, out: &mut SendQueue) {
         self.counts.received += 1;
         let Some((xid, kind, yiaddr, server_id)) = parse(datagram) else {
             self.counts.malformed += 1;
@@ -273,7 +265,7 @@ impl Run<'_> {
                 let server_id = server_id.unwrap_or(*self.load.server.ip());
                 let next = Slot { phase: Phase::Ack, sent: now, yiaddr, server_id, ..slot };
                 self.slots[i] = next;
-                self.send(out, &next, MessageType::Request);
+                self.send(fd, out, &next, MessageType::Request);
             }
             (Phase::Ack, MessageType::Ack) => {
                 self.latency.request_ack.sample(now - slot.sent);
@@ -283,16 +275,16 @@ impl Run<'_> {
                 if self.load.renew {
                     let next = Slot { phase: Phase::Renew, sent: now, ..slot };
                     self.slots[i] = next;
-                    self.send(out, &next, MessageType::Request);
+                    self.send(fd, out, &next, MessageType::Request);
                 } else {
-                    self.end(i, out);
+                    self.end(fd, i, out);
                 }
             }
             (Phase::Renew, MessageType::Ack) => {
                 self.latency.renew_ack.sample(now - slot.sent);
                 self.counts.renewals += 1;
                 self.last_ack = now;
-                self.end(i, out);
+                self.end(fd, i, out);
             }
             (_, MessageType::Nak) => {
                 self.counts.naks += 1;
@@ -303,16 +295,11 @@ impl Run<'_> {
     }
 
     /// The exchange in slot `i` is done: release if asked, free the slot.
-    fn end(&mut self, i: usize, out: &mut SendQueue) {
+    fn end(&mut self, fd: &OwnedFd, i: usize, out: &mut SendQueue) {
         if self.load.release {
             let slot = self.slots[i];
-            if out.is_full() {
-                // Rare (a full batch of replies): the release waits for no answer anyway.
-                self.counts.releases_skipped += 1;
-            } else {
-                self.send(out, &slot, MessageType::Release);
-                self.counts.releases += 1;
-            }
+            self.send(fd, out, &slot, MessageType::Release);
+            self.counts.releases += 1;
         }
         self.free(i);
     }

@@ -50,7 +50,8 @@ pub fn socket(bind: SocketAddrV4, device: Option<&str>, broadcast: bool) -> io::
         check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: fd was just created and is not owned elsewhere.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    set_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    // No SO_REUSEADDR: a port another process holds must fail loudly here,
+    // not split the replies between two generators.
     for (force, plain) in [(libc::SO_RCVBUFFORCE, libc::SO_RCVBUF), (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF)] {
         // FORCE needs CAP_NET_ADMIN; without it the sysctl limit applies.
         if set_int(fd, libc::SOL_SOCKET, force, 8 << 20).is_err() {
@@ -98,17 +99,22 @@ impl SendQueue {
         }
     }
 
-    pub fn is_full(&self) -> bool {
-        self.queued == BATCH
-    }
-
     pub fn is_empty(&self) -> bool {
         self.queued == 0
     }
 
     /// Writes one datagram with `write` (which returns its length) into the
-    /// next free buffer; the queue must not be full.
-    pub fn push(&mut self, write: impl FnOnce(&mut [u8]) -> usize) {
+    /// next free buffer, first sending what is queued if every buffer is
+    /// taken (waiting for room in the socket if need be).
+    pub fn push(&mut self, fd: &impl AsRawFd, write: impl FnOnce(&mut [u8]) -> usize) {
+        while self.queued == BATCH {
+            self.flush(fd);
+            if self.queued == BATCH {
+                let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
+                // SAFETY: one pollfd, passed with its count.
+                unsafe { libc::poll(&mut p, 1, 1) };
+            }
+        }
         let len = write(&mut self.bufs[self.queued]);
         self.lens[self.queued] = len;
         self.queued += 1;

@@ -67,8 +67,6 @@ pub struct Report {
     pub leases: u64,
     pub renewals: u64,
     pub releases: u64,
-    /// Releases not sent because the send queue was full at that moment.
-    pub releases_skipped: u64,
     pub naks: u64,
     pub offer_timeouts: u64,
     pub ack_timeouts: u64,

@@ -59,12 +59,24 @@ fn stop(mut child: Child) -> String {
     panic!("did not stop within 5 s of SIGTERM");
 }
 
+/// One test at a time: leased and the responder both join SO_REUSEPORT
+/// groups, so a port handed out twice by `free_ports` would silently split
+/// one server's traffic with the other's. (Once, with both tests running
+/// together under CI load, leased's store held 38 of the 60 leases the
+/// generator saw ACKed; not reproduced since, cause not established: see
+/// the session notes.)
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn u(v: &serde_json::Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
 
 #[test]
 fn every_exchange_with_the_raw_responder_completes_and_is_timed() {
+    let _one = one_at_a_time();
     let dir = scratch("responder");
     let (server, relay) = free_ports();
     let responder = Command::new(BENCH)
@@ -104,6 +116,7 @@ fn every_exchange_with_the_raw_responder_completes_and_is_timed() {
 
 #[test]
 fn leased_leases_renews_and_releases_for_every_simulated_client() {
+    let _one = one_at_a_time();
     let dir = scratch("leased");
     let (server, relay) = free_ports();
     let quickstart =
