@@ -6,19 +6,12 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use leased::io::sockaddr;
+
 /// Datagrams per system call.
 pub const BATCH: usize = 64;
 /// Room for one datagram (DHCP over Ethernet fits).
 pub const DATAGRAM: usize = 1500;
-
-fn sockaddr(addr: SocketAddrV4) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: addr.port().to_be(),
-        sin_addr: libc::in_addr { s_addr: u32::from(*addr.ip()).to_be() },
-        sin_zero: [0; 8],
-    }
-}
 
 fn check(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {

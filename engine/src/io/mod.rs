@@ -24,6 +24,7 @@ use std::thread::JoinHandle;
 use tracing::{info, warn};
 
 pub use interfaces::Interface;
+pub use portable::sockaddr;
 pub use shard::{Handler, Ingress, Outgoing, ShardStats, Trace, MAX_DATAGRAM};
 pub use sockets::{Endpoint, ShardSocket, SERVER_PORT};
 
