@@ -29,8 +29,11 @@ fn each_client_on_one_shard(backend: &str) {
         chaddr[..6].copy_from_slice(&[2, 0, 0, 0, 0x10, i as u8]);
         let shard = shard_of(&chaddr, 2);
         expected[shard as usize] += 2;
-        // Its lease was decided by its own shard only.
-        let lines = log.matching(&["change=\"allocated\"", &format!("mac={mac}")]);
+        // Its lease was decided by its own shard only. The log reaches the
+        // test through a pipe and a reader thread, so wait for the line.
+        let parts = ["change=\"allocated\"", &format!("mac={mac}")];
+        log.wait_for(&parts, Duration::from_secs(5));
+        let lines = log.matching(&parts);
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(lines[0].contains(&format!("shard={shard} ")), "{mac} expected on shard {shard}: {}", lines[0]);
     }

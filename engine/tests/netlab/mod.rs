@@ -10,7 +10,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,16 +23,22 @@ pub struct NetLab {
     pub tag: String,
     pub dir: PathBuf,
     namespaces: Vec<String>,
-    children: Vec<Child>,
+    children: Vec<(Child, Lines)>,
 }
 
 /// A process's output lines as they come, kept for later searches.
 #[derive(Clone, Default)]
-pub struct Lines(Arc<Mutex<Vec<String>>>);
+pub struct Lines {
+    lines: Arc<Mutex<Vec<String>>>,
+    /// Readers that have not reached the end of their pipe yet.
+    open: Arc<AtomicUsize>,
+}
 
 impl Lines {
     fn follow(&self, source: impl std::io::Read + Send + 'static, echo: Option<mpsc::Sender<String>>) {
-        let lines = self.0.clone();
+        let lines = self.lines.clone();
+        let open = self.open.clone();
+        open.fetch_add(1, Ordering::SeqCst);
         std::thread::spawn(move || {
             for line in BufReader::new(source).lines().map_while(Result::ok) {
                 if let Some(tx) = &echo {
@@ -40,12 +46,22 @@ impl Lines {
                 }
                 lines.lock().unwrap().push(line);
             }
+            open.fetch_sub(1, Ordering::SeqCst);
         });
+    }
+
+    /// Waits (up to `timeout`) until every pipe is read to its end, so that
+    /// after the process exited its last lines are here too.
+    fn drain(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Every line so far.
     pub fn all(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
+        self.lines.lock().unwrap().clone()
     }
 
     /// Lines containing every one of `parts`.
@@ -173,22 +189,25 @@ impl NetLab {
         lines.follow(child.stdout.take().unwrap(), None);
         lines.follow(child.stderr.take().unwrap(), None);
         let pid = child.id();
-        self.children.push(child);
+        self.children.push((child, lines.clone()));
         (pid, lines)
     }
 
     /// Sends `signal` to a process this lab started.
     pub fn signal(&self, pid: u32, signal: i32) {
-        assert!(self.children.iter().any(|c| c.id() == pid), "not ours: {pid}");
+        assert!(self.children.iter().any(|(c, _)| c.id() == pid), "not ours: {pid}");
         unsafe { libc::kill(pid as i32, signal) };
     }
 
-    /// Waits for a process this lab started to exit; its status code.
+    /// Waits for a process this lab started to exit; its status code. Its
+    /// output is read to the end first (within a second: a forked daemon
+    /// may keep the pipes open).
     pub fn wait(&mut self, pid: u32, timeout: Duration) -> Option<i32> {
         let deadline = Instant::now() + timeout;
-        let child = self.children.iter_mut().find(|c| c.id() == pid).expect("ours");
+        let (child, lines) = self.children.iter_mut().find(|(c, _)| c.id() == pid).expect("ours");
         loop {
             if let Some(status) = child.try_wait().unwrap() {
+                lines.drain(Duration::from_secs(1));
                 return status.code();
             }
             if Instant::now() > deadline {
@@ -247,7 +266,7 @@ impl NetLab {
 
 impl Drop for NetLab {
     fn drop(&mut self) {
-        for c in &mut self.children {
+        for (c, _) in &mut self.children {
             let _ = c.kill();
             let _ = c.wait();
         }
