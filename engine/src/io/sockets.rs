@@ -67,13 +67,10 @@ fn one(endpoint: &Endpoint, filter: Option<(u32, u32)>) -> io::Result<Socket> {
             bpf::attach(socket.as_raw_fd(), libc::SO_ATTACH_REUSEPORT_CBPF, &bpf::steering(shards))?;
         }
     }
-    let addr = match endpoint {
-        Endpoint::Interface(i) => {
-            socket.bind_device(Some(i.name.as_bytes()))?;
-            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, SERVER_PORT)
-        }
-        Endpoint::Address(a) => *a,
-    };
+    let (addr, device) = bind_target(endpoint);
+    if device.is_some() {
+        socket.bind_device(device)?;
+    }
     socket.bind(&addr.into())?;
     Ok(socket)
 }
@@ -124,9 +121,39 @@ fn set_pktinfo(fd: RawFd) -> io::Result<()> {
     }
 }
 
+/// The address `endpoint` binds to, and the device it binds to, if any.
+fn bind_target(endpoint: &Endpoint) -> (SocketAddrV4, Option<&[u8]>) {
+    match endpoint {
+        Endpoint::Interface(i) => (SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, SERVER_PORT), Some(i.name.as_bytes())),
+        Endpoint::Address(a) => (*a, None),
+    }
+}
+
+/// Fails when another process holds `endpoint`. Our sockets share their
+/// port (`SO_REUSEPORT`), so without this check a second server of the same
+/// user (another leased, a test responder) would silently join the group
+/// and answer part of the clients. A socket without reuse flags cannot bind
+/// where anyone else is bound.
+fn ensure_free(endpoint: &Endpoint) -> io::Result<()> {
+    let probe = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    let (addr, device) = bind_target(endpoint);
+    if device.is_some() {
+        probe.bind_device(device)?;
+    }
+    match probe.bind(&addr.into()) {
+        Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("UDP port {} of {endpoint} is already in use by another process", addr.port()),
+        )),
+        other => other,
+    }
+}
+
 /// Opens `endpoint` once per shard, steered by client. Where the steering
-/// programs cannot attach, one socket serves it and the log says so.
+/// programs cannot attach, one socket serves it and the log says so. Fails
+/// when another process already listens there.
 pub fn open_group(endpoint: &Endpoint, shards: u32) -> io::Result<Vec<ShardSocket>> {
+    ensure_free(endpoint)?;
     let link = match endpoint {
         Endpoint::Interface(i) => Some(Link { name: i.name.as_bytes().to_vec() }),
         Endpoint::Address(_) => None,
@@ -147,4 +174,35 @@ pub fn open_group(endpoint: &Endpoint, shards: u32) -> io::Result<Vec<ShardSocke
         }
     }
     Ok(group)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loopback_port() -> SocketAddrV4 {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        match probe.local_addr().unwrap() {
+            std::net::SocketAddr::V4(a) => a,
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn a_port_another_process_holds_is_refused_even_when_it_shares_ports() {
+        // Another server that, like leased, allows port sharing.
+        let other = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        other.set_reuse_address(true).unwrap();
+        other.set_reuse_port(true).unwrap();
+        let addr = loopback_port();
+        other.bind(&addr.into()).unwrap();
+        for shards in [1, 2] {
+            let e = open_group(&Endpoint::Address(addr), shards).err().expect("refused");
+            assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+            assert!(e.to_string().contains(&format!("UDP port {} of {addr} is already in use", addr.port())), "{e}");
+        }
+        drop(other);
+        // Free again: one socket per shard, and our own group does not trip the check.
+        assert_eq!(open_group(&Endpoint::Address(addr), 2).unwrap().len(), 2);
+    }
 }
