@@ -78,13 +78,7 @@ fn damaged_records_and_double_leases_fail_validation() {
         // Client 1 also bound at .150 (a copy of its record under another address).
         let mut r = store.get(ip("198.18.0.100")).unwrap().unwrap();
         r.ip = ip("198.18.0.160");
-        store
-            .write(&[leased::server::LeaseChange {
-                kind: leased::server::ChangeKind::Allocated,
-                record: r,
-                previous_expiry: None,
-            }])
-            .unwrap();
+        store.write(&[leased::server::LeaseChange { kind: leased::server::ChangeKind::Allocated, record: r }]).unwrap();
         store.flush().unwrap();
     }
     let (code, out, err) = f.run(&["validate-database"]);

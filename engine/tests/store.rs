@@ -404,8 +404,37 @@ fn a_schema_version_mismatch_is_a_clear_error() {
     store.flush().unwrap();
     drop(store);
     let err = SledStore::open(&dir, Names::of(&lab.server), 1 << 20).err().unwrap();
-    assert!(matches!(err, StoreError::SchemaMismatch { found: 99, expected: 1, .. }), "{err:?}");
-    assert!(err.to_string().contains("schema version 99, this leased needs 1"), "{err}");
+    assert!(matches!(err, StoreError::SchemaMismatch { found: 99, expected: 2, .. }), "{err:?}");
+    assert!(err.to_string().contains("schema version 99, this leased needs 2"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The first byte of every key but the schema's.
+fn key_kinds(store: &SledStore) -> Vec<u8> {
+    store.raw_tree().iter().keys().map(|k| k.unwrap()[0]).filter(|&p| p != b'm').collect()
+}
+
+#[test]
+fn a_schema_1_store_loses_its_unused_indexes_when_opened() {
+    let dir = scratch_dir("schema-1");
+    let lab = Lab::new(true);
+    let store = open(&dir, &lab.server);
+    store.write(&lease_clients(&lab, 1, 2)).unwrap();
+    // What schema 1 kept beside each record: a client and an expiry entry.
+    let tree = store.raw_tree();
+    for (n, ip) in [(1u8, [198, 18, 0, 100]), (2, [198, 18, 0, 101])] {
+        tree.insert([b'c', 1, 2, 0, 0, 0, 0, n], &ip[..]).unwrap();
+        tree.insert([b'e', 0x6a, 0, 0, 0, ip[0], ip[1], ip[2], ip[3]], &[][..]).unwrap();
+    }
+    tree.insert(b"mschema", &1u32.to_le_bytes()).unwrap();
+    store.flush().unwrap();
+    drop(store);
+
+    let store = open(&dir, &lab.server);
+    assert_eq!(key_kinds(&store), [b'i', b'i']);
+    assert_eq!(store.raw_tree().get(b"mschema").unwrap().unwrap().as_ref(), 2u32.to_le_bytes());
+    assert_eq!(store.get(ip("198.18.0.101")).unwrap().unwrap().hw.bytes(), &TestClient::new(2).mac);
+    assert!(store.validate().unwrap().is_ok());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -428,23 +457,13 @@ fn off_and_normal_modes_do_not_make_callers_wait_for_a_flush() {
 }
 
 #[test]
-fn the_expiry_index_follows_renewals_releases_and_expiry_without_stale_entries() {
-    let dir = scratch_dir("expiry-index");
+fn each_lease_is_one_key_holding_its_latest_version() {
+    let dir = scratch_dir("one-key");
     let mut lab = Lab::new(true);
     let store = open(&dir, &lab.server);
-    let expiry_entries = |store: &SledStore| -> Vec<(u32, Ipv4Addr)> {
-        store
-            .raw_tree()
-            .scan_prefix(b"e")
-            .map(|kv| {
-                let k = kv.unwrap().0;
-                (u32::from_be_bytes(k[1..5].try_into().unwrap()), Ipv4Addr::new(k[5], k[6], k[7], k[8]))
-            })
-            .collect()
-    };
     store.write(&lease_clients(&lab, 1, 3)).unwrap();
-    assert_eq!(expiry_entries(&store).len(), 3);
-    // Renew client 1 twice within one batch, and once more later.
+    assert_eq!(key_kinds(&store), [b'i'; 3]);
+    // Renew client 1 twice within one batch: the later version is stored.
     let c = TestClient::new(1);
     let addr = ip("198.18.0.100");
     lab.advance(100);
@@ -452,16 +471,18 @@ fn the_expiry_index_follows_renewals_releases_and_expiry_without_stale_entries()
     lab.advance(100);
     let b = lab.answer(&c.renew(addr)).outcome.change.unwrap();
     store.write(&[a, b]).unwrap();
-    let entries = expiry_entries(&store);
-    assert_eq!(entries.len(), 3, "{entries:?}");
-    assert!(entries.contains(&(lab.now + 3600, addr)));
-    // A release and an expiry leave the index.
+    assert_eq!(store.get(addr).unwrap().unwrap().end, lab.now + 3600);
+    // A release and an expiry update their record in place.
     let released =
         lab.server.handle(&TestClient::new(2).release(ip("198.18.0.101")), &lab.meta(), &mut [0; 1500]).unwrap();
     store.write(&[released.change.unwrap()]).unwrap();
+    assert_eq!(store.get(ip("198.18.0.101")).unwrap().unwrap().state, LeaseState::Released);
     lab.advance(4 * 3600);
     store.write(&lab.server.sweep(lab.now)).unwrap();
-    assert!(expiry_entries(&store).is_empty(), "{:?}", expiry_entries(&store));
+    for n in [100, 102] {
+        assert_eq!(store.get(ip(&format!("198.18.0.{n}"))).unwrap().unwrap().state, LeaseState::Expired);
+    }
+    assert_eq!(key_kinds(&store), [b'i'; 3]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -488,16 +509,12 @@ fn history_records_each_change_per_mac_and_compaction_keeps_only_whats_current()
     assert_eq!(events, vec![(T0, addr, "allocated"), (T0 + 1000, addr, "renewed"), (T0 + 2000, addr, "released")]);
     assert!(store.history(&TestClient::new(2).mac).unwrap().is_empty());
 
-    // Another client takes the address: client 1's index entry is now a stale hint.
+    // Another client takes the address.
     lab.advance(10);
     let taker = TestClient::new(2);
     let offer = lab.answer(&taker.discover_requesting(addr));
     assert_eq!(offer.yiaddr(), addr);
     persist(&store, &[lab.answer(&taker.select(addr, SERVER_ID)).outcome.change.unwrap()]);
-    // And a forged expiry entry that matches no record.
-    store.raw_tree().insert([b'e', 0, 0, 0, 9, 198, 18, 0, 150], &[][..]).unwrap();
-    let before = store.validate().unwrap();
-    assert_eq!((before.stale_client_entries, before.stale_expiry_entries), (1, 1));
 
     // Anomalies age out with the history.
     for (time, kind) in [(T0 + 1000, "rapid_renewals"), (T0 + 2000, "unusual_patterns"), (T0 + 2000, "pool_exhaustion")]
@@ -517,10 +534,9 @@ fn history_records_each_change_per_mac_and_compaction_keeps_only_whats_current()
     assert_eq!(kinds(2), ["pool_exhaustion", "unusual_patterns"], "newest first, in the order recorded");
 
     let done = store.compact(T0 + 1500, 2).unwrap();
-    assert_eq!((done.history, done.expiry_hints, done.client_hints, done.anomalies), (2, 1, 1, 1));
+    assert_eq!((done.history, done.anomalies), (2, 1));
     assert_eq!(kinds(10), ["pool_exhaustion", "unusual_patterns"]);
-    let after = store.validate().unwrap();
-    assert!(after.is_ok() && after.stale_client_entries == 0 && after.stale_expiry_entries == 0, "{after:?}");
+    assert!(store.validate().unwrap().is_ok());
     let left: Vec<_> = store.history(&c.mac).unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(left, vec!["released"]);
     // The live lease and its history are untouched.

@@ -336,12 +336,6 @@ pub struct LeaseRecord {
 pub const NO_POOL: u16 = u16::MAX;
 
 impl LeaseRecord {
-    /// The end under which the expiry index lists this record: bound
-    /// leases with a finite end.
-    pub fn expiry(&self) -> Option<UnixTime> {
-        (self.state.is_bound() && self.end != NEVER).then_some(self.end)
-    }
-
     /// Seconds of lease left at `now` (0 once ended; `NEVER` for infinite).
     pub fn remaining(&self, now: UnixTime) -> u32 {
         if self.end == NEVER {

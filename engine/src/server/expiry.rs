@@ -19,10 +19,9 @@ impl Server {
                 LeaseState::Allocated | LeaseState::Reserved
                     if r.end != NEVER && r.end.saturating_add(p.grace_period.0) <= now =>
                 {
-                    let previous_expiry = r.expiry();
                     r.state = LeaseState::Expired;
                     r.updated = now;
-                    changes.push(LeaseChange { kind: ChangeKind::Expired, record: r.clone(), previous_expiry });
+                    changes.push(LeaseChange { kind: ChangeKind::Expired, record: r.clone() });
                 }
                 LeaseState::Abandoned if r.end <= now => {
                     if !reserved {
@@ -31,7 +30,7 @@ impl Server {
                     }
                     r.state = LeaseState::Expired;
                     r.updated = now;
-                    changes.push(LeaseChange { kind: ChangeKind::Reclaimed, record: r.clone(), previous_expiry: None });
+                    changes.push(LeaseChange { kind: ChangeKind::Reclaimed, record: r.clone() });
                 }
                 _ => {}
             }
@@ -65,7 +64,7 @@ impl Server {
         candidates
             .into_iter()
             .filter_map(|ip| self.cache.remove_if(ip, old))
-            .map(|record| LeaseChange { kind: ChangeKind::Purged, record, previous_expiry: None })
+            .map(|record| LeaseChange { kind: ChangeKind::Purged, record })
             .collect()
     }
 }

@@ -474,7 +474,6 @@ impl Server {
         let packed = self.details(req).pack(&mut buf);
         if let Some(mut r) = self.cache.get_mut(ip).filter(|r| req.owns(r)) {
             let kind = if r.state.is_bound() { ChangeKind::Renewed } else { ChangeKind::Allocated };
-            let previous_expiry = r.expiry();
             r.state = state;
             r.scope = si as u16;
             r.pool = pool;
@@ -487,11 +486,11 @@ impl Server {
             if !r.details.matches(packed) {
                 r.details = LeaseDetails::from_packed(packed);
             }
-            return LeaseChange { kind, record: r.clone(), previous_expiry };
+            return LeaseChange { kind, record: r.clone() };
         }
         let record = self.new_record(req, si, pool, ip, state, end);
         self.cache.insert(record.clone());
-        LeaseChange { kind: ChangeKind::Allocated, record, previous_expiry: None }
+        LeaseChange { kind: ChangeKind::Allocated, record }
     }
 
     fn new_record(
@@ -571,13 +570,12 @@ impl Server {
     }
 
     fn release_record(&self, r: &mut LeaseRecord, now: UnixTime) -> LeaseChange {
-        let previous_expiry = r.expiry();
         self.free_address(r);
         r.holds_address = self.scopes[r.scope as usize].reservation_at(r.ip).is_some();
         r.state = LeaseState::Released;
         r.end = now;
         r.updated = now;
-        LeaseChange { kind: ChangeKind::Released, record: r.clone(), previous_expiry }
+        LeaseChange { kind: ChangeKind::Released, record: r.clone() }
     }
 
     fn decline(&self, req: &Request) -> Result<Outcome, Ignored> {
@@ -586,15 +584,11 @@ impl Server {
         let mut r = self.cache.get_mut(ip).filter(|r| req.owns(r) && r.holds_address).ok_or(Ignored::UnknownLease)?;
         let now = req.meta.now;
         // The address is in use by someone unknown: keep it out of the pool.
-        let previous_expiry = r.expiry();
         r.state = LeaseState::Abandoned;
         r.end = now.saturating_add(self.policy.decline_probation.0);
         r.updated = now;
         r.last_seen = now;
-        Ok(Outcome {
-            reply: None,
-            change: Some(LeaseChange { kind: ChangeKind::Declined, record: r.clone(), previous_expiry }),
-        })
+        Ok(Outcome { reply: None, change: Some(LeaseChange { kind: ChangeKind::Declined, record: r.clone() }) })
     }
 
     fn inform(&self, req: &Request, out: &mut [u8]) -> Result<Outcome, Ignored> {

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use thiserror::Error;
 
-use crate::lease::{LeaseRecord, UnixTime};
+use crate::lease::LeaseRecord;
 use crate::wire::{MessageType, WireError};
 
 /// Where a reply goes (RFC 2131 §4.1).
@@ -74,9 +74,6 @@ impl ChangeKind {
 pub struct LeaseChange {
     pub kind: ChangeKind,
     pub record: LeaseRecord,
-    /// [`LeaseRecord::expiry`] of the version this change replaces, so the
-    /// store drops its expiry index entry without reading it back.
-    pub previous_expiry: Option<UnixTime>,
 }
 
 /// The result of one packet that was understood.

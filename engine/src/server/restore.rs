@@ -43,11 +43,10 @@ impl Server {
         let mut displaced = None;
         r.holds_address = match scope.reservation_at(r.ip) {
             Some(res) if res.mac.is_some_and(|m| m != r.hw.bytes()) && r.state.is_bound() => {
-                let previous_expiry = r.expiry();
                 r.state = LeaseState::Released;
                 r.end = now;
                 r.updated = now;
-                displaced = Some(LeaseChange { kind: ChangeKind::Released, record: r.clone(), previous_expiry });
+                displaced = Some(LeaseChange { kind: ChangeKind::Released, record: r.clone() });
                 false
             }
             // The reservation's bit was claimed when the config was compiled.
@@ -92,14 +91,13 @@ impl Server {
                 }
             };
             if let Some(mut r) = self.cache.get_mut(loser) {
-                let previous_expiry = r.expiry();
                 self.free_address(&r);
                 r.holds_address = false;
                 r.state = LeaseState::Released;
                 r.end = now;
                 r.updated = now;
                 tracing::warn!(released = %loser, kept = %if loser == older { newer } else { older }, "a client held two leases; released one");
-                changes.push(LeaseChange { kind: ChangeKind::Released, record: r.clone(), previous_expiry });
+                changes.push(LeaseChange { kind: ChangeKind::Released, record: r.clone() });
             }
         }
         if self.policy.conflict_resolution != ConflictResolution::Warn {

@@ -1,10 +1,8 @@
 //! Integrity check of a stored database (`leased validate-database`) and
 //! backups (`leased backup`, `leased restore`).
 //!
-//! Records are the truth; the client (`c`) and expiry (`e`) entries are
-//! hints checked against them. A stale hint is reported but is no error: it
-//! is what an address passing to another client leaves behind until
-//! compaction, and recovery rebuilds both indexes from the records.
+//! Each record must decode, sit under its own address, and no client may
+//! hold two bound leases; every other key must be one the store writes.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -23,28 +21,22 @@ pub struct IntegrityReport {
     pub bound: usize,
     /// Each problem that makes the database inconsistent, for people.
     pub errors: Vec<String>,
-    /// Client entries naming a record of another client (harmless).
-    pub stale_client_entries: usize,
-    /// Expiry entries whose record no longer ends then (harmless).
-    pub stale_expiry_entries: usize,
-    /// Bound leases missing from the expiry index.
-    pub missing_expiry_entries: usize,
 }
 
 impl IntegrityReport {
     pub fn is_ok(&self) -> bool {
-        self.errors.is_empty() && self.missing_expiry_entries == 0
+        self.errors.is_empty()
     }
 }
 
 impl SledStore {
-    /// Reads every key and checks records and indexes against each other.
+    /// Reads every key and checks the records.
     pub fn validate(&self) -> Result<IntegrityReport, StoreError> {
         self.validate_counting(&mut |_| {})
     }
 
     /// [`SledStore::validate`], telling `progress` how many keys it has read
-    /// (the records, the indexes, then every key once more).
+    /// (the records, then every key once more).
     pub fn validate_counting(&self, progress: &mut dyn FnMut(u64)) -> Result<IntegrityReport, StoreError> {
         let mut read = 0u64;
         let mut tick = || {
@@ -55,7 +47,6 @@ impl SledStore {
         };
         let mut report = IntegrityReport::default();
         let tree = self.raw_tree();
-        let mut expiry: HashMap<Ipv4Addr, u32> = HashMap::new();
         let mut clients: HashMap<Vec<u8>, Vec<Ipv4Addr>> = HashMap::new();
         for item in tree.scan_prefix(b"i") {
             let (k, v) = item?;
@@ -74,9 +65,6 @@ impl SledStore {
                         report.bound += 1;
                         clients.entry(r.client.as_bytes().to_vec()).or_default().push(r.ip);
                     }
-                    if let Some(end) = r.expiry() {
-                        expiry.insert(r.ip, end);
-                    }
                 }
                 Err(e) => report.errors.push(format!("lease {key_ip}: {e}")),
             }
@@ -86,37 +74,11 @@ impl SledStore {
                 report.errors.push(format!("client {:02x?} holds {} bound leases: {ips:?}", client, ips.len()));
             }
         }
-        for item in tree.scan_prefix(b"e") {
-            let (k, _) = item?;
-            tick();
-            let parsed = (k.len() == 9)
-                .then(|| (u32::from_be_bytes([k[1], k[2], k[3], k[4]]), Ipv4Addr::new(k[5], k[6], k[7], k[8])));
-            match parsed {
-                Some((end, ip)) if expiry.get(&ip) == Some(&end) => {
-                    expiry.remove(&ip);
-                }
-                Some(_) => report.stale_expiry_entries += 1,
-                None => report.errors.push(format!("malformed expiry key {:02x?}", &k[..])),
-            }
-        }
-        report.missing_expiry_entries = expiry.len();
-        for item in tree.scan_prefix(b"c") {
-            let (k, v) = item?;
-            tick();
-            let Ok(ip) = <[u8; 4]>::try_from(&v[..]).map(Ipv4Addr::from) else {
-                report.errors.push(format!("client entry {:02x?} has a malformed address", &k[..]));
-                continue;
-            };
-            let owned = self.get(ip).ok().flatten().is_some_and(|r| r.client.as_bytes() == &k[1..]);
-            if !owned {
-                report.stale_client_entries += 1;
-            }
-        }
         for item in tree.iter() {
             let (k, v) = item?;
             tick();
             match k.first() {
-                Some(b'i' | b'e' | b'c' | b'h') => {}
+                Some(b'i' | b'h') => {}
                 Some(b'a') => {
                     if k.len() != 13 || serde_json::from_slice::<super::AnomalyRecord>(&v).is_err() {
                         report.errors.push(format!("anomaly record {:02x?} is damaged", &k[..]));

@@ -1,6 +1,6 @@
 //! The store's background upkeep, beside (never inside) the committer:
 //! expiry sweeps persisted through a shard writer of its own, retention
-//! (old leases purged, old history and stale hints compacted), and
+//! (old leases purged, old history and anomalies compacted), and
 //! scheduled backups with their pruning. `serve` starts one.
 
 use std::sync::Arc;
@@ -91,12 +91,9 @@ impl Maintenance {
                     if compact {
                         last_compact = Instant::now();
                         match store.compact(now.saturating_sub(o.history_retention.0), 1024) {
-                            Ok(c) if c != Default::default() => info!(
-                                history = c.history,
-                                expiry_hints = c.expiry_hints,
-                                client_hints = c.client_hints,
-                                "lease store compacted"
-                            ),
+                            Ok(c) if c != Default::default() => {
+                                info!(history = c.history, anomalies = c.anomalies, "lease store compacted")
+                            }
                             Ok(_) => {}
                             Err(e) => error!(error = %e, "lease store compaction failed; will retry"),
                         }

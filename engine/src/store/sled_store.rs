@@ -1,14 +1,17 @@
-//! [`LeaseStore`] on sled (=0.34.7): one tree, keys by prefix so that one
-//! batch updating a lease and its indexes is atomic.
+//! [`LeaseStore`] on sled (=0.34.7): one tree, keys by prefix.
 //!
 //! | key | value |
 //! |---|---|
 //! | `i` ip | the record ([`super::codec`]) |
-//! | `c` client key | ip of the client's latest lease |
-//! | `e` end (BE) ip | empty: bound leases by expiry |
 //! | `h` hlen hw time (BE) ip | change kind: per-client history |
 //! | `a` time (u64 BE) seq (u32 BE) | an [`AnomalyRecord`] (JSON) |
 //! | `m` "schema" | schema version (u32 LE) |
+//!
+//! One key per lease change. Schema 1 also kept a by-client (`c`) and a
+//! by-expiry (`e`) index; nothing read them (recovery loads every record
+//! and the lease cache indexes them in memory), and they were two of the
+//! three sled inserts of each lease: 40 % of the server's CPU per lease
+//! (bench/README.md). Opening a schema 1 store removes them.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -19,7 +22,9 @@ use crate::lease::LeaseRecord;
 use crate::server::{ChangeKind, LeaseChange};
 
 /// Version of the key layout and record formats this build writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+/// The schema this build upgrades from: schema 2 without the indexes.
+const SCHEMA_WITH_INDEXES: u32 = 1;
 pub(super) const SCHEMA_KEY: &[u8] = b"mschema";
 
 /// Key deletions applied `chunk` at a time.
@@ -54,8 +59,6 @@ impl Deletes<'_> {
 pub struct Compaction {
     pub history: usize,
     pub anomalies: usize,
-    pub expiry_hints: usize,
-    pub client_hints: usize,
 }
 
 /// A sled database holding the leases.
@@ -89,18 +92,6 @@ pub struct AnomalyRecord {
 fn ip_key(ip: Ipv4Addr) -> [u8; 5] {
     let o = ip.octets();
     [b'i', o[0], o[1], o[2], o[3]]
-}
-
-fn expiry_key(end: u32, ip: Ipv4Addr) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[0] = b'e';
-    k[1..5].copy_from_slice(&end.to_be_bytes());
-    k[5..].copy_from_slice(&ip.octets());
-    k
-}
-
-fn client_key(client: &[u8]) -> Vec<u8> {
-    [&b"c"[..], client].concat()
 }
 
 /// `h`, the hardware address with its length, then time and address: a
@@ -138,7 +129,9 @@ impl SledStore {
         match tree.get(SCHEMA_KEY)? {
             Some(v) => {
                 let found = u32::from_le_bytes(v.as_ref().try_into().unwrap_or([0xff; 4]));
-                if found != SCHEMA_VERSION {
+                if found == SCHEMA_WITH_INDEXES {
+                    drop_indexes(&db, &tree, &display)?;
+                } else if found != SCHEMA_VERSION {
                     return Err(StoreError::SchemaMismatch { path: display, found, expected: SCHEMA_VERSION });
                 }
             }
@@ -205,9 +198,9 @@ impl SledStore {
         Ok(out)
     }
 
-    /// Deletes history and anomalies older than `history_before` and index hints that no
-    /// longer match their record, `chunk` keys per batch so that the
-    /// committer is never held up for long. Returns what it removed.
+    /// Deletes history and anomalies older than `history_before`, `chunk`
+    /// keys per batch so that the committer is never held up for long.
+    /// Returns what it removed.
     pub fn compact(&self, history_before: u32, chunk: usize) -> Result<Compaction, StoreError> {
         let mut done = Compaction::default();
         let mut deletes = Deletes { tree: &self.tree, batch: sled::Batch::default(), pending: 0, chunk };
@@ -230,29 +223,24 @@ impl SledStore {
             deletes.remove(k)?;
             done.anomalies += 1;
         }
-        for item in self.tree.scan_prefix(b"e") {
-            let (k, _) = item?;
-            if k.len() != 9 {
-                continue;
-            }
-            let (end, ip) = (u32::from_be_bytes([k[1], k[2], k[3], k[4]]), Ipv4Addr::new(k[5], k[6], k[7], k[8]));
-            if self.get(ip).ok().flatten().is_none_or(|r| r.expiry() != Some(end)) {
-                deletes.remove(k)?;
-                done.expiry_hints += 1;
-            }
-        }
         deletes.finish()?;
-        for item in self.tree.scan_prefix(b"c") {
-            let (k, v) = item?;
-            let owner = <[u8; 4]>::try_from(&v[..]).ok().map(Ipv4Addr::from).and_then(|ip| self.get(ip).ok().flatten());
-            if owner.is_none_or(|r| r.client.as_bytes() != &k[1..]) {
-                // Only if unchanged since read: a concurrent write may have refreshed it.
-                if self.tree.compare_and_swap(&k, Some(&v), None as Option<&[u8]>)?.is_ok() {
-                    done.client_hints += 1;
-                }
-            }
-        }
         Ok(done)
+    }
+
+    /// Writes each change as a sled operation of its own, not as one batch:
+    /// sled applies batches one at a time, single-key writes in parallel,
+    /// so bulk loads (imports) write from several threads. A lease is one
+    /// key, so each stays whole; the changes as a set are not atomic.
+    pub fn write_each(&self, changes: &[LeaseChange]) -> Result<(), StoreError> {
+        let mut buf = Vec::with_capacity(128);
+        let names = self.names.read();
+        for change in changes {
+            match value_of(change, &names, &mut buf) {
+                Some(value) => self.tree.insert(ip_key(change.record.ip), value)?,
+                None => self.tree.remove(ip_key(change.record.ip))?,
+            };
+        }
+        Ok(())
     }
 
     /// The scope and pool names records are read with.
@@ -279,32 +267,15 @@ impl SledStore {
 }
 
 impl LeaseStore for SledStore {
-    /// Writes without reading: the change says which expiry entry its
-    /// previous version had. Client entries are hints, checked against the
-    /// record they name (a client whose address passed to another keeps a
-    /// stale one until compaction; recovery rebuilds the index from records).
+    /// One insert (or, for a purge, one removal) per change, without reading.
     fn write(&self, changes: &[LeaseChange]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         let mut buf = Vec::with_capacity(128);
         let names = self.names.read();
         for change in changes {
-            let r = &change.record;
-            // sled batches keep the last operation per key, so removing the
-            // old entry and inserting an equal new one leaves it in place.
-            if let Some(end) = change.previous_expiry {
-                batch.remove(&expiry_key(end, r.ip));
-            }
-            if change.kind == ChangeKind::Purged {
-                // The client hint, if it still names this address, goes at compaction.
-                batch.remove(&ip_key(r.ip));
-                continue;
-            }
-            buf.clear();
-            codec::encode(r, &names, &mut buf);
-            batch.insert(&ip_key(r.ip), buf.as_slice());
-            batch.insert(client_key(r.client.as_bytes()), &r.ip.octets());
-            if let Some(end) = r.expiry() {
-                batch.insert(&expiry_key(end, r.ip), &[]);
+            match value_of(change, &names, &mut buf) {
+                Some(value) => batch.insert(&ip_key(change.record.ip), value),
+                None => batch.remove(&ip_key(change.record.ip)),
             }
         }
         self.tree.apply_batch(batch)?;
@@ -350,6 +321,42 @@ impl LeaseStore for SledStore {
     fn is_empty(&self) -> bool {
         self.tree.scan_prefix(b"i").next().is_none()
     }
+}
+
+/// What `change` stores under its address (encoded into `buf`); None
+/// when the record goes (a purge).
+fn value_of<'b>(change: &LeaseChange, names: &Names, buf: &'b mut Vec<u8>) -> Option<&'b [u8]> {
+    if change.kind == ChangeKind::Purged {
+        return None;
+    }
+    buf.clear();
+    codec::encode(&change.record, names, buf);
+    Some(buf.as_slice())
+}
+
+/// Upgrades a schema 1 store: removes its by-client and by-expiry indexes
+/// (in batches, so that sled never holds them all at once), then marks it
+/// schema 2 and flushes. Interrupted, it runs again at the next open.
+fn drop_indexes(db: &sled::Db, tree: &sled::Tree, path: &str) -> Result<(), StoreError> {
+    let mut deletes = Deletes { tree, batch: sled::Batch::default(), pending: 0, chunk: 1024 };
+    let mut removed = 0usize;
+    for prefix in [b"c", b"e"] {
+        for item in tree.scan_prefix(prefix) {
+            deletes.remove(item?.0)?;
+            removed += 1;
+        }
+    }
+    deletes.finish()?;
+    tree.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_le_bytes())?;
+    db.flush()?;
+    tracing::info!(
+        path,
+        removed,
+        from = SCHEMA_WITH_INDEXES,
+        to = SCHEMA_VERSION,
+        "lease store upgraded: unused index entries removed"
+    );
+    Ok(())
 }
 
 fn describe_key(k: &[u8]) -> String {

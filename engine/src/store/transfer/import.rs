@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Serialize;
 
@@ -129,28 +130,44 @@ pub fn import(
     progress: &mut dyn FnMut(u64),
 ) -> Result<ImportReport, StoreError> {
     let mut report = ImportReport { read: entries.len(), ..Default::default() };
+    // Records stay where they were read (they are large to move); choices
+    // are made on indexes into `leases` and marked in `keep`.
+    let mut leases: Vec<(usize, LeaseRecord)> = Vec::with_capacity(entries.len());
+    let mut keep: Vec<bool> = Vec::with_capacity(entries.len());
     // The later entry for an address wins.
-    let mut by_ip: HashMap<Ipv4Addr, (usize, LeaseRecord)> = HashMap::new();
+    let mut by_ip: HashMap<Ipv4Addr, usize> = HashMap::with_capacity(entries.len());
     for entry in entries {
         match entry {
             Incoming::Bad { line, reason } => report.skipped.push(Skipped { line, ip: None, reason }),
             Incoming::Filtered { reason, .. } => *report.filtered.entry(reason).or_default() += 1,
             Incoming::Row { line, row } => match record_of(&row, server) {
                 Ok(record) => {
-                    if by_ip.insert(record.ip, (line, record)).is_some() {
+                    let i = leases.len();
+                    let mut wins = true;
+                    if let Some(j) = by_ip.insert(record.ip, i) {
                         report.superseded += 1;
+                        if leases[j].0 > line {
+                            by_ip.insert(record.ip, j);
+                            wins = false;
+                        } else {
+                            keep[j] = false;
+                        }
                     }
+                    leases.push((line, record));
+                    keep.push(wins);
                 }
                 Err(reason) => report.skipped.push(Skipped { line, ip: Some(row.ip), reason }),
             },
         }
     }
+    drop(by_ip);
+    let kept = |keep: &[bool]| (0..leases.len()).filter(|&i| keep[i]).collect::<Vec<usize>>();
     // A client keeps one bound lease: the one that ends last (the later line on a tie).
-    let mut leases: Vec<(usize, LeaseRecord)> = by_ip.into_values().collect();
-    leases.sort_unstable_by_key(|(line, _)| *line);
-    let mut bound: HashMap<ClientKey, usize> = HashMap::new();
-    let mut keep = vec![true; leases.len()];
-    for (i, (_, r)) in leases.iter().enumerate() {
+    let mut order = kept(&keep);
+    order.sort_by_key(|&i| leases[i].0);
+    let mut bound: HashMap<&ClientKey, usize> = HashMap::with_capacity(order.len());
+    for &i in &order {
+        let r = &leases[i].1;
         if !r.state.is_bound() {
             continue;
         }
@@ -162,11 +179,12 @@ pub fn import(
                 continue;
             }
         }
-        bound.insert(r.client.clone(), i);
+        bound.insert(&r.client, i);
     }
-    let mut records: Vec<LeaseRecord> =
-        leases.into_iter().zip(keep).filter_map(|((_, r), keep)| keep.then_some(r)).collect();
-    records.sort_unstable_by_key(|r| r.ip);
+    drop(bound);
+    let mut order = kept(&keep);
+    order.sort_unstable_by_key(|&i| leases[i].1.ip);
+    let records = order.into_iter().map(|i| leases[i].1.clone());
     // Into an empty store (a migration), nothing needs comparing.
     let empty = store.is_empty();
     let mut changes = Vec::with_capacity(records.len());
@@ -176,32 +194,58 @@ pub fn import(
             report.unchanged += 1;
             continue;
         }
-        let previous_expiry = stored.and_then(|s| s.expiry());
-        changes.push(LeaseChange { kind: ChangeKind::Allocated, record, previous_expiry });
+        changes.push(LeaseChange { kind: ChangeKind::Allocated, record });
     }
-    let written = write_batches(store, &changes, progress)?;
+    let written = write_parallel(store, &changes, progress)?;
     report.imported = written as usize;
     Ok(report)
 }
 
-/// Changes per sled batch: sled keeps everything a batch replaces until
-/// the batch ends, so large batches make an import's memory balloon (3 GB
-/// for 300k leases in batches of 10,000; 50 MB in batches of 64) and no
-/// faster.
-const WRITE_BATCH: usize = 64;
+/// Most writer threads of an import.
+const WRITERS: usize = 4;
+/// Changes a writer writes between progress updates.
+const WRITE_CHUNK: usize = 1024;
 
-/// Writes `changes` in batches of [`WRITE_BATCH`], then flushes; the number
-/// written. (sled applies one batch at a time: writer threads would only queue.)
-fn write_batches(store: &SledStore, changes: &[LeaseChange], progress: &mut dyn FnMut(u64)) -> Result<u64, StoreError> {
-    let mut written = 0u64;
-    for batch in changes.chunks(WRITE_BATCH) {
-        store.write(batch)?;
-        written += batch.len() as u64;
-        if written % (WRITE_BATCH as u64 * 64) == 0 {
-            progress(written);
+/// Writes `changes` from up to [`WRITERS`] threads, each its own share of
+/// addresses with [`SledStore::write_each`] (sled's inserts are nearly all
+/// of an import's time, and batches would queue behind one lock), then
+/// flushes; the number written. `progress` hears from this thread.
+fn write_parallel(
+    store: &SledStore,
+    changes: &[LeaseChange],
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, StoreError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, WRITERS);
+    let share = changes.len().div_ceil(threads).max(1);
+    let written = AtomicU64::new(0);
+    let failed = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let writers: Vec<_> = changes
+            .chunks(share)
+            .map(|part| {
+                s.spawn(|| {
+                    for chunk in part.chunks(WRITE_CHUNK) {
+                        if failed.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        if let Err(e) = store.write_each(chunk) {
+                            failed.store(true, Ordering::Relaxed);
+                            return Err(e);
+                        }
+                        written.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        while !writers.iter().all(|w| w.is_finished()) {
+            progress(written.load(Ordering::Relaxed));
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
-    }
+        writers.into_iter().try_for_each(|w| w.join().expect("an import writer panicked"))
+    })?;
     store.flush()?;
+    let written = written.load(Ordering::Relaxed);
     progress(written);
     Ok(written)
 }
