@@ -6,6 +6,7 @@ mod generate;
 mod mmsg;
 mod report;
 mod respond;
+mod scaling;
 mod table;
 
 use std::net::SocketAddrV4;
@@ -33,6 +34,9 @@ enum Command {
     Respond(RespondArgs),
     /// Print the comparison table of the runs compare.sh left in DIR.
     Table { dir: PathBuf },
+    /// Print the tables of the runs scaling.sh left in DIR and plot them
+    /// (DIR/scaling.png).
+    Scaling { dir: PathBuf },
 }
 
 #[derive(Args)]
@@ -117,13 +121,18 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run(a) => run(a),
         Command::Respond(a) => respond(a),
-        Command::Table { dir } => match table::render(&dir) {
-            Ok(t) => {
-                print!("{t}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(&e),
-        },
+        Command::Table { dir } => print_or_fail(table::render(&dir)),
+        Command::Scaling { dir } => print_or_fail(scaling::render(&dir)),
+    }
+}
+
+fn print_or_fail(text: Result<String, String>) -> ExitCode {
+    match text {
+        Ok(t) => {
+            print!("{t}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
     }
 }
 

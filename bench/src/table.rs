@@ -1,7 +1,6 @@
-//! The comparison table of a `compare.sh` run: for each server, the
-//! generator's report (`NAME.json`) and the server's CPU and peak RSS
-//! (`NAME.server`, `key=value` lines), with ratios to Kea and to the raw
-//! responder measured in the same run.
+//! The comparison table of a `compare.sh` run: for each server, its
+//! [`Run`], with ratios to Kea and to the raw responder measured in the
+//! same run.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -11,29 +10,41 @@ use crate::report::Report;
 /// Rows in the order compare.sh runs them.
 const ORDER: [&str; 5] = ["responder", "leased-full", "leased-normal", "leased-off", "kea"];
 
-struct Row {
-    name: String,
-    report: Report,
-    cpu_seconds: f64,
-    peak_rss_kb: f64,
+/// One server run of a harness: the generator's report (`NAME.json`) and
+/// the server's CPU and peak RSS (`NAME.server`, `key=value` lines).
+pub struct Run {
+    pub name: String,
+    pub report: Report,
+    pub cpu_seconds: f64,
+    pub peak_rss_kb: f64,
 }
 
-fn server_figures(text: &str) -> (f64, f64) {
-    let get = |key: &str| {
-        text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('=')?.trim().parse().ok()).unwrap_or(f64::NAN)
-    };
-    (get("cpu_seconds"), get("peak_rss_kb"))
+impl Run {
+    /// The run `name` in `dir`; None when it did not run.
+    pub fn load(dir: &Path, name: &str) -> Result<Option<Run>, String> {
+        let Ok(json) = std::fs::read(dir.join(format!("{name}.json"))) else { return Ok(None) };
+        let report: Report = serde_json::from_slice(&json).map_err(|e| format!("{name}.json: {e}"))?;
+        let server = std::fs::read_to_string(dir.join(format!("{name}.server"))).unwrap_or_default();
+        let (cpu_seconds, peak_rss_kb) = (figure(&server, "cpu_seconds"), figure(&server, "peak_rss_kb"));
+        Ok(Some(Run { name: name.to_string(), report, cpu_seconds, peak_rss_kb }))
+    }
+
+    /// Server CPU (user + system) per lease, µs.
+    pub fn cpu_us_per_lease(&self) -> f64 {
+        self.cpu_seconds * 1e6 / self.report.leases.max(1) as f64
+    }
+}
+
+/// The value of `key=value` in `text`; NaN when missing.
+pub fn figure(text: &str, key: &str) -> f64 {
+    text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('=')?.trim().parse().ok()).unwrap_or(f64::NAN)
 }
 
 /// The table (Markdown) of the runs in `dir`.
 pub fn render(dir: &Path) -> Result<String, String> {
     let mut rows = Vec::new();
     for name in ORDER {
-        let Ok(json) = std::fs::read(dir.join(format!("{name}.json"))) else { continue };
-        let report: Report = serde_json::from_slice(&json).map_err(|e| format!("{name}.json: {e}"))?;
-        let server = std::fs::read_to_string(dir.join(format!("{name}.server"))).unwrap_or_default();
-        let (cpu_seconds, peak_rss_kb) = server_figures(&server);
-        rows.push(Row { name: name.to_string(), report, cpu_seconds, peak_rss_kb });
+        rows.extend(Run::load(dir, name)?);
     }
     if rows.is_empty() {
         return Err(format!("no run reports in {}", dir.display()));
@@ -46,7 +57,7 @@ pub fn render(dir: &Path) -> Result<String, String> {
     out.push_str("| server | leases/s | drop % | p99 DORA ms | CPU µs/lease | CPU s per 1,000 leases | peak RSS MB | × Kea | × responder |\n");
     out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in &rows {
-        let per_lease_us = r.cpu_seconds * 1e6 / r.report.leases.max(1) as f64;
+        let per_lease_us = r.cpu_us_per_lease();
         let _ = writeln!(
             out,
             "| {} | {:.0} | {:.3} | {:.2} | {:.1} | {:.4} | {:.0} | {} | {} |",
