@@ -76,5 +76,13 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
         // The kind only matters to recorders that check it; Prometheus takes the help text.
         metrics::describe_counter!(name, help);
     }
+    // Series of rare events exist at zero from the start, so that rates and
+    // alerts on them work before the first one (Prometheus practice).
+    for kind in crate::config::ANOMALY_KINDS {
+        metrics::counter!(ANOMALIES, "kind" => kind).absolute(0);
+    }
+    for op in crate::store::STORE_OPS {
+        metrics::counter!(STORE_ERRORS, "op" => op).absolute(0);
+    }
     Ok(handle)
 }

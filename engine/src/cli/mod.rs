@@ -5,6 +5,7 @@ mod client;
 mod database;
 mod live;
 mod manage;
+mod notify;
 mod serve;
 mod show;
 mod target;

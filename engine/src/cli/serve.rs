@@ -11,6 +11,7 @@ use parking_lot::RwLock;
 use tracing::{error, info};
 
 use super::live::{self, Live, PolicyHost};
+use super::notify::Notifier;
 use super::ConfigArgs;
 use crate::api::{Api, ApiState, ConfigRequest};
 use crate::config;
@@ -181,8 +182,12 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
     if let Some(api) = &api {
         println!("leased: API on http://{}/api/dhcp (metrics at /metrics)", api.addr());
     }
+    let mut notifier = Notifier::new();
+    let status = format!("serving on {} ({} backend, {shards} shards)", list(&endpoints), backend.label());
+    notifier.ready(&status);
     let mut running_config = config;
     while !stop.load(Ordering::Relaxed) {
+        notifier.tick();
         let request = match requests.recv_timeout(Duration::from_millis(50)) {
             Ok(r) => Some(r),
             Err(crossbeam::channel::RecvTimeoutError::Timeout) => None,
@@ -211,7 +216,10 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
             let _ = request.reply.send(answer);
         }
         if hangup.swap(false, Ordering::Relaxed) {
-            match live::reload(&path, &running_config, &live) {
+            notifier.reloading();
+            let reloaded = live::reload(&path, &running_config, &live);
+            notifier.ready(&status);
+            match reloaded {
                 Ok((c, summary)) => {
                     println!("leased: {summary}");
                     running_config = c;
@@ -225,6 +233,7 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         }
     }
     info!("stopping: draining shards, flushing the store");
+    notifier.stopping();
     drop(api);
     let stats = running.stats.clone();
     running.stop();

@@ -199,7 +199,7 @@ impl Committer {
                 .name("lease-history".into())
                 .spawn(move || {
                     for changes in hrx {
-                        retry("history write", || hstore.write_history(&changes));
+                        retry(OP_HISTORY, || hstore.write_history(&changes));
                     }
                 })
                 .expect("spawn the history thread");
@@ -308,7 +308,7 @@ fn run(
             }
         }
         if !changes.is_empty() {
-            retry("write", || store.write(&changes));
+            retry(OP_WRITE, || store.write(&changes));
             metrics::histogram!(crate::metrics::STORE_BATCH_SIZE).record(changes.len() as f64);
             events.record(changes.iter().map(|c| (c.kind, c.record.updated)));
             events.publish(&changes);
@@ -327,7 +327,7 @@ fn run(
             };
         if flush_now && dirty {
             let started = Instant::now();
-            retry("flush", || store.flush());
+            retry(OP_FLUSH, || store.flush());
             metrics::histogram!(crate::metrics::STORE_FLUSH_DURATION).record(started.elapsed().as_secs_f64());
             last_flush = Instant::now();
             dirty = false;
@@ -365,6 +365,13 @@ fn take(
     }
     false
 }
+
+/// The `op` labels of the store error counter.
+const OP_WRITE: &str = "write";
+const OP_FLUSH: &str = "flush";
+const OP_HISTORY: &str = "history write";
+/// Every `op` label, for a scrape that shows them at zero from the start.
+pub(crate) const STORE_OPS: [&str; 3] = [OP_WRITE, OP_FLUSH, OP_HISTORY];
 
 /// Runs `op` until it succeeds, logging and counting each failure.
 fn retry(what: &'static str, mut op: impl FnMut() -> Result<(), StoreError>) {

@@ -16,6 +16,7 @@ pub mod transfer;
 use thiserror::Error;
 
 pub use codec::{decode, encode, CodecError, Names, FORMAT_V1};
+pub(crate) use committer::STORE_OPS;
 pub use committer::{Committer, CommitterOptions, Durability, ShardWriter, Waker};
 pub use events::LeaseEvents;
 pub use integrity::{restore, IntegrityReport};

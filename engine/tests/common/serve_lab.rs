@@ -51,9 +51,15 @@ impl Lab {
     /// Starts `leased serve`; once it serves, its further stdout and stderr
     /// lines (after the "serving" line, which is checked) come from the receiver.
     pub fn serve_following(&self) -> (Child, String, mpsc::Receiver<String>) {
+        self.serve_with(&[])
+    }
+
+    /// [`Lab::serve_following`] with these environment variables set.
+    pub fn serve_with(&self, env: &[(&str, &str)]) -> (Child, String, mpsc::Receiver<String>) {
         let mut child = Command::new(LEASED)
             .args(["serve", "--config"])
             .arg(&self.config)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
