@@ -98,9 +98,22 @@ struct SendSlot {
     msg: libc::msghdr,
 }
 
+/// The kernel's release ("6.1.0-18-amd64"), from uname(2): it needs no
+/// /proc, which minimal container roots and chroots may lack.
+fn kernel_release() -> io::Result<String> {
+    // SAFETY: uname fills the zeroed struct; its fields are NUL-terminated.
+    let mut names: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut names) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: release is a NUL-terminated C string inside `names`.
+    let release = unsafe { std::ffi::CStr::from_ptr(names.release.as_ptr()) };
+    Ok(release.to_string_lossy().into_owned())
+}
+
 /// Whether this kernel runs the io_uring loop: ring, buffer ring, opcodes.
 pub fn probe() -> io::Result<()> {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")?;
+    let release = kernel_release()?;
     let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     if (major, minor) < (6, 0) {
