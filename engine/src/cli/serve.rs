@@ -2,6 +2,7 @@
 //! or SIGINT (stop receiving, send what became durable, flush, exit 0);
 //! SIGHUP reloads the config live.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,9 +22,18 @@ use crate::server::Server;
 use crate::store::transfer::AutoExporter;
 use crate::store::{self, Committer, CommitterOptions, LeaseStore, Maintenance, MaintenanceOptions, Names, SledStore};
 
+/// A line for people on stdout. Unlike `println!` it does not panic when
+/// the stream is gone (a closed pipe, a stopped journal): the server keeps
+/// serving and stops cleanly; the log has it all.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     error!("{message}");
-    eprintln!("error: {message}");
+    let _ = writeln!(std::io::stderr(), "error: {message}");
     ExitCode::FAILURE
 }
 
@@ -174,13 +184,13 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
     };
     let leases = server.read().cache().len();
     info!(listen = %list(&endpoints), backend = backend.label(), shards, leases, "serving");
-    println!(
+    say!(
         "leased: serving on {} ({} backend, {shards} shards, {leases} leases recovered)",
         list(&endpoints),
         backend.label()
     );
     if let Some(api) = &api {
-        println!("leased: API on http://{}/api/dhcp (metrics at /metrics)", api.addr());
+        say!("leased: API on http://{}/api/dhcp (metrics at /metrics)", api.addr());
     }
     let mut notifier = Notifier::new();
     let status = format!("serving on {} ({} backend, {shards} shards)", list(&endpoints), backend.label());
@@ -205,7 +215,7 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         if let Some(request) = request {
             let answer = live::replace_config(&path, &request.text, &running_config, &live);
             let answer = answer.map(|(c, summary)| {
-                println!("leased: {summary}");
+                say!("leased: {summary}");
                 running_config = c;
                 *config_text.write() = request.text;
                 summary
@@ -221,13 +231,13 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
             notifier.ready(&status);
             match reloaded {
                 Ok((c, summary)) => {
-                    println!("leased: {summary}");
+                    say!("leased: {summary}");
                     running_config = c;
                     *config_text.write() = std::fs::read_to_string(&path).unwrap_or_default();
                 }
                 Err(e) => {
                     error!("reload refused, the running config stays: {e}");
-                    eprintln!("leased: reload refused, the running config stays: {e}");
+                    let _ = writeln!(std::io::stderr(), "leased: reload refused, the running config stays: {e}");
                 }
             }
         }
@@ -244,9 +254,9 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         let (r, t, d) =
             (s.received.load(Ordering::Relaxed), s.sent.load(Ordering::Relaxed), s.dropped.load(Ordering::Relaxed));
         info!(shard = i, received = r, sent = t, dropped = d, "shard totals");
-        println!("leased: shard {i}: received {r}, sent {t}, dropped {d}");
+        say!("leased: shard {i}: received {r}, sent {t}, dropped {d}");
     }
-    println!("leased: stopped");
+    say!("leased: stopped");
     ExitCode::SUCCESS
 }
 
