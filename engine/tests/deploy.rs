@@ -231,3 +231,256 @@ fn serve_tells_systemd_when_it_is_ready_alive_reloading_and_stopping() {
     }
     assert!(last.starts_with("STOPPING=1"), "{last:?}");
 }
+
+/// Whether the container tools are here; outside CI their absence skips.
+fn have_container_tools() -> bool {
+    let have = ["/usr/bin/buildah", "/usr/bin/umoci", "/usr/sbin/chroot"].iter().all(|t| Path::new(t).exists())
+        && unsafe { libc::geteuid() } == 0;
+    if !have {
+        assert_ne!(
+            std::env::var("LEASED_LAB").as_deref(),
+            Ok("require"),
+            "buildah, umoci (Debian) and root are needed"
+        );
+        eprintln!("skipped: buildah, umoci or root missing");
+    }
+    have
+}
+
+/// Forbids io_uring as the default container seccomp profiles do
+/// (ENOSYS), in the child about to exec.
+fn deny_io_uring() -> std::io::Result<()> {
+    use libc::{sock_filter, sock_fprog};
+    const fn stmt(code: u32, k: u32) -> sock_filter {
+        sock_filter { code: code as u16, jt: 0, jf: 0, k }
+    }
+    const fn jeq(k: u32, jt: u8) -> sock_filter {
+        sock_filter { code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16, jt, jf: 0, k }
+    }
+    // io_uring_setup, _enter, _register: 425-427 on x86_64 and aarch64 alike.
+    let filter = [
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0), // seccomp_data.nr
+        jeq(425, 3),
+        jeq(426, 2),
+        jeq(427, 1),
+        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+    ];
+    let prog = sock_fprog { len: filter.len() as u16, filter: filter.as_ptr() as *mut sock_filter };
+    // SAFETY: prctl with a filter that lives until it is installed (copied by the kernel).
+    let installed = unsafe {
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+            && libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog as *const sock_fprog) == 0
+    };
+    if installed {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Starts the image's command from its unpacked root, as its user (a
+/// container runtime's part, done with chroot; the network is the host's,
+/// as with `--network host`); waits for its serving line.
+fn start_from_image(bundle: &Path, seccomp_default: bool) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    let args: Vec<String> =
+        config["process"]["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+    let user = &config["process"]["user"];
+    let mut cmd = Command::new("/usr/sbin/chroot");
+    cmd.arg(format!("--userspec={}:{}", user["uid"], user["gid"])).arg(bundle.join("rootfs")).args(&args);
+    cmd.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if seccomp_default {
+        // SAFETY: only async-signal-safe calls (prctl) between fork and exec.
+        unsafe { cmd.pre_exec(deny_io_uring) };
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    (child, line)
+}
+
+#[test]
+fn the_container_image_builds_here_and_serves_leases_from_its_own_root() {
+    if !have_container_tools() {
+        return;
+    }
+    let out = common::scratch_dir("image");
+    let built =
+        Command::new(deploy("container/build-local.sh")).arg(&out).arg(common::serve_lab::LEASED).output().unwrap();
+    assert!(
+        built.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&built.stdout),
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let bundle = out.join("bundle");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        config["process"]["args"],
+        serde_json::json!(["/usr/bin/leased", "serve", "--config", "/etc/leased/leased.hcl"])
+    );
+    assert_eq!(
+        (config["process"]["user"]["uid"].as_u64(), config["process"]["user"]["gid"].as_u64()),
+        (Some(65532), Some(65532))
+    );
+    // The runtime has no shell: only the server, its libraries and config.
+    assert!(!bundle.join("rootfs/bin/sh").exists());
+
+    for (seccomp_default, backend) in [(false, "io_uring"), (true, "portable")] {
+        let (server, line) = start_from_image(&bundle, seccomp_default);
+        assert!(line.starts_with(&format!("leased: serving on 127.0.0.1:6767 ({backend} backend")), "{line}");
+        let mac = if seccomp_default { "02:00:00:00:0c:02" } else { "02:00:00:00:0c:01" };
+        let client = Command::new(common::serve_lab::LEASED)
+            .args(["client", "request", "--relay", "127.0.0.1:6768", "--server", "127.0.0.1:6767", "--mac", mac])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&client.stdout);
+        assert!(said.contains("is now leased"), "{said}{}", String::from_utf8_lossy(&client.stderr));
+        // Its stdout was closed after the first line: leased must not mind.
+        let mut log = String::new();
+        let code = stop_reading(server, &mut log);
+        assert_eq!(code, 0, "{log}");
+        if seccomp_default {
+            // Said so in its log.
+            assert!(log.contains("io_uring cannot be set up: using the portable loop"), "{log}");
+        }
+    }
+    // The store in the image's volume, written as its user; both leases in it.
+    let data = bundle.join("rootfs/var/lib/leased");
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(data.join("conf")).unwrap());
+    assert_eq!(owner, 65532);
+    let listed = Command::new(common::serve_lab::LEASED)
+        .args(["lease", "list", "--json", "--data-dir"])
+        .arg(&data)
+        .args(["--config"])
+        .arg(bundle.join("rootfs/etc/leased/leased.hcl"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        text.contains("02:00:00:00:0c:01") && text.contains("02:00:00:00:0c:02"),
+        "{text}{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// SIGTERM, then its exit code, with its stderr read into `log`.
+fn stop_reading(mut child: std::process::Child, log: &mut String) -> i32 {
+    use std::io::Read;
+    // SAFETY: kill(2) on the PID of a child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let mut stderr = child.stderr.take().unwrap();
+    let status = child.wait().unwrap();
+    stderr.read_to_string(log).unwrap();
+    status.code().unwrap_or(-1)
+}
+
+#[test]
+fn the_seccomp_profile_is_the_default_one_with_io_uring_allowed() {
+    let ours: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(deploy("container/seccomp-io_uring.json")).unwrap()).unwrap();
+    let allowed = |profile: &serde_json::Value| -> BTreeSet<String> {
+        profile["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["action"] == "SCMP_ACT_ALLOW" && s["args"].as_array().is_none_or(|a| a.is_empty()))
+            .flat_map(|s| s["names"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_string()))
+            .collect()
+    };
+    let mine = allowed(&ours);
+    for call in ["io_uring_setup", "io_uring_enter", "io_uring_register"] {
+        assert!(mine.contains(call), "{call} is not allowed");
+    }
+    assert_eq!(ours["defaultAction"], "SCMP_ACT_ERRNO");
+    // Debian's containers-common default profile: ours is it plus io_uring.
+    let default = Path::new("/usr/share/containers/seccomp.json");
+    if let Ok(text) = std::fs::read_to_string(default) {
+        let default: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let theirs = allowed(&default);
+        assert!(theirs.is_subset(&mine), "missing: {:?}", theirs.difference(&mine).collect::<Vec<_>>());
+        let added: Vec<_> = mine.difference(&theirs).collect();
+        assert_eq!(added, ["io_uring_enter", "io_uring_register", "io_uring_setup"]);
+        assert_eq!(ours["syscalls"].as_array().unwrap().len(), default["syscalls"].as_array().unwrap().len() + 1);
+    } else {
+        assert_ne!(std::env::var("LEASED_LAB").as_deref(), Ok("require"), "containers-common (buildah) is needed");
+    }
+}
+
+/// A manifest of deploy/kubernetes, parsed.
+fn manifest(file: &str) -> serde_json::Value {
+    serde_yaml_ng::from_str(&std::fs::read_to_string(deploy(&format!("kubernetes/{file}"))).unwrap())
+        .unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+#[test]
+fn the_kubernetes_manifests_validate_against_the_schemas_and_fit_together() {
+    let kustomization = manifest("kustomization.yaml");
+    let resources: BTreeSet<String> =
+        kustomization["resources"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect();
+    let present: BTreeSet<String> = std::fs::read_dir(deploy("kubernetes"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|f| f.ends_with(".yaml") && f != "kustomization.yaml")
+        .collect();
+    assert_eq!(resources, present, "kustomization.yaml lists every manifest");
+
+    // The config in the ConfigMap is one leased accepts.
+    let dir = common::scratch_dir("k8s");
+    let hcl = dir.join("leased.hcl");
+    std::fs::write(&hcl, manifest("configmap.yaml")["data"]["leased.hcl"].as_str().unwrap()).unwrap();
+    let checked =
+        Command::new(common::serve_lab::LEASED).args(["check-config", "--config"]).arg(&hcl).output().unwrap();
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // The pieces point at each other.
+    let set = manifest("statefulset.yaml");
+    let pod = &set["spec"]["template"];
+    assert_eq!(pod["spec"]["hostNetwork"], true);
+    let labels = &pod["metadata"]["labels"];
+    let service = manifest("service.yaml");
+    assert_eq!(&service["spec"]["selector"], labels, "the Service selects the pods");
+    assert_eq!(set["spec"]["selector"]["matchLabels"], *labels);
+    let container = &pod["spec"]["containers"][0];
+    assert_eq!(container["image"], kustomization["images"][0]["name"], "the image is the one kustomize sets");
+    let http = container["ports"].as_array().unwrap().iter().find(|p| p["name"] == "http").unwrap();
+    assert_eq!(http["containerPort"], 8080);
+    let config = std::fs::read_to_string(deploy("kubernetes/configmap.yaml")).unwrap();
+    assert!(config.contains("api = { listen = \"0.0.0.0:8080\" }"), "the API listens where the probes look");
+    for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+        assert_eq!(container[probe]["httpGet"]["path"], "/api/dhcp/health", "{probe}");
+        assert_eq!(container[probe]["httpGet"]["port"], "http", "{probe}");
+    }
+    assert_eq!(
+        container["securityContext"]["capabilities"]["add"],
+        serde_json::json!(["NET_BIND_SERVICE", "NET_ADMIN", "NET_RAW"])
+    );
+    let monitor = manifest("servicemonitor.yaml");
+    assert_eq!(&monitor["spec"]["selector"]["matchLabels"], &service["metadata"]["labels"]);
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], service["spec"]["ports"][0]["name"]);
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+
+    // Against the Kubernetes schemas, strictly (unknown fields fail);
+    // ServiceMonitor is a CRD of the Prometheus Operator, checked above.
+    let validate = Path::new("/var/cache/leased-ci/venv/bin/kubernetes-validate");
+    if !validate.exists() {
+        assert_ne!(std::env::var("LEASED_LAB").as_deref(), Ok("require"), "kubernetes-validate (.ci/setup) is needed");
+        eprintln!("skipped: kubernetes-validate is not installed");
+        return;
+    }
+    let core: Vec<String> = resources.into_iter().filter(|r| r != "servicemonitor.yaml").collect();
+    let out = Command::new(validate).arg("--strict").args(&core).current_dir(deploy("kubernetes")).output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{said}");
+    assert_eq!(said.matches(" passed for resource ").count(), core.len(), "{said}");
+}
