@@ -23,7 +23,8 @@ use crate::server::{ChangeKind, LeaseChange};
 
 /// Version of the key layout and record formats this build writes.
 pub const SCHEMA_VERSION: u32 = 2;
-/// The schema this build upgrades from: schema 2 without the indexes.
+/// The schema this build upgrades from: schema 2 plus a by-client and a
+/// by-expiry index.
 const SCHEMA_WITH_INDEXES: u32 = 1;
 pub(super) const SCHEMA_KEY: &[u8] = b"mschema";
 

@@ -225,14 +225,31 @@ pub const TABLE_COLUMNS: [&str; 13] = [
 /// What the table's `options` column holds: the row's fields that have no
 /// column of their own, as compact JSON.
 pub fn options_json(row: &LeaseRow) -> String {
-    serde_json::json!({
-        "htype": row.htype,
-        "scope": row.scope,
-        "pool": row.pool,
-        "circuit_id": row.circuit_id,
-        "remote_id": row.remote_id,
-    })
-    .to_string()
+    let mut out = Vec::with_capacity(96);
+    write_options_json(row, &mut out);
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// [`options_json`] into `out` (cleared first): no allocation per row
+/// once `out` has grown.
+pub fn write_options_json(row: &LeaseRow, out: &mut Vec<u8>) {
+    #[derive(Serialize)]
+    struct Options<'a> {
+        htype: u8,
+        scope: &'a Option<String>,
+        pool: &'a Option<String>,
+        circuit_id: &'a Option<String>,
+        remote_id: &'a Option<String>,
+    }
+    out.clear();
+    let options = Options {
+        htype: row.htype,
+        scope: &row.scope,
+        pool: &row.pool,
+        circuit_id: &row.circuit_id,
+        remote_id: &row.remote_id,
+    };
+    serde_json::to_writer(out, &options).expect("writing JSON into memory cannot fail");
 }
 
 struct CsvSink<W: Write> {
@@ -360,32 +377,110 @@ pub fn export_cache(server: &crate::server::SharedServer, sink: &mut dyn RowSink
     Ok(written)
 }
 
+/// A line of an import file to parse, with its number.
+type NumberedLine = (usize, String);
+
+/// Lines per batch handed to a parsing thread.
+const PARSE_BATCH: usize = 4096;
+
+/// One line of our JSON layout: a row, a damaged row, or nothing (brackets).
+fn parse_line(number: usize, line: &str) -> Option<Incoming> {
+    let trimmed = line.trim().trim_end_matches(',');
+    if matches!(trimmed, "" | "[" | "]" | "[]") {
+        return None;
+    }
+    Some(match serde_json::from_str::<LeaseRow>(trimmed) {
+        Ok(row) => Incoming::Row { line: number, row },
+        Err(e) => Incoming::Bad { line: number, reason: format!("not a lease row: {e}") },
+    })
+}
+
 /// Reads our JSON export: one row per line as written (each line's
-/// number goes with it), or any JSON array of rows.
-pub fn read_json(input: impl BufRead) -> io::Result<Vec<Incoming>> {
+/// number goes with it), or any JSON array of rows. Lines are parsed on
+/// every core while this thread reads (parsing is most of an import's
+/// reading time), and come back in file order.
+pub fn read_json(mut input: impl BufRead) -> io::Result<Vec<Incoming>> {
     let mut rows = Vec::new();
+    let mut number = 0;
+    // Until the first row parses, this thread parses, keeping the text for
+    // the fallback below (a file in another layout has no row on a line).
     let mut text = String::new();
-    for (i, line) in input.lines().enumerate() {
-        let line = line?;
-        let trimmed = line.trim().trim_end_matches(',');
-        if !matches!(trimmed, "" | "[" | "]" | "[]") {
-            rows.push(match serde_json::from_str::<LeaseRow>(trimmed) {
-                Ok(row) => Incoming::Row { line: i + 1, row },
-                Err(e) => Incoming::Bad { line: i + 1, reason: format!("not a lease row: {e}") },
-            });
+    loop {
+        let mut line = String::new();
+        if input.read_line(&mut line)? == 0 {
+            break;
+        }
+        number += 1;
+        let parsed = parse_line(number, &line);
+        let first_row = matches!(parsed, Some(Incoming::Row { .. }));
+        rows.extend(parsed);
+        if first_row {
+            return read_json_rows(input, rows, number);
         }
         if text.len() < (64 << 20) {
             text.push_str(&line);
-            text.push('\n');
         }
     }
     // Not our layout (e.g. pretty-printed): read it as one array.
-    if !rows.is_empty() && rows.iter().all(|r| matches!(r, Incoming::Bad { .. })) {
+    if !rows.is_empty() {
         if let Ok(all) = serde_json::from_str::<Vec<LeaseRow>>(&text) {
             return Ok(all.into_iter().enumerate().map(|(i, row)| Incoming::Row { line: i + 1, row }).collect());
         }
     }
     Ok(rows)
+}
+
+/// The rest of [`read_json`] once it knows the layout: batches of lines to
+/// parsing threads, results put back in order after `rows`.
+fn read_json_rows(mut input: impl BufRead, mut rows: Vec<Incoming>, mut number: usize) -> io::Result<Vec<Incoming>> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+    let (to_parse, batches) = crossbeam::channel::bounded::<(usize, Vec<NumberedLine>)>(workers * 2);
+    let (to_collect, parsed) = crossbeam::channel::unbounded::<(usize, Vec<Incoming>)>();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            let (batches, to_collect) = (batches.clone(), to_collect.clone());
+            s.spawn(move || {
+                for (index, lines) in batches {
+                    let out = lines.iter().filter_map(|(n, l)| parse_line(*n, l)).collect();
+                    if to_collect.send((index, out)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(to_collect);
+        let mut sent = 0;
+        let mut batch = Vec::with_capacity(PARSE_BATCH);
+        let read = loop {
+            let mut line = String::new();
+            match input.read_line(&mut line) {
+                Ok(0) => break Ok(()),
+                Ok(_) => {
+                    number += 1;
+                    batch.push((number, line));
+                }
+                Err(e) => break Err(e),
+            }
+            if batch.len() == PARSE_BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(PARSE_BATCH));
+                // The workers only stop once this sender is gone.
+                let _ = to_parse.send((sent, full));
+                sent += 1;
+            }
+        };
+        if !batch.is_empty() {
+            let _ = to_parse.send((sent, batch));
+            sent += 1;
+        }
+        drop(to_parse);
+        let mut done: Vec<Option<Vec<Incoming>>> = (0..sent).map(|_| None).collect();
+        for (index, out) in parsed {
+            done[index] = Some(out);
+        }
+        read?;
+        rows.extend(done.into_iter().flatten().flatten());
+        Ok(rows)
+    })
 }
 
 #[cfg(test)]
@@ -470,6 +565,33 @@ mod tests {
         assert_eq!(export_store(&Numbered(n), &names(), &mut sink).unwrap(), (u64::from(n), 1));
         let expected: Vec<Ipv4Addr> = (0..n).map(|i| Ipv4Addr::from(0xc612_0000 + i)).collect();
         assert_eq!(sink.0, expected);
+    }
+
+    #[test]
+    fn json_reads_back_by_line_with_bad_lines_numbered_and_pretty_arrays_whole() {
+        let file = std::env::temp_dir().join(format!("leased-read-json-{}", std::process::id()));
+        let mut sink = text_sink(ExportFormat::Json, std::fs::File::create(&file).unwrap(), &names());
+        let (exported, _) = export_store(&Numbered(5), &names(), sink.as_mut()).unwrap();
+        sink.finish().unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        let rows = |read: &[Incoming]| read.iter().filter(|r| matches!(r, Incoming::Row { .. })).count() as u64;
+
+        let read = read_json(text.as_bytes()).unwrap();
+        assert_eq!((rows(&read), read.len() as u64), (exported, exported));
+        // A damaged line among them: reported under its own line number.
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.insert(2, r#"{"ip": 5},"#);
+        let read = read_json(lines.join("\n").as_bytes()).unwrap();
+        assert_eq!(rows(&read), exported);
+        let bad: Vec<usize> =
+            read.iter().filter_map(|r| if let Incoming::Bad { line, .. } = r { Some(*line) } else { None }).collect();
+        assert_eq!(bad, [3]);
+        // Pretty-printed, no row on a line of its own: read as one array.
+        let values: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        let pretty = serde_json::to_string_pretty(&values).unwrap();
+        let read = read_json(pretty.as_bytes()).unwrap();
+        assert_eq!((rows(&read), read.len() as u64), (exported, exported));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 use std::io;
 use std::path::Path;
 
-use super::{options_json, LeaseRow, RowSink};
+use std::fmt::Write as _;
+
+use super::{write_options_json, LeaseRow, RowSink};
 
 const SCHEMA: &str = "
 CREATE TABLE dhcp_leases (
@@ -40,6 +42,9 @@ pub struct Sink {
     db: rusqlite::Connection,
     path: std::path::PathBuf,
     id: i64,
+    /// Reused for each row's address and options.
+    ip: String,
+    options: Vec<u8>,
 }
 
 impl Sink {
@@ -50,16 +55,26 @@ impl Sink {
         }
         let db = rusqlite::Connection::open(path).map_err(sql)?;
         // A new file written once: no journal needed until it is complete.
-        db.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY;").map_err(sql)?;
+        db.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY; PRAGMA threads = 4;").map_err(sql)?;
         db.execute_batch(SCHEMA).map_err(sql)?;
         db.execute_batch("BEGIN").map_err(sql)?;
-        Ok(Sink { db, path: path.to_path_buf(), id: 0 })
+        Ok(Sink {
+            db,
+            path: path.to_path_buf(),
+            id: 0,
+            ip: String::with_capacity(16),
+            options: Vec::with_capacity(128),
+        })
     }
 }
 
 impl RowSink for Sink {
     fn row(&mut self, row: &LeaseRow) -> io::Result<()> {
         self.id += 1;
+        self.ip.clear();
+        let _ = write!(self.ip, "{}", row.ip);
+        write_options_json(row, &mut self.options);
+        let options = std::str::from_utf8(&self.options).expect("serde_json writes UTF-8");
         let mut insert = self
             .db
             .prepare_cached("INSERT INTO dhcp_leases VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")
@@ -68,7 +83,7 @@ impl RowSink for Sink {
             .execute(rusqlite::params![
                 self.id,
                 row.mac,
-                row.ip.to_string(),
+                self.ip,
                 row.hostname,
                 row.vendor_class,
                 row.client_id,
@@ -76,7 +91,7 @@ impl RowSink for Sink {
                 row.end,
                 row.last_seen,
                 row.state,
-                options_json(row),
+                options,
                 row.created,
                 row.updated,
             ])
