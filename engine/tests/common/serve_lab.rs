@@ -23,6 +23,9 @@ pub struct Lab {
     pub config: PathBuf,
     pub server_port: u16,
     pub relay_port: u16,
+    /// PIDs of the servers started, ended on drop if still running (a
+    /// failed test does not reach its `stop`).
+    servers: std::sync::Mutex<Vec<u32>>,
 }
 
 impl Lab {
@@ -39,7 +42,7 @@ impl Lab {
             .replace("path = \"./data\"", &format!("path = \"{}\"", dir.join("data").display()));
         let config = dir.join("leased.hcl");
         std::fs::write(&config, hcl).unwrap();
-        Lab { dir, config, server_port, relay_port }
+        Lab { dir, config, server_port, relay_port, servers: Default::default() }
     }
 
     /// Starts `leased serve` and waits for its "serving" line.
@@ -64,6 +67,7 @@ impl Lab {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        self.servers.lock().unwrap().push(child.id());
         let (tx, rx) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
@@ -181,6 +185,16 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        for pid in self.servers.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            // Only if that PID is still our server: its command line names
+            // this lab's own config (a PID reaped by `stop` may be reused).
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let ours = String::from_utf8_lossy(&cmdline).contains(&*self.config.to_string_lossy());
+            if ours {
+                // SAFETY: kill(2) on a server this lab started.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
