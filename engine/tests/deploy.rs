@@ -15,13 +15,19 @@ fn deploy(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy").join(file)
 }
 
+/// A tool this test needs is missing: outside CI the check is skipped
+/// (saying so); in CI (`LEASED_LAB=require`) that is a failure.
+fn missing(what: &str) {
+    assert_ne!(std::env::var("LEASED_LAB").as_deref(), Ok("require"), "{what} is needed");
+    eprintln!("skipped: {what} is missing");
+}
+
 /// `promtool ARGS` in `deploy/prometheus`; its output. None (after saying
 /// so) where Debian's prometheus package is missing, outside CI.
 fn promtool(args: &[&str]) -> Option<String> {
     let promtool = Path::new("/usr/bin/promtool");
     if !promtool.exists() {
-        assert_ne!(std::env::var("LEASED_LAB").as_deref(), Ok("require"), "promtool (Debian prometheus) is needed");
-        eprintln!("skipped: promtool is not installed");
+        missing("promtool (Debian prometheus)");
         return None;
     }
     let out = Command::new(promtool).args(args).current_dir(deploy("prometheus")).output().unwrap();
@@ -150,8 +156,7 @@ fn metric_names_are_read_whole() {
 fn verify_unit(unit: &str) -> Option<String> {
     let analyze = Path::new("/usr/bin/systemd-analyze");
     if !analyze.exists() {
-        assert_ne!(std::env::var("LEASED_LAB").as_deref(), Ok("require"), "systemd-analyze (Debian systemd) is needed");
-        eprintln!("skipped: systemd-analyze is not installed");
+        missing("systemd-analyze (Debian systemd)");
         return None;
     }
     let dir = common::scratch_dir("unit");
@@ -237,12 +242,7 @@ fn have_container_tools() -> bool {
     let have = ["/usr/bin/buildah", "/usr/bin/umoci", "/usr/sbin/chroot"].iter().all(|t| Path::new(t).exists())
         && unsafe { libc::geteuid() } == 0;
     if !have {
-        assert_ne!(
-            std::env::var("LEASED_LAB").as_deref(),
-            Ok("require"),
-            "buildah, umoci (Debian) and root are needed"
-        );
-        eprintln!("skipped: buildah, umoci or root missing");
+        missing("buildah, umoci (Debian) or root");
     }
     have
 }
@@ -412,7 +412,7 @@ fn the_seccomp_profile_is_the_default_one_with_io_uring_allowed() {
         assert_eq!(added, ["io_uring_enter", "io_uring_register", "io_uring_setup"]);
         assert_eq!(ours["syscalls"].as_array().unwrap().len(), default["syscalls"].as_array().unwrap().len() + 1);
     } else {
-        assert_ne!(std::env::var("LEASED_LAB").as_deref(), Ok("require"), "containers-common (buildah) is needed");
+        missing("/usr/share/containers/seccomp.json (containers-common, with buildah)");
     }
 }
 
@@ -474,8 +474,7 @@ fn the_kubernetes_manifests_validate_against_the_schemas_and_fit_together() {
     // ServiceMonitor is a CRD of the Prometheus Operator, checked above.
     let validate = Path::new("/var/cache/leased-ci/venv/bin/kubernetes-validate");
     if !validate.exists() {
-        assert_ne!(std::env::var("LEASED_LAB").as_deref(), Ok("require"), "kubernetes-validate (.ci/setup) is needed");
-        eprintln!("skipped: kubernetes-validate is not installed");
+        missing("kubernetes-validate (.ci/setup)");
         return;
     }
     let core: Vec<String> = resources.into_iter().filter(|r| r != "servicemonitor.yaml").collect();
