@@ -404,8 +404,8 @@ fn a_schema_version_mismatch_is_a_clear_error() {
     store.flush().unwrap();
     drop(store);
     let err = SledStore::open(&dir, Names::of(&lab.server), 1 << 20).err().unwrap();
-    assert!(matches!(err, StoreError::SchemaMismatch { found: 99, expected: 2, .. }), "{err:?}");
-    assert!(err.to_string().contains("schema version 99, this leased needs 2"), "{err}");
+    assert!(matches!(err, StoreError::SchemaMismatch { found: 99, expected: 3, .. }), "{err:?}");
+    assert!(err.to_string().contains("schema version 99, this leased needs 3"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -432,8 +432,33 @@ fn a_schema_1_store_loses_its_unused_indexes_when_opened() {
 
     let store = open(&dir, &lab.server);
     assert_eq!(key_kinds(&store), [b'i', b'i']);
-    assert_eq!(store.raw_tree().get(b"mschema").unwrap().unwrap().as_ref(), 2u32.to_le_bytes());
+    assert_eq!(store.raw_tree().get(b"mschema").unwrap().unwrap().as_ref(), 3u32.to_le_bytes());
     assert_eq!(store.get(ip("198.18.0.101")).unwrap().unwrap().hw.bytes(), &TestClient::new(2).mac);
+    assert!(store.validate().unwrap().is_ok());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_schema_2_store_keeps_its_per_event_history_when_opened() {
+    let dir = scratch_dir("schema-2");
+    let lab = Lab::new(true);
+    let store = open(&dir, &lab.server);
+    store.write(&lease_clients(&lab, 1, 1)).unwrap();
+    // Schema 2's history: one key per event, as folded history still is.
+    let mac = TestClient::new(1).mac;
+    let mut key = vec![b'h', 6];
+    key.extend_from_slice(&mac);
+    key.extend_from_slice(&T0.to_be_bytes());
+    key.extend_from_slice(&[198, 18, 0, 100]);
+    store.raw_tree().insert(key, &[ChangeKind::Allocated as u8]).unwrap();
+    store.raw_tree().insert(b"mschema", &2u32.to_le_bytes()).unwrap();
+    store.flush().unwrap();
+    drop(store);
+
+    let store = open(&dir, &lab.server);
+    assert_eq!(store.raw_tree().get(b"mschema").unwrap().unwrap().as_ref(), 3u32.to_le_bytes());
+    let events: Vec<_> = store.history(&mac).unwrap().into_iter().map(|e| (e.time, e.ip, e.kind)).collect();
+    assert_eq!(events, [(T0, ip("198.18.0.100"), "allocated")]);
     assert!(store.validate().unwrap().is_ok());
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -505,8 +530,20 @@ fn history_records_each_change_per_mac_and_compaction_keeps_only_whats_current()
     lab.advance(1000);
     let released = lab.server.handle(&c.release(addr), &lab.meta(), &mut [0; 1500]).unwrap().change.unwrap();
     persist(&store, &[released]);
-    let events: Vec<_> = store.history(&c.mac).unwrap().into_iter().map(|e| (e.time, e.ip, e.kind)).collect();
-    assert_eq!(events, vec![(T0, addr, "allocated"), (T0 + 1000, addr, "renewed"), (T0 + 2000, addr, "released")]);
+    let events = |store: &SledStore| -> Vec<_> {
+        store.history(&c.mac).unwrap().into_iter().map(|e| (e.time, e.ip, e.kind)).collect()
+    };
+    let expected = vec![(T0, addr, "allocated"), (T0 + 1000, addr, "renewed"), (T0 + 2000, addr, "released")];
+    // Written as one key per batch; read back the same before, while and after they are folded.
+    assert_eq!(key_kinds(&store), [b'b', b'b', b'b', b'i']);
+    assert_eq!(store.history_backlog(), 3);
+    assert_eq!(events(&store), expected);
+    assert_eq!(store.fold_history(2).unwrap(), 2);
+    assert_eq!((key_kinds(&store), store.history_backlog()), (vec![b'b', b'h', b'h', b'i'], 1));
+    assert_eq!(events(&store), expected);
+    assert_eq!(store.fold_history(10).unwrap(), 1);
+    assert_eq!((key_kinds(&store), store.history_backlog()), (vec![b'h', b'h', b'h', b'i'], 0));
+    assert_eq!(events(&store), expected);
     assert!(store.history(&TestClient::new(2).mac).unwrap().is_empty());
 
     // Another client takes the address.
@@ -515,6 +552,11 @@ fn history_records_each_change_per_mac_and_compaction_keeps_only_whats_current()
     let offer = lab.answer(&taker.discover_requesting(addr));
     assert_eq!(offer.yiaddr(), addr);
     persist(&store, &[lab.answer(&taker.select(addr, SERVER_ID)).outcome.change.unwrap()]);
+    // A batch written before a restart is found and folded after it.
+    drop(store);
+    let store = open(&dir, &lab.server);
+    assert_eq!(store.history_backlog(), 1);
+    assert_eq!(store.fold_history(10).unwrap(), 1);
 
     // Anomalies age out with the history.
     for (time, kind) in [(T0 + 1000, "rapid_renewals"), (T0 + 2000, "unusual_patterns"), (T0 + 2000, "pool_exhaustion")]
@@ -542,6 +584,68 @@ fn history_records_each_change_per_mac_and_compaction_keeps_only_whats_current()
     // The live lease and its history are untouched.
     assert_eq!(store.get(addr).unwrap().unwrap().hw.bytes(), &taker.mac);
     assert_eq!(store.history(&taker.mac).unwrap().len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Polls `done` every 10 ms for up to `timeout`; whether it held.
+fn within(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    done()
+}
+
+#[test]
+fn the_history_thread_folds_while_quiet_and_waits_through_a_storm() {
+    let dir = scratch_dir("history-fold");
+    let lab = Lab::new(true);
+    let store = Arc::new(open(&dir, &lab.server));
+    let committer = Committer::start(store.clone(), CommitterOptions::new(SyncMode::Off, 1));
+    let mut w = committer.writer(0);
+    let changes = lease_clients(&lab, 1, 20);
+    // Quiet: written, then folded soon after.
+    for c in &changes[..2] {
+        w.submit(c.clone());
+    }
+    committer.sync().unwrap();
+    assert!(within(Duration::from_secs(5), || store.history_backlog() == 0 && key_kinds(&store).contains(&b'h')));
+    // A storm (far more than QUIET_RATE events a second): its batches wait.
+    for i in 0..6000 {
+        w.submit(changes[i % 20].clone());
+    }
+    committer.sync().unwrap();
+    assert!(
+        within(Duration::from_secs(1), || store.history_backlog() >= 2000),
+        "backlog {} right after the storm",
+        store.history_backlog()
+    );
+    // Quiet again: all folded, each (client, time, address) once.
+    assert!(within(Duration::from_secs(10), || store.history_backlog() == 0), "backlog {}", store.history_backlog());
+    assert!(!key_kinds(&store).contains(&b'b'));
+    assert_eq!(store.history(&TestClient::new(7).mac).unwrap().len(), 1);
+    committer.shutdown();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_damaged_history_batch_is_reported_and_dropped_by_the_fold() {
+    let dir = scratch_dir("history-damaged");
+    let lab = Lab::new(true);
+    let store = open(&dir, &lab.server);
+    persist(&store, &lease_clients(&lab, 1, 2));
+    // The batch's header says 2 events; its second is cut short.
+    let (key, value) = store.raw_tree().scan_prefix(b"b").next().unwrap().unwrap();
+    store.raw_tree().insert(&key, &value[..value.len() - 3]).unwrap();
+    let report = store.validate().unwrap();
+    assert!(report.errors.iter().any(|e| e.contains("history batch is damaged")), "{:?}", report.errors);
+    assert!(store.history(&TestClient::new(1).mac).unwrap().is_empty(), "no event of a damaged batch");
+    assert_eq!(store.fold_history(10).unwrap(), 2, "counted as written, so the backlog drains");
+    assert_eq!((key_kinds(&store), store.history_backlog()), (vec![b'i', b'i'], 0));
+    assert!(store.validate().unwrap().is_ok());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -9,7 +9,9 @@
 //!
 //! History events do not hold up ACKs: once a batch is durable, its changes
 //! go to a second thread that records them with
-//! [`LeaseStore::write_history`] (and become durable with a later flush).
+//! [`LeaseStore::write_history`] (and become durable with a later flush),
+//! and folds them ([`LeaseStore::fold_history`]) while the server is quiet
+//! (see [`super::history`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -20,6 +22,7 @@ use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
 use tracing::{error, info};
 
 use super::events::LeaseEvents;
+use super::history;
 use super::{LeaseStore, StoreError};
 use crate::config::SyncMode;
 use crate::server::LeaseChange;
@@ -197,11 +200,7 @@ impl Committer {
             let hstore = store.clone();
             let thread = std::thread::Builder::new()
                 .name("lease-history".into())
-                .spawn(move || {
-                    for changes in hrx {
-                        retry(OP_HISTORY, || hstore.write_history(&changes));
-                    }
-                })
+                .spawn(move || keep_history(hstore.as_ref(), &hrx))
                 .expect("spawn the history thread");
             (Some(htx), Some(thread))
         } else {
@@ -344,6 +343,33 @@ fn run(
         if closed {
             info!("lease store committer stopped after flushing");
             return;
+        }
+    }
+}
+
+/// The history thread: writes each durable batch's events (one key), and
+/// folds written batches into per-client keys while the server is quiet,
+/// or whatever the load once the backlog is large. Between fold steps it
+/// takes new batches first, so that they never queue up in memory.
+fn keep_history(store: &dyn LeaseStore, rx: &Receiver<Vec<LeaseChange>>) {
+    let mut load = history::Load::default();
+    loop {
+        let next = if store.history_backlog() > 0 {
+            rx.recv_timeout(history::IDLE_LOOK)
+        } else {
+            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        };
+        match next {
+            Ok(changes) => {
+                retry(OP_HISTORY, || store.write_history(&changes));
+                load.add(changes.len() as u64);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            // Stopping: what is written is folded at the next start.
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        while rx.is_empty() && history::should_fold(store.history_backlog(), load.quiet()) {
+            retry(OP_HISTORY, || store.fold_history(history::FOLD_STEP).map(drop));
         }
     }
 }

@@ -79,6 +79,11 @@ impl SledStore {
             tick();
             match k.first() {
                 Some(b'i' | b'h') => {}
+                Some(b'b') => {
+                    if let Err(e) = super::history::decode_batch(&v, |_| {}) {
+                        report.errors.push(format!("{e} (key {:02x?})", &k[..]));
+                    }
+                }
                 Some(b'a') => {
                     if k.len() != 13 || serde_json::from_slice::<super::AnomalyRecord>(&v).is_err() {
                         report.errors.push(format!("anomaly record {:02x?} is damaged", &k[..]));

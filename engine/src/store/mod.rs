@@ -7,6 +7,7 @@ pub mod backups;
 mod codec;
 mod committer;
 mod events;
+mod history;
 mod integrity;
 mod maintenance;
 mod recovery;
@@ -19,10 +20,11 @@ pub use codec::{decode, encode, CodecError, Names, FORMAT_V1};
 pub(crate) use committer::STORE_OPS;
 pub use committer::{Committer, CommitterOptions, Durability, ShardWriter, Waker};
 pub use events::LeaseEvents;
+pub use history::HistoryEvent;
 pub use integrity::{restore, IntegrityReport};
 pub use maintenance::{Clock, Maintenance, MaintenanceOptions};
 pub use recovery::{recover, RecoveryReport};
-pub use sled_store::{AnomalyRecord, Compaction, HistoryEvent, SledStore, SCHEMA_VERSION};
+pub use sled_store::{AnomalyRecord, Compaction, SledStore, SCHEMA_VERSION};
 
 use crate::lease::LeaseRecord;
 use crate::server::LeaseChange;
@@ -54,6 +56,16 @@ pub trait LeaseStore: Send + Sync + 'static {
     /// written off the commit path). Stores without history ignore it.
     fn write_history(&self, _changes: &[LeaseChange]) -> Result<(), StoreError> {
         Ok(())
+    }
+    /// Moves up to `max` batches of written history into the form queries
+    /// read fastest; returns the events moved. Stores that write history
+    /// in its final form at once move nothing.
+    fn fold_history(&self, _max: usize) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+    /// History events written but not yet folded.
+    fn history_backlog(&self) -> u64 {
+        0
     }
     /// Makes every write so far durable.
     fn flush(&self) -> Result<(), StoreError>;

@@ -3,7 +3,8 @@
 //! | key | value |
 //! |---|---|
 //! | `i` ip | the record ([`super::codec`]) |
-//! | `h` hlen hw time (BE) ip | change kind: per-client history |
+//! | `b` seq (u64 BE) | a batch of history events, not yet folded ([`super::history`]) |
+//! | `h` hlen hw time (BE) ip | change kind: per-client history, folded |
 //! | `a` time (u64 BE) seq (u32 BE) | an [`AnomalyRecord`] (JSON) |
 //! | `m` "schema" | schema version (u32 LE) |
 //!
@@ -11,21 +12,28 @@
 //! by-expiry (`e`) index; nothing read them (recovery loads every record
 //! and the lease cache indexes them in memory), and they were two of the
 //! three sled inserts of each lease: 40 % of the server's CPU per lease
-//! (bench/README.md). Opening a schema 1 store removes them.
+//! (bench/README.md). Opening a schema 1 store removes them. Schema 2 wrote
+//! history as one `h` key per event; schema 3 writes one `b` key per batch
+//! and folds it into `h` keys later. Opening a schema 2 store only marks it
+//! 3 (its `h` keys are read as they are).
 
 use std::net::Ipv4Addr;
 use std::path::Path;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::codec::{self, Names};
+use super::history::{self, HistoryEvent};
 use super::{LeaseStore, StoreError};
 use crate::lease::LeaseRecord;
 use crate::server::{ChangeKind, LeaseChange};
 
 /// Version of the key layout and record formats this build writes.
-pub const SCHEMA_VERSION: u32 = 2;
-/// The schema this build upgrades from: schema 2 plus a by-client and a
-/// by-expiry index.
+pub const SCHEMA_VERSION: u32 = 3;
+/// Schema 2 plus a by-client and a by-expiry index.
 const SCHEMA_WITH_INDEXES: u32 = 1;
+/// Schema 3 without history batches (`b` keys): upgraded by marking it.
+const SCHEMA_HISTORY_PER_EVENT: u32 = 2;
 pub(super) const SCHEMA_KEY: &[u8] = b"mschema";
 
 /// Key deletions applied `chunk` at a time.
@@ -70,6 +78,10 @@ pub struct SledStore {
     names: parking_lot::RwLock<Names>,
     /// Tells apart anomalies recorded in the same second.
     anomaly_seq: std::sync::atomic::AtomicU32,
+    /// Sequence number of the next history batch.
+    history_seq: AtomicU64,
+    /// Events in history batches not yet folded.
+    unfolded: AtomicU64,
 }
 
 /// An anomaly a policy raised (ARCHITECTURE §5 `anomaly_detection`), as
@@ -95,31 +107,6 @@ fn ip_key(ip: Ipv4Addr) -> [u8; 5] {
     [b'i', o[0], o[1], o[2], o[3]]
 }
 
-/// `h`, the hardware address with its length, then time and address: a
-/// client's events sort by time under its MAC.
-fn history_prefix(hw: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(2 + hw.len() + 8);
-    k.push(b'h');
-    k.push(hw.len() as u8);
-    k.extend_from_slice(hw);
-    k
-}
-
-fn history_key(hw: &[u8], time: u32, ip: Ipv4Addr) -> Vec<u8> {
-    let mut k = history_prefix(hw);
-    k.extend_from_slice(&time.to_be_bytes());
-    k.extend_from_slice(&ip.octets());
-    k
-}
-
-/// One event of a client's lease history.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct HistoryEvent {
-    pub time: u32,
-    pub ip: Ipv4Addr,
-    pub kind: &'static str,
-}
-
 impl SledStore {
     /// Opens (or creates) the database at `path`; `names` maps the running
     /// config's scope and pool indexes to the names records carry.
@@ -128,21 +115,33 @@ impl SledStore {
         let tree = db.open_tree("leases")?;
         let display = path.display().to_string();
         match tree.get(SCHEMA_KEY)? {
-            Some(v) => {
-                let found = u32::from_le_bytes(v.as_ref().try_into().unwrap_or([0xff; 4]));
-                if found == SCHEMA_WITH_INDEXES {
-                    drop_indexes(&db, &tree, &display)?;
-                } else if found != SCHEMA_VERSION {
-                    return Err(StoreError::SchemaMismatch { path: display, found, expected: SCHEMA_VERSION });
-                }
-            }
+            Some(v) => match u32::from_le_bytes(v.as_ref().try_into().unwrap_or([0xff; 4])) {
+                SCHEMA_VERSION => {}
+                found @ (SCHEMA_WITH_INDEXES | SCHEMA_HISTORY_PER_EVENT) => upgrade(&db, &tree, &display, found)?,
+                found => return Err(StoreError::SchemaMismatch { path: display, found, expected: SCHEMA_VERSION }),
+            },
             None if tree.is_empty() => {
                 tree.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_le_bytes())?;
                 db.flush()?;
             }
             None => return Err(StoreError::NoSchema(display)),
         }
-        Ok(SledStore { db, tree, names: parking_lot::RwLock::new(names), anomaly_seq: Default::default() })
+        // Where history batches go on, and how many events wait to be folded.
+        let mut next = 0;
+        let mut unfolded = 0u64;
+        for item in tree.scan_prefix(b"b") {
+            let (k, v) = item?;
+            next = history::batch_seq(&k).map_or(next, |s| s + 1);
+            unfolded += u64::from(history::batch_len(&v).unwrap_or(0));
+        }
+        Ok(SledStore {
+            db,
+            tree,
+            names: parking_lot::RwLock::new(names),
+            anomaly_seq: Default::default(),
+            history_seq: AtomicU64::new(next),
+            unfolded: AtomicU64::new(unfolded),
+        })
     }
 
     /// The record stored for `ip`.
@@ -155,23 +154,52 @@ impl SledStore {
         }
     }
 
-    /// The lease history of the client with hardware address `hw`, oldest first.
+    /// The lease history of the client with hardware address `hw`, oldest
+    /// first: its folded events and those of batches not yet folded.
     pub fn history(&self, hw: &[u8]) -> Result<Vec<HistoryEvent>, StoreError> {
-        let prefix = history_prefix(hw);
+        // Batches first: one folded meanwhile is then read again as `h` keys.
+        let batches: Vec<sled::IVec> = self.tree.scan_prefix(b"b").values().collect::<Result<_, _>>()?;
+        let folded: Vec<(sled::IVec, sled::IVec)> =
+            self.tree.scan_prefix(history::client_prefix(hw)).collect::<Result<_, _>>()?;
         let mut events = Vec::new();
-        for item in self.tree.scan_prefix(&prefix) {
-            let (k, v) = item?;
-            let rest = &k[prefix.len()..];
-            if rest.len() != 8 {
-                continue;
-            }
-            let kind = v.first().and_then(|&b| ChangeKind::from_u8(b)).map_or("unknown", ChangeKind::label);
-            events.push(HistoryEvent {
-                time: u32::from_be_bytes(rest[..4].try_into().unwrap_or_default()),
-                ip: Ipv4Addr::new(rest[4], rest[5], rest[6], rest[7]),
-                kind,
+        for value in &batches {
+            // A damaged batch is reported by validate-database and dropped by the fold.
+            let _ = history::decode_batch(value, |e| {
+                if e.hw == hw {
+                    events.push(e);
+                }
             });
         }
+        events.extend(folded.iter().filter_map(|(k, v)| history::from_client_key(k, v)).filter(|e| e.hw == hw));
+        Ok(history::merge(events))
+    }
+
+    /// Folds up to `max` history batches, oldest first, into per-client
+    /// keys, each batch removed in the same atomic sled batch that adds its
+    /// events. A damaged batch is dropped with a warning (history is not
+    /// lease data). Returns the events folded.
+    pub fn fold_history(&self, max: usize) -> Result<u64, StoreError> {
+        let mut batch = sled::Batch::default();
+        let (mut batches, mut events) = (0, 0u64);
+        for item in self.tree.scan_prefix(b"b").take(max) {
+            let (key, value) = item?;
+            let folded = history::decode_batch(&value, |e| {
+                batch.insert(history::client_key(e.hw, e.time, e.ip), &[e.kind]);
+            });
+            if let Err(e) = folded {
+                tracing::warn!(batch = history::batch_seq(&key), error = %e, "history batch dropped");
+            }
+            // Counted as written (its header), so that the backlog drains.
+            events += u64::from(history::batch_len(&value).unwrap_or(0));
+            batch.remove(key);
+            batches += 1;
+        }
+        if batches == 0 {
+            self.unfolded.store(0, Ordering::Relaxed);
+            return Ok(0);
+        }
+        self.tree.apply_batch(batch)?;
+        let _ = self.unfolded.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| Some(u.saturating_sub(events)));
         Ok(events)
     }
 
@@ -206,11 +234,8 @@ impl SledStore {
         let mut done = Compaction::default();
         let mut deletes = Deletes { tree: &self.tree, batch: sled::Batch::default(), pending: 0, chunk };
         for item in self.tree.scan_prefix(b"h") {
-            let (k, _) = item?;
-            let Some(&hlen) = k.get(1) else { continue };
-            let at = 2 + hlen as usize;
-            let time = k.get(at..at + 4).map(|t| u32::from_be_bytes(t.try_into().unwrap_or_default()));
-            if time.is_some_and(|t| t < history_before) {
+            let (k, v) = item?;
+            if history::from_client_key(&k, &v).is_some_and(|e| e.time < history_before) {
                 deletes.remove(k)?;
                 done.history += 1;
             }
@@ -283,13 +308,24 @@ impl LeaseStore for SledStore {
         Ok(())
     }
 
+    /// One key for the whole batch ([`super::history`]).
     fn write_history(&self, changes: &[LeaseChange]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for c in changes.iter().filter(|c| c.kind != ChangeKind::Purged) {
-            batch.insert(history_key(c.record.hw.bytes(), c.record.updated, c.record.ip), &[c.kind as u8]);
+        let mut value = Vec::with_capacity(4 + changes.len() * 16);
+        let n = history::encode_batch(changes, &mut value);
+        if n > 0 {
+            let seq = self.history_seq.fetch_add(1, Ordering::Relaxed);
+            self.tree.insert(history::batch_key(seq), value)?;
+            self.unfolded.fetch_add(u64::from(n), Ordering::Relaxed);
         }
-        self.tree.apply_batch(batch)?;
         Ok(())
+    }
+
+    fn fold_history(&self, max: usize) -> Result<u64, StoreError> {
+        SledStore::fold_history(self, max)
+    }
+
+    fn history_backlog(&self) -> u64 {
+        self.unfolded.load(Ordering::Relaxed)
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -335,28 +371,26 @@ fn value_of<'b>(change: &LeaseChange, names: &Names, buf: &'b mut Vec<u8>) -> Op
     Some(buf.as_slice())
 }
 
-/// Upgrades a schema 1 store: removes its by-client and by-expiry indexes
-/// (in batches, so that sled never holds them all at once), then marks it
-/// schema 2 and flushes. Interrupted, it runs again at the next open.
-fn drop_indexes(db: &sled::Db, tree: &sled::Tree, path: &str) -> Result<(), StoreError> {
+/// Upgrades a schema 1 or 2 store: removes schema 1's by-client and
+/// by-expiry indexes (in batches, so that sled never holds them all at
+/// once), then marks it with this schema and flushes. Schema 2 differs
+/// only in writing no history batches. Interrupted, it runs again at the
+/// next open.
+fn upgrade(db: &sled::Db, tree: &sled::Tree, path: &str, from: u32) -> Result<(), StoreError> {
     let mut deletes = Deletes { tree, batch: sled::Batch::default(), pending: 0, chunk: 1024 };
     let mut removed = 0usize;
-    for prefix in [b"c", b"e"] {
-        for item in tree.scan_prefix(prefix) {
-            deletes.remove(item?.0)?;
-            removed += 1;
+    if from == SCHEMA_WITH_INDEXES {
+        for prefix in [b"c", b"e"] {
+            for item in tree.scan_prefix(prefix) {
+                deletes.remove(item?.0)?;
+                removed += 1;
+            }
         }
     }
     deletes.finish()?;
     tree.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_le_bytes())?;
     db.flush()?;
-    tracing::info!(
-        path,
-        removed,
-        from = SCHEMA_WITH_INDEXES,
-        to = SCHEMA_VERSION,
-        "lease store upgraded: unused index entries removed"
-    );
+    tracing::info!(path, removed, from, to = SCHEMA_VERSION, "lease store upgraded (unused index entries removed)");
     Ok(())
 }
 
