@@ -1,7 +1,7 @@
-//! Group commit: one thread gathers lease changes from the shards (a few
-//! hundred or about 1 ms, whichever first), writes them as one atomic batch
-//! and, in `FULL` mode, flushes once; then it publishes "durable up to
-//! sequence N" per shard. A shard sends an ACK only once its change's
+//! Group commit: one thread gathers lease changes from the shards (what
+//! queued while the previous batch was being written and flushed, up to a
+//! few hundred), writes them as one atomic batch and, in `FULL` mode,
+//! flushes once; then it publishes "durable up to sequence N" per shard. A shard sends an ACK only once its change's
 //! sequence is durable, so a crash never loses an acknowledged lease.
 //!
 //! A failed write or flush is logged and retried, never skipped: later
@@ -35,7 +35,11 @@ pub struct CommitterOptions {
     pub shards: usize,
     /// Most changes in one batch.
     pub max_batch: usize,
-    /// Longest wait for a batch to fill after its first change.
+    /// Longest wait for a batch to fill after its first change. Zero by
+    /// default: a batch is what queued during the last write and flush
+    /// (natural group commit). Against the earlier 1 ms (lab, 43k leases/s,
+    /// half the maximum): median DORA 2.1–2.3 → 1.0–1.1 ms for about
+    /// 0.4 µs more CPU per lease (more flushes); the same rate flat out.
     pub max_wait: Duration,
     /// How often `NORMAL` mode flushes.
     pub normal_interval: Duration,
@@ -55,7 +59,7 @@ impl CommitterOptions {
             mode,
             shards,
             max_batch: 256,
-            max_wait: Duration::from_millis(1),
+            max_wait: Duration::ZERO,
             normal_interval: Duration::from_millis(200),
             history: true,
         }
