@@ -35,8 +35,19 @@ dhcp {
 }
 "#;
 
+/// Opens the store at `dir`. Reopened in the same process, it may wait a
+/// moment: sled's I/O threads let go of the dropped database's file lock
+/// just after the drop returns.
 fn open(dir: &Path, server: &Server) -> SledStore {
-    SledStore::open(dir, Names::of(server), 64 << 20).unwrap()
+    for _ in 0..100 {
+        match SledStore::open(dir, Names::of(server), 64 << 20) {
+            Err(StoreError::Engine(e)) if e.contains("could not acquire lock") => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            other => return other.unwrap(),
+        }
+    }
+    panic!("{} stayed locked for 2 s after its store was dropped", dir.display());
 }
 
 fn now_unix() -> u32 {
@@ -360,6 +371,7 @@ fn a_damaged_record_is_reported_and_the_rest_recovers() {
     let lab = Lab::new(true);
     let store = open(&dir, &lab.server);
     store.write(&lease_clients(&lab, 1, 10)).unwrap();
+    store.fold_journal(u64::MAX).unwrap();
     // Damage one record: truncated, and one from a future format.
     store.raw_tree().insert([b'i', 198, 18, 0, 103], &[1u8, 198, 18][..]).unwrap();
     store.raw_tree().insert([b'i', 198, 18, 0, 104], &[7u8; 40][..]).unwrap();
@@ -482,12 +494,14 @@ fn off_and_normal_modes_do_not_make_callers_wait_for_a_flush() {
 }
 
 #[test]
-fn each_lease_is_one_key_holding_its_latest_version() {
+fn each_batch_is_one_journal_key_folded_into_one_key_per_lease_holding_its_latest_version() {
     let dir = scratch_dir("one-key");
     let mut lab = Lab::new(true);
     let store = open(&dir, &lab.server);
     store.write(&lease_clients(&lab, 1, 3)).unwrap();
-    assert_eq!(key_kinds(&store), [b'i'; 3]);
+    assert_eq!(key_kinds(&store), [b'w'], "one key for the batch");
+    assert_eq!(store.backlog().journal, 3);
+    assert_eq!(store.get(ip("198.18.0.102")).unwrap().unwrap().hw.bytes(), &TestClient::new(3).mac);
     // Renew client 1 twice within one batch: the later version is stored.
     let c = TestClient::new(1);
     let addr = ip("198.18.0.100");
@@ -504,10 +518,32 @@ fn each_lease_is_one_key_holding_its_latest_version() {
     assert_eq!(store.get(ip("198.18.0.101")).unwrap().unwrap().state, LeaseState::Released);
     lab.advance(4 * 3600);
     store.write(&lab.server.sweep(lab.now)).unwrap();
-    for n in [100, 102] {
-        assert_eq!(store.get(ip(&format!("198.18.0.{n}"))).unwrap().unwrap().state, LeaseState::Expired);
-    }
-    assert_eq!(key_kinds(&store), [b'i'; 3]);
+    let states = |store: &SledStore| {
+        (100..103).map(|n| store.get(ip(&format!("198.18.0.{n}"))).unwrap().unwrap().state).collect::<Vec<_>>()
+    };
+    let expected = [LeaseState::Expired, LeaseState::Released, LeaseState::Expired];
+    assert_eq!(states(&store), expected, "read through the journal");
+    assert_eq!(key_kinds(&store), [b'w'; 4]);
+    // Folded oldest first, in sled batches of about the budget (at least one journal batch each).
+    assert_eq!(store.fold_journal(2).unwrap(), 3);
+    assert_eq!(key_kinds(&store), [b'i', b'i', b'i', b'w', b'w', b'w']);
+    assert_eq!(states(&store), expected);
+    assert_eq!(store.fold_journal(u64::MAX).unwrap(), 2 + 1 + 2);
+    assert_eq!((key_kinds(&store), store.backlog().journal), (vec![b'i'; 3], 0));
+    assert_eq!(states(&store), expected);
+    assert_eq!(store.get(addr).unwrap().unwrap().end, lab.now - 4 * 3600 + 3600, "the later renewal of one batch");
+    // What an open finds in the journal, it folds.
+    let late = lease_clients(&lab, 9, 1);
+    store.write(&late).unwrap();
+    store.flush().unwrap();
+    drop(store);
+    let store = open(&dir, &lab.server);
+    assert!(!key_kinds(&store).contains(&b'w'));
+    assert_eq!(store.backlog().journal, 0);
+    let mut key = vec![b'i'];
+    key.extend_from_slice(&late[0].record.ip.octets());
+    assert!(store.raw_tree().get(key).unwrap().is_some(), "folded into its own key at the open");
+    assert_eq!(store.get(late[0].record.ip).unwrap().unwrap().hw.bytes(), &TestClient::new(9).mac);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -535,14 +571,15 @@ fn history_records_each_change_per_mac_and_compaction_keeps_only_whats_current()
     };
     let expected = vec![(T0, addr, "allocated"), (T0 + 1000, addr, "renewed"), (T0 + 2000, addr, "released")];
     // Written as one key per batch; read back the same before, while and after they are folded.
+    store.fold_journal(u64::MAX).unwrap();
     assert_eq!(key_kinds(&store), [b'b', b'b', b'b', b'i']);
-    assert_eq!(store.history_backlog(), 3);
+    assert_eq!(store.backlog().history, 3);
     assert_eq!(events(&store), expected);
     assert_eq!(store.fold_history(2).unwrap(), 2);
-    assert_eq!((key_kinds(&store), store.history_backlog()), (vec![b'b', b'h', b'h', b'i'], 1));
+    assert_eq!((key_kinds(&store), store.backlog().history), (vec![b'b', b'h', b'h', b'i'], 1));
     assert_eq!(events(&store), expected);
     assert_eq!(store.fold_history(10).unwrap(), 1);
-    assert_eq!((key_kinds(&store), store.history_backlog()), (vec![b'h', b'h', b'h', b'i'], 0));
+    assert_eq!((key_kinds(&store), store.backlog().history), (vec![b'h', b'h', b'h', b'i'], 0));
     assert_eq!(events(&store), expected);
     assert!(store.history(&TestClient::new(2).mac).unwrap().is_empty());
 
@@ -553,9 +590,10 @@ fn history_records_each_change_per_mac_and_compaction_keeps_only_whats_current()
     assert_eq!(offer.yiaddr(), addr);
     persist(&store, &[lab.answer(&taker.select(addr, SERVER_ID)).outcome.change.unwrap()]);
     // A batch written before a restart is found and folded after it.
+    store.flush().unwrap();
     drop(store);
     let store = open(&dir, &lab.server);
-    assert_eq!(store.history_backlog(), 1);
+    assert_eq!(store.backlog().history, 1);
     assert_eq!(store.fold_history(10).unwrap(), 1);
 
     // Anomalies age out with the history.
@@ -612,19 +650,19 @@ fn the_history_thread_folds_while_quiet_and_waits_through_a_storm() {
         w.submit(c.clone());
     }
     committer.sync().unwrap();
-    assert!(within(Duration::from_secs(5), || store.history_backlog() == 0 && key_kinds(&store).contains(&b'h')));
+    assert!(within(Duration::from_secs(5), || store.backlog().history == 0 && key_kinds(&store).contains(&b'h')));
     // A storm (far more than QUIET_RATE events a second): its batches wait.
     for i in 0..6000 {
         w.submit(changes[i % 20].clone());
     }
     committer.sync().unwrap();
     assert!(
-        within(Duration::from_secs(1), || store.history_backlog() >= 2000),
+        within(Duration::from_secs(1), || store.backlog().history >= 2000),
         "backlog {} right after the storm",
-        store.history_backlog()
+        store.backlog().history
     );
     // Quiet again: all folded, each (client, time, address) once.
-    assert!(within(Duration::from_secs(10), || store.history_backlog() == 0), "backlog {}", store.history_backlog());
+    assert!(within(Duration::from_secs(10), || store.backlog().history == 0), "backlog {}", store.backlog().history);
     assert!(!key_kinds(&store).contains(&b'b'));
     assert_eq!(store.history(&TestClient::new(7).mac).unwrap().len(), 1);
     committer.shutdown();
@@ -637,6 +675,7 @@ fn a_damaged_history_batch_is_reported_and_dropped_by_the_fold() {
     let lab = Lab::new(true);
     let store = open(&dir, &lab.server);
     persist(&store, &lease_clients(&lab, 1, 2));
+    store.fold_journal(u64::MAX).unwrap();
     // The batch's header says 2 events; its second is cut short.
     let (key, value) = store.raw_tree().scan_prefix(b"b").next().unwrap().unwrap();
     store.raw_tree().insert(&key, &value[..value.len() - 3]).unwrap();
@@ -644,7 +683,7 @@ fn a_damaged_history_batch_is_reported_and_dropped_by_the_fold() {
     assert!(report.errors.iter().any(|e| e.contains("history batch is damaged")), "{:?}", report.errors);
     assert!(store.history(&TestClient::new(1).mac).unwrap().is_empty(), "no event of a damaged batch");
     assert_eq!(store.fold_history(10).unwrap(), 2, "counted as written, so the backlog drains");
-    assert_eq!((key_kinds(&store), store.history_backlog()), (vec![b'i', b'i'], 0));
+    assert_eq!((key_kinds(&store), store.backlog().history), (vec![b'i', b'i'], 0));
     assert!(store.validate().unwrap().is_ok());
     std::fs::remove_dir_all(&dir).unwrap();
 }

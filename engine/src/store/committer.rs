@@ -146,7 +146,7 @@ pub struct Committer {
     tx: Option<Sender<Msg>>,
     durability: Arc<Durability>,
     thread: Option<JoinHandle<()>>,
-    history: Option<JoinHandle<()>>,
+    background: Option<JoinHandle<()>>,
     events: Arc<LeaseEvents>,
 }
 
@@ -199,22 +199,19 @@ impl Committer {
         let d = durability.clone();
         let events = Arc::new(LeaseEvents::default());
         let counted = events.clone();
-        let (history_tx, history) = if options.history {
-            let (htx, hrx) = channel::unbounded::<Vec<LeaseChange>>();
-            let hstore = store.clone();
-            let thread = std::thread::Builder::new()
-                .name("lease-history".into())
-                .spawn(move || keep_history(hstore.as_ref(), &hrx))
-                .expect("spawn the history thread");
-            (Some(htx), Some(thread))
-        } else {
-            (None, None)
-        };
+        // The background thread runs while the committer does (it ends when
+        // the committer drops its sender), with or without history.
+        let (history_tx, history_rx) = channel::unbounded::<Vec<LeaseChange>>();
+        let bstore = store.clone();
+        let background = std::thread::Builder::new()
+            .name("lease-folder".into())
+            .spawn(move || fold_in_background(bstore.as_ref(), &history_rx))
+            .expect("spawn the store's background thread");
         let thread = std::thread::Builder::new()
             .name("lease-committer".into())
-            .spawn(move || run(store.as_ref(), &rx, &d, options, history_tx, &counted))
+            .spawn(move || run(store.as_ref(), &rx, &d, options, &history_tx, &counted))
             .expect("spawn the committer thread");
-        Committer { tx: Some(tx), durability, thread: Some(thread), history, events }
+        Committer { tx: Some(tx), durability, thread: Some(thread), background: Some(background), events }
     }
 
     /// Counts of the changes written, by kind and minute.
@@ -260,8 +257,9 @@ impl Committer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        // The committer dropped its sender: the history thread drains and ends.
-        if let Some(t) = self.history.take() {
+        // The committer dropped its sender: the background thread writes the
+        // history it was sent and ends.
+        if let Some(t) = self.background.take() {
             let _ = t.join();
         }
     }
@@ -278,7 +276,7 @@ fn run(
     rx: &Receiver<Msg>,
     durability: &Durability,
     o: CommitterOptions,
-    history: Option<Sender<Vec<LeaseChange>>>,
+    history: &Sender<Vec<LeaseChange>>,
     events: &LeaseEvents,
 ) {
     let mut recorded: Vec<LeaseChange> = Vec::new();
@@ -315,7 +313,7 @@ fn run(
             metrics::histogram!(crate::metrics::STORE_BATCH_SIZE).record(changes.len() as f64);
             events.record(changes.iter().map(|c| (c.kind, c.record.updated)));
             events.publish(&changes);
-            if history.is_some() {
+            if o.history {
                 recorded.append(&mut changes);
             }
             changes.clear();
@@ -337,8 +335,8 @@ fn run(
         }
         if !dirty || o.mode == SyncMode::Off {
             durability.publish(&written);
-            if let (Some(h), false) = (&history, recorded.is_empty()) {
-                let _ = h.send(std::mem::take(&mut recorded));
+            if !recorded.is_empty() {
+                let _ = history.send(std::mem::take(&mut recorded));
             }
         }
         for w in waiting.drain(..) {
@@ -351,14 +349,16 @@ fn run(
     }
 }
 
-/// The history thread: writes each durable batch's events (one key), and
-/// folds written batches into per-client keys while the server is quiet,
-/// or whatever the load once the backlog is large. Between fold steps it
-/// takes new batches first, so that they never queue up in memory.
-fn keep_history(store: &dyn LeaseStore, rx: &Receiver<Vec<LeaseChange>>) {
+/// The background thread of the store: writes each durable batch's
+/// history (one key), and folds written batches (lease journal, history)
+/// into the keys readers use while the server is quiet, or whatever the
+/// load once a backlog is large. Between folds it takes new history first,
+/// so that it never queues up in memory.
+fn fold_in_background(store: &dyn LeaseStore, rx: &Receiver<Vec<LeaseChange>>) {
     let mut load = history::Load::default();
     loop {
-        let next = if store.history_backlog() > 0 {
+        let backlog = store.backlog();
+        let next = if backlog.journal + backlog.history > 0 {
             rx.recv_timeout(history::IDLE_LOOK)
         } else {
             rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
@@ -372,8 +372,8 @@ fn keep_history(store: &dyn LeaseStore, rx: &Receiver<Vec<LeaseChange>>) {
             // Stopping: what is written is folded at the next start.
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        while rx.is_empty() && history::should_fold(store.history_backlog(), load.quiet()) {
-            retry(OP_HISTORY, || store.fold_history(history::FOLD_STEP).map(drop));
+        while rx.is_empty() && history::should_fold(store.backlog(), load.quiet()) {
+            retry(OP_FOLD, || store.fold(super::FOLD_BUDGET).map(drop));
         }
     }
 }
@@ -400,8 +400,9 @@ fn take(
 const OP_WRITE: &str = "write";
 const OP_FLUSH: &str = "flush";
 const OP_HISTORY: &str = "history write";
+const OP_FOLD: &str = "fold";
 /// Every `op` label, for a scrape that shows them at zero from the start.
-pub(crate) const STORE_OPS: [&str; 3] = [OP_WRITE, OP_FLUSH, OP_HISTORY];
+pub(crate) const STORE_OPS: [&str; 4] = [OP_WRITE, OP_FLUSH, OP_HISTORY, OP_FOLD];
 
 /// Runs `op` until it succeeds, logging and counting each failure.
 fn retry(what: &'static str, mut op: impl FnMut() -> Result<(), StoreError>) {

@@ -15,6 +15,8 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use super::journal::JOURNAL_BACKLOG;
+use super::Backlog;
 use crate::server::{ChangeKind, LeaseChange};
 
 /// History events a second under which the server counts as quiet, and
@@ -23,8 +25,6 @@ pub const QUIET_RATE: u64 = 2_000;
 /// Unfolded events beyond which the history thread folds whatever the
 /// load (a query reads at most this many from the backlog: ~32 MB).
 pub const FOLD_BACKLOG: u64 = 2_000_000;
-/// Written batches folded per step, between looks at the incoming ones.
-pub const FOLD_STEP: usize = 16;
 
 /// One event of a client's lease history.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -229,9 +229,10 @@ impl Load {
 pub const IDLE_LOOK: Duration = Duration::from_millis(200);
 
 /// Whether to fold now: something is unfolded, and the server is quiet or
-/// the backlog is too large to wait.
-pub fn should_fold(backlog: u64, quiet: bool) -> bool {
-    backlog > 0 && (quiet || backlog > FOLD_BACKLOG)
+/// a backlog is too large to wait (lease changes: [`JOURNAL_BACKLOG`]).
+pub fn should_fold(backlog: Backlog, quiet: bool) -> bool {
+    let waiting = backlog.journal + backlog.history > 0;
+    waiting && (quiet || backlog.journal > JOURNAL_BACKLOG || backlog.history > FOLD_BACKLOG)
 }
 
 #[cfg(test)]
@@ -317,11 +318,13 @@ mod tests {
     }
 
     #[test]
-    fn folding_waits_for_quiet_unless_the_backlog_is_large() {
-        assert!(!should_fold(0, true));
-        assert!(should_fold(1, true));
-        assert!(!should_fold(FOLD_BACKLOG, false));
-        assert!(should_fold(FOLD_BACKLOG + 1, false));
+    fn folding_waits_for_quiet_unless_a_backlog_is_large() {
+        let b = |journal, history| Backlog { journal, history };
+        assert!(!should_fold(b(0, 0), true));
+        assert!(should_fold(b(0, 1), true) && should_fold(b(1, 0), true));
+        assert!(!should_fold(b(JOURNAL_BACKLOG, FOLD_BACKLOG), false));
+        assert!(should_fold(b(0, FOLD_BACKLOG + 1), false));
+        assert!(should_fold(b(JOURNAL_BACKLOG + 1, 0), false));
         let mut load = Load::default();
         assert!(load.quiet());
         load.add(QUIET_RATE - 1);

@@ -84,6 +84,11 @@ impl SledStore {
                         report.errors.push(format!("{e} (key {:02x?})", &k[..]));
                     }
                 }
+                Some(b'w') => {
+                    if let Err(e) = super::journal::decode(&v, |_, _| {}) {
+                        report.errors.push(format!("{e} (key {:02x?})", &k[..]));
+                    }
+                }
                 Some(b'a') => {
                     if k.len() != 13 || serde_json::from_slice::<super::AnomalyRecord>(&v).is_err() {
                         report.errors.push(format!("anomaly record {:02x?} is damaged", &k[..]));
@@ -110,6 +115,8 @@ impl SledStore {
             return Err(StoreError::Engine(format!("{} exists already: back up into a new directory", dest.display())));
         }
         let copy = SledStore::open(dest, self.names().clone(), 16 << 20)?;
+        // No journal batch is folded between the copy of its `i` keys and of its own.
+        let _folding = self.hold_folds();
         let mut copied = 0;
         let mut batch = sled::Batch::default();
         for (i, item) in self.raw_tree().iter().enumerate() {

@@ -9,6 +9,7 @@ mod committer;
 mod events;
 mod history;
 mod integrity;
+mod journal;
 mod maintenance;
 mod recovery;
 mod sled_store;
@@ -24,7 +25,7 @@ pub use history::HistoryEvent;
 pub use integrity::{restore, IntegrityReport};
 pub use maintenance::{Clock, Maintenance, MaintenanceOptions};
 pub use recovery::{recover, RecoveryReport};
-pub use sled_store::{AnomalyRecord, Compaction, SledStore, SCHEMA_VERSION};
+pub use sled_store::{AnomalyRecord, Backlog, Compaction, SledStore, FOLD_BUDGET, SCHEMA_VERSION};
 
 use crate::lease::LeaseRecord;
 use crate::server::LeaseChange;
@@ -57,15 +58,16 @@ pub trait LeaseStore: Send + Sync + 'static {
     fn write_history(&self, _changes: &[LeaseChange]) -> Result<(), StoreError> {
         Ok(())
     }
-    /// Moves up to `max` batches of written history into the form queries
-    /// read fastest; returns the events moved. Stores that write history
-    /// in its final form at once move nothing.
-    fn fold_history(&self, _max: usize) -> Result<u64, StoreError> {
+    /// Moves about `budget` entries of written batches (lease changes,
+    /// then history) into the form readers use; returns how many (none
+    /// once nothing waits). Stores that write everything in its final
+    /// form at once move nothing.
+    fn fold(&self, _budget: u64) -> Result<u64, StoreError> {
         Ok(0)
     }
-    /// History events written but not yet folded.
-    fn history_backlog(&self) -> u64 {
-        0
+    /// What waits to be folded.
+    fn backlog(&self) -> Backlog {
+        Backlog::default()
     }
     /// Makes every write so far durable.
     fn flush(&self) -> Result<(), StoreError>;

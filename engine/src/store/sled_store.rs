@@ -3,6 +3,7 @@
 //! | key | value |
 //! |---|---|
 //! | `i` ip | the record ([`super::codec`]) |
+//! | `w` seq (u64 BE) | a batch of lease changes, not yet folded ([`super::journal`]) |
 //! | `b` seq (u64 BE) | a batch of history events, not yet folded ([`super::history`]) |
 //! | `h` hlen hw time (BE) ip | change kind: per-client history, folded |
 //! | `a` time (u64 BE) seq (u32 BE) | an [`AnomalyRecord`] (JSON) |
@@ -13,9 +14,9 @@
 //! and the lease cache indexes them in memory), and they were two of the
 //! three sled inserts of each lease: 40 % of the server's CPU per lease
 //! (bench/README.md). Opening a schema 1 store removes them. Schema 2 wrote
-//! history as one `h` key per event; schema 3 writes one `b` key per batch
-//! and folds it into `h` keys later. Opening a schema 2 store only marks it
-//! 3 (its `h` keys are read as they are).
+//! history as one `h` key per event and each lease straight into its `i`
+//! key; schema 3 writes one `b` and one `w` key per batch and folds them
+//! into `h` and `i` keys later. Opening a schema 2 store only marks it 3.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -24,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::codec::{self, Names};
 use super::history::{self, HistoryEvent};
+use super::journal;
 use super::{LeaseStore, StoreError};
 use crate::lease::LeaseRecord;
 use crate::server::{ChangeKind, LeaseChange};
@@ -82,7 +84,27 @@ pub struct SledStore {
     history_seq: AtomicU64,
     /// Events in history batches not yet folded.
     unfolded: AtomicU64,
+    /// Sequence number of the next journal batch.
+    journal_seq: AtomicU64,
+    /// Lease changes in journal batches not yet folded.
+    journaled: AtomicU64,
+    /// Held by whoever folds, and by a backup for its whole copy: journal
+    /// batches must be applied one at a time, oldest first, and a copy
+    /// must not see a batch folded between its `i` and `w` keys.
+    folding: parking_lot::Mutex<()>,
 }
+
+/// What waits to be folded: lease changes and history events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    pub journal: u64,
+    pub history: u64,
+}
+
+/// Entries folded in one atomic sled batch (at least one written batch):
+/// sled's batches hold every other writer for their length, so each stays
+/// near a millisecond.
+pub const FOLD_BUDGET: u64 = 256;
 
 /// An anomaly a policy raised (ARCHITECTURE §5 `anomaly_detection`), as
 /// recorded for the API and operators.
@@ -127,31 +149,95 @@ impl SledStore {
             None => return Err(StoreError::NoSchema(display)),
         }
         // Where history batches go on, and how many events wait to be folded.
-        let mut next = 0;
-        let mut unfolded = 0u64;
+        let (mut next, mut unfolded) = (0, 0u64);
         for item in tree.scan_prefix(b"b") {
             let (k, v) = item?;
             next = history::batch_seq(&k).map_or(next, |s| s + 1);
             unfolded += u64::from(history::batch_len(&v).unwrap_or(0));
         }
-        Ok(SledStore {
+        let store = SledStore {
+            journal_seq: AtomicU64::new(journal_next(&tree)?),
             db,
             tree,
             names: parking_lot::RwLock::new(names),
             anomaly_seq: Default::default(),
             history_seq: AtomicU64::new(next),
             unfolded: AtomicU64::new(unfolded),
+            journaled: AtomicU64::new(0),
+            folding: Default::default(),
+        };
+        // Every reader after an open sees only `i` keys.
+        let folded = store.fold_all_journal()?;
+        if folded > 0 {
+            store.db.flush()?;
+            tracing::info!(path = %path.display(), changes = folded, "lease journal folded into the store");
+        }
+        Ok(store)
+    }
+
+    /// The record stored for `ip` (the latest journaled change of it, if
+    /// one is not folded yet).
+    pub fn get(&self, ip: Ipv4Addr) -> Result<Option<LeaseRecord>, StoreError> {
+        let decode = |v: &[u8]| {
+            codec::decode(v, &self.names.read()).map_err(|error| StoreError::Corrupt { key: ip.to_string(), error })
+        };
+        for item in self.tree.scan_prefix(b"w").rev() {
+            let (_, value) = item?;
+            let mut latest = None;
+            let _ = journal::decode(&value, |at, record| {
+                if at == ip {
+                    latest = Some(record);
+                }
+            });
+            if let Some(record) = latest {
+                return record.map(decode).transpose();
+            }
+        }
+        match self.tree.get(ip_key(ip))? {
+            None => Ok(None),
+            Some(v) => decode(&v).map(Some),
+        }
+    }
+
+    /// What waits to be folded.
+    pub fn backlog(&self) -> Backlog {
+        Backlog { journal: self.journaled.load(Ordering::Relaxed), history: self.unfolded.load(Ordering::Relaxed) }
+    }
+
+    /// Folds written batches, oldest first, into the keys readers use: the
+    /// lease journal first, then history; about `budget` entries (at least
+    /// one batch) in one atomic sled batch. Returns the entries folded
+    /// (none once nothing waits).
+    pub fn fold(&self, budget: u64) -> Result<u64, StoreError> {
+        match self.fold_journal(budget)? {
+            0 => self.fold_history(budget),
+            n => Ok(n),
+        }
+    }
+
+    /// Folds journal batches into `i` keys (see [`SledStore::fold`]). A
+    /// damaged batch (sled checksums what it writes: a disk fault) cannot
+    /// be applied: it is logged as an error, with what it held, and
+    /// removed; the leases it changed keep their earlier records, as with
+    /// a damaged record at recovery.
+    pub fn fold_journal(&self, budget: u64) -> Result<u64, StoreError> {
+        let _folding = self.folding.lock();
+        self.fold_batches(b"w", budget, &self.journaled, |key, value, batch| {
+            let applied = journal::decode(value, |ip, record| match record {
+                Some(r) => batch.insert(&ip_key(ip), r),
+                None => batch.remove(&ip_key(ip)),
+            });
+            let changes = journal::batch_len(value).unwrap_or(0);
+            if let Err(e) = applied {
+                tracing::error!(batch = journal::seq(key), changes, error = %e, "lease changes lost: journal batch dropped");
+            }
+            Ok(u64::from(changes))
         })
     }
 
-    /// The record stored for `ip`.
-    pub fn get(&self, ip: Ipv4Addr) -> Result<Option<LeaseRecord>, StoreError> {
-        match self.tree.get(ip_key(ip))? {
-            None => Ok(None),
-            Some(v) => codec::decode(&v, &self.names.read())
-                .map(Some)
-                .map_err(|error| StoreError::Corrupt { key: ip.to_string(), error }),
-        }
+    /// Holds off folding (a backup's copy) while the guard lives.
+    pub(super) fn hold_folds(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.folding.lock()
     }
 
     /// The lease history of the client with hardware address `hw`, oldest
@@ -174,33 +260,52 @@ impl SledStore {
         Ok(history::merge(events))
     }
 
-    /// Folds up to `max` history batches, oldest first, into per-client
-    /// keys, each batch removed in the same atomic sled batch that adds its
-    /// events. A damaged batch is dropped with a warning (history is not
-    /// lease data). Returns the events folded.
-    pub fn fold_history(&self, max: usize) -> Result<u64, StoreError> {
-        let mut batch = sled::Batch::default();
-        let (mut batches, mut events) = (0, 0u64);
-        for item in self.tree.scan_prefix(b"b").take(max) {
-            let (key, value) = item?;
-            let folded = history::decode_batch(&value, |e| {
+    /// Folds history batches into per-client keys (see
+    /// [`SledStore::fold`]). A damaged batch is dropped with a warning
+    /// (history is not lease data).
+    pub fn fold_history(&self, budget: u64) -> Result<u64, StoreError> {
+        let _folding = self.folding.lock();
+        self.fold_batches(b"b", budget, &self.unfolded, |key, value, batch| {
+            let folded = history::decode_batch(value, |e| {
                 batch.insert(history::client_key(e.hw, e.time, e.ip), &[e.kind]);
             });
             if let Err(e) = folded {
-                tracing::warn!(batch = history::batch_seq(&key), error = %e, "history batch dropped");
+                tracing::warn!(batch = history::batch_seq(key), error = %e, "history batch dropped");
             }
             // Counted as written (its header), so that the backlog drains.
-            events += u64::from(history::batch_len(&value).unwrap_or(0));
+            Ok(u64::from(history::batch_len(value).unwrap_or(0)))
+        })
+    }
+
+    /// Applies the batches under `prefix`, oldest first, until `budget`
+    /// entries (at least one batch), each batch removed in the same atomic
+    /// sled batch that adds what `apply` made of it; counts them off
+    /// `backlog`, and sets it to zero once no batch is left.
+    fn fold_batches(
+        &self,
+        prefix: &[u8],
+        budget: u64,
+        backlog: &AtomicU64,
+        mut apply: impl FnMut(&[u8], &[u8], &mut sled::Batch) -> Result<u64, StoreError>,
+    ) -> Result<u64, StoreError> {
+        let mut batch = sled::Batch::default();
+        let (mut batches, mut entries) = (0, 0u64);
+        for item in self.tree.scan_prefix(prefix) {
+            let (key, value) = item?;
+            entries += apply(&key, &value, &mut batch)?;
             batch.remove(key);
             batches += 1;
+            if entries >= budget {
+                break;
+            }
         }
         if batches == 0 {
-            self.unfolded.store(0, Ordering::Relaxed);
+            backlog.store(0, Ordering::Relaxed);
             return Ok(0);
         }
         self.tree.apply_batch(batch)?;
-        let _ = self.unfolded.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| Some(u.saturating_sub(events)));
-        Ok(events)
+        let _ = backlog.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(entries)));
+        Ok(entries.max(1))
     }
 
     /// Records `anomaly` (durable with the next flush of the store).
@@ -293,18 +398,24 @@ impl SledStore {
 }
 
 impl LeaseStore for SledStore {
-    /// One insert (or, for a purge, one removal) per change, without reading.
+    /// One journal key for the whole batch ([`super::journal`]), folded
+    /// into the records' keys later.
     fn write(&self, changes: &[LeaseChange]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        let mut buf = Vec::with_capacity(128);
+        let mut value = Vec::with_capacity(4 + changes.len() * 96);
+        let mut w = journal::BatchWriter::new(&mut value);
         let names = self.names.read();
         for change in changes {
-            match value_of(change, &names, &mut buf) {
-                Some(value) => batch.insert(&ip_key(change.record.ip), value),
-                None => batch.remove(&ip_key(change.record.ip)),
-            }
+            let encode = (change.kind != ChangeKind::Purged).then_some(|out: &mut Vec<u8>| {
+                codec::encode(&change.record, &names, out);
+            });
+            w.push(change.record.ip, encode);
         }
-        self.tree.apply_batch(batch)?;
+        let n = w.finish();
+        if n > 0 {
+            let seq = self.journal_seq.fetch_add(1, Ordering::Relaxed);
+            self.tree.insert(journal::key(seq), value)?;
+            self.journaled.fetch_add(u64::from(n), Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -320,12 +431,12 @@ impl LeaseStore for SledStore {
         Ok(())
     }
 
-    fn fold_history(&self, max: usize) -> Result<u64, StoreError> {
-        SledStore::fold_history(self, max)
+    fn fold(&self, budget: u64) -> Result<u64, StoreError> {
+        SledStore::fold(self, budget)
     }
 
-    fn history_backlog(&self) -> u64 {
-        self.unfolded.load(Ordering::Relaxed)
+    fn backlog(&self) -> Backlog {
+        SledStore::backlog(self)
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -333,7 +444,11 @@ impl LeaseStore for SledStore {
         Ok(())
     }
 
+    /// Folds the journal first, so that the scan sees every write.
     fn scan(&self, part: usize, parts: usize, f: &mut dyn FnMut(Result<LeaseRecord, StoreError>)) {
+        if let Err(e) = self.fold_all_journal() {
+            f(Err(e));
+        }
         let lo = (part * 256 / parts) as u8;
         let hi = ((part + 1) * 256 / parts) as u16;
         let start = vec![b'i', lo];
@@ -351,12 +466,36 @@ impl LeaseStore for SledStore {
         }
     }
 
+    /// Leases with a key of their own (after folding the journal).
     fn len(&self) -> usize {
+        let _ = self.fold_all_journal();
         self.tree.scan_prefix(b"i").count()
     }
 
     fn is_empty(&self) -> bool {
+        let _ = self.fold_all_journal();
         self.tree.scan_prefix(b"i").next().is_none()
+    }
+}
+
+impl SledStore {
+    /// Folds every journal batch; returns the changes folded.
+    fn fold_all_journal(&self) -> Result<u64, StoreError> {
+        let mut folded = 0;
+        loop {
+            match self.fold_journal(16 * FOLD_BUDGET)? {
+                0 => return Ok(folded),
+                n => folded += n,
+            }
+        }
+    }
+}
+
+/// The sequence number after the store's last journal batch.
+fn journal_next(tree: &sled::Tree) -> Result<u64, StoreError> {
+    match tree.scan_prefix(b"w").next_back() {
+        Some(item) => Ok(journal::seq(&item?.0).map_or(0, |s| s + 1)),
+        None => Ok(0),
     }
 }
 
