@@ -1,6 +1,8 @@
 //! Lease store figures at 1M leases, printed as a table:
-//! - FULL-mode commit rate with group commit against one flush per lease;
-//! - recovery time of 1M leases;
+//! - FULL-mode commit rate with group commit against one flush per lease,
+//!   and the rate at which the journal it writes is folded later;
+//! - recovery time of 1M leases, with all of them still in the journal (a
+//!   crash in a storm) and folded;
 //! - disk bytes and lease-cache RSS per lease.
 //!
 //! `cargo bench --bench store_figures` (LEASES=N to change the size,
@@ -135,18 +137,30 @@ fn main() {
     drop(core);
 
     // Recovery, measured in a fresh process so that RSS counts only what
-    // recovery itself allocates.
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .env("LEASED_BENCH_RECOVER", dir.join("grouped"))
-        .output()
-        .unwrap();
-    let figures: Vec<u64> =
-        String::from_utf8(out.stdout).unwrap().split_whitespace().map(|v| v.parse().unwrap()).collect();
-    let [loaded, recovery_us, rss_empty, rss_with_store, rss_cache] = figures[..] else {
-        panic!("child said {figures:?}")
+    // recovery itself allocates: first with every lease still in the
+    // journal, then folded.
+    let recover = || {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .env("LEASED_BENCH_RECOVER", dir.join("grouped"))
+            .output()
+            .unwrap();
+        let figures: Vec<u64> =
+            String::from_utf8(out.stdout).unwrap().split_whitespace().map(|v| v.parse().unwrap()).collect();
+        let [loaded, recovery_us, rss_empty, rss_with_store, rss_cache] = figures[..] else {
+            panic!("child said {figures:?}")
+        };
+        assert_eq!(loaded, n as u64);
+        (Duration::from_micros(recovery_us), rss_empty, rss_with_store, rss_cache)
     };
-    assert_eq!(loaded, n as u64);
-    let recovery = Duration::from_micros(recovery_us);
+    let (recovery_journal, ..) = recover();
+    let store = SledStore::open(&dir.join("grouped"), names.clone(), 64 << 20).unwrap();
+    let started = Instant::now();
+    // (The committer's background thread may have folded the first few while the load was low.)
+    let folded = store.fold_all_journal().unwrap();
+    let fold_rate = folded as f64 / started.elapsed().as_secs_f64();
+    drop(store);
+    let (recovery, rss_empty, rss_with_store, rss_cache) = recover();
+    let loaded = n;
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .env("LEASED_BENCH_DORA", n.to_string())
         .output()
@@ -158,11 +172,13 @@ fn main() {
     let per_lease = |bytes: u64| bytes as f64 / n as f64;
     let sled_cache_mb = sled_cache_mb();
     println!("lease store, {n} leases (sled 0.34.7, FULL mode)");
-    println!("  group commit           {group_rate:>12.0} leases/s  ({grouped:.2?} for all)");
+    println!("  group commit           {group_rate:>12.0} leases/s  ({grouped:.2?} for all, into the journal)");
+    println!("  journal fold           {fold_rate:>12.0} leases/s  (in the background, later)");
     println!("  one flush per lease    {single_rate:>12.0} leases/s  ({single} leases)");
     println!("  ratio                  {:>12.1}x", group_rate / single_rate);
     let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
     println!("  recovery               {recovery:>12.2?}  ({loaded} leases, {threads} threads)");
+    println!("  recovery, from journal {recovery_journal:>12.2?}  (every lease still in the journal)");
     println!("  disk                   {:>12.0} B/lease", per_lease(disk));
     println!(
         "  RSS, recovery + sled   {:>12.0} B/lease  (sled cache {sled_cache_mb} MiB, store open)",

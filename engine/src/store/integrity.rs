@@ -45,6 +45,8 @@ impl SledStore {
                 progress(read);
             }
         };
+        // The checks below read the records' own keys.
+        self.fold_all_journal()?;
         let mut report = IntegrityReport::default();
         let tree = self.raw_tree();
         let mut clients: HashMap<Vec<u8>, Vec<Ipv4Addr>> = HashMap::new();

@@ -18,6 +18,7 @@
 //! key; schema 3 writes one `b` and one `w` key per batch and folds them
 //! into `h` and `i` keys later. Opening a schema 2 store only marks it 3.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
@@ -157,21 +158,15 @@ impl SledStore {
         }
         let store = SledStore {
             journal_seq: AtomicU64::new(journal_next(&tree)?),
+            journaled: AtomicU64::new(journal_len(&tree)?),
             db,
             tree,
             names: parking_lot::RwLock::new(names),
             anomaly_seq: Default::default(),
             history_seq: AtomicU64::new(next),
             unfolded: AtomicU64::new(unfolded),
-            journaled: AtomicU64::new(0),
             folding: Default::default(),
         };
-        // Every reader after an open sees only `i` keys.
-        let folded = store.fold_all_journal()?;
-        if folded > 0 {
-            store.db.flush()?;
-            tracing::info!(path = %path.display(), changes = folded, "lease journal folded into the store");
-        }
         Ok(store)
     }
 
@@ -361,8 +356,10 @@ impl SledStore {
     /// Writes each change as a sled operation of its own, not as one batch:
     /// sled applies batches one at a time, single-key writes in parallel,
     /// so bulk loads (imports) write from several threads. A lease is one
-    /// key, so each stays whole; the changes as a set are not atomic.
+    /// key, so each stays whole; the changes as a set are not atomic. The
+    /// journal is folded first (a later fold of it would undo these).
     pub fn write_each(&self, changes: &[LeaseChange]) -> Result<(), StoreError> {
+        self.fold_all_journal()?;
         let mut buf = Vec::with_capacity(128);
         let names = self.names.read();
         for change in changes {
@@ -444,50 +441,125 @@ impl LeaseStore for SledStore {
         Ok(())
     }
 
-    /// Folds the journal first, so that the scan sees every write.
+    /// Records in address order, each as its latest write: the `i` keys
+    /// merged with what the journal holds that is not folded yet (read
+    /// once per call, so a scan costs the journal's size, not a fold).
     fn scan(&self, part: usize, parts: usize, f: &mut dyn FnMut(Result<LeaseRecord, StoreError>)) {
-        if let Err(e) = self.fold_all_journal() {
-            f(Err(e));
-        }
-        let lo = (part * 256 / parts) as u8;
-        let hi = ((part + 1) * 256 / parts) as u16;
-        let start = vec![b'i', lo];
+        let lo = (part * 256 / parts) as u32;
+        let hi = ((part + 1) * 256 / parts) as u32;
+        let journal = match self.journal_latest() {
+            Ok(j) => j,
+            Err(e) => return f(Err(e)),
+        };
+        let last = if hi >= 256 { u32::MAX } else { (hi << 24) - 1 };
+        let mut pending = journal.range(lo << 24..=last).peekable();
+        let start = vec![b'i', lo as u8];
         let iter = if hi >= 256 {
             self.tree.range(start..[b'j'].to_vec())
         } else {
             self.tree.range(start..vec![b'i', hi as u8])
         };
         let names = self.names.read();
+        let decode = |key: &[u8], value: &[u8]| {
+            codec::decode(value, &names).map_err(|error| StoreError::Corrupt { key: describe_key(key), error })
+        };
+        let emit_journal = |ip: u32, record: &Option<Vec<u8>>, f: &mut dyn FnMut(Result<LeaseRecord, StoreError>)| {
+            if let Some(v) = record {
+                f(decode(&ip_key(Ipv4Addr::from(ip)), v));
+            }
+        };
         for item in iter {
-            let item = item.map_err(StoreError::from).and_then(|(k, v)| {
-                codec::decode(&v, &names).map_err(|error| StoreError::Corrupt { key: describe_key(&k), error })
-            });
-            f(item);
+            let (k, v) = match item {
+                Ok(kv) => kv,
+                Err(e) => {
+                    f(Err(e.into()));
+                    continue;
+                }
+            };
+            let ip = key_ip(&k).map(u32::from);
+            while let Some((&jip, record)) = pending.next_if(|(&jip, _)| ip.is_some_and(|ip| jip < ip)) {
+                emit_journal(jip, record, f);
+            }
+            match pending.next_if(|(&jip, _)| Some(jip) == ip) {
+                Some((&jip, record)) => emit_journal(jip, record, f),
+                None => f(decode(&k, &v)),
+            }
+        }
+        for (&jip, record) in pending {
+            emit_journal(jip, record, f);
         }
     }
 
-    /// Leases with a key of their own (after folding the journal).
+    /// Stored leases, the journal's writes counted in.
     fn len(&self) -> usize {
-        let _ = self.fold_all_journal();
-        self.tree.scan_prefix(b"i").count()
+        let Ok(journal) = self.journal_latest() else { return self.tree.scan_prefix(b"i").count() };
+        let mut n = self.tree.scan_prefix(b"i").count();
+        for (&ip, record) in &journal {
+            let stored = self.tree.contains_key(ip_key(Ipv4Addr::from(ip))).unwrap_or(false);
+            match (stored, record.is_some()) {
+                (false, true) => n += 1,
+                (true, false) => n -= 1,
+                _ => {}
+            }
+        }
+        n
     }
 
     fn is_empty(&self) -> bool {
-        let _ = self.fold_all_journal();
-        self.tree.scan_prefix(b"i").next().is_none()
+        self.len() == 0
     }
 }
 
 impl SledStore {
-    /// Folds every journal batch; returns the changes folded.
-    fn fold_all_journal(&self) -> Result<u64, StoreError> {
+    /// Folds every journal batch (before a bulk write straight into the
+    /// `i` keys, which a later fold of older batches would undo); returns
+    /// the changes folded. Flushes as it goes, so that sled never holds a
+    /// large backlog's pages in memory at once.
+    pub fn fold_all_journal(&self) -> Result<u64, StoreError> {
         let mut folded = 0;
-        loop {
+        for step in 1.. {
             match self.fold_journal(16 * FOLD_BUDGET)? {
-                0 => return Ok(folded),
+                0 => break,
                 n => folded += n,
             }
+            if step % 16 == 0 {
+                self.db.flush()?;
+            }
         }
+        if folded > 0 {
+            self.db.flush()?;
+        }
+        Ok(folded)
+    }
+
+    /// The latest write of each address the journal holds (None: removed),
+    /// by address as a number.
+    fn journal_latest(&self) -> Result<BTreeMap<u32, Option<Vec<u8>>>, StoreError> {
+        let mut latest = BTreeMap::new();
+        for value in self.tree.scan_prefix(b"w").values() {
+            // Damaged: as the fold will, leave its leases as they were (the fold logs it).
+            let _ = journal::decode(&value?, |ip, record| {
+                latest.insert(u32::from(ip), record.map(<[u8]>::to_vec));
+            });
+        }
+        Ok(latest)
+    }
+}
+
+/// Changes in the journal batches of `tree`.
+fn journal_len(tree: &sled::Tree) -> Result<u64, StoreError> {
+    let mut n = 0u64;
+    for item in tree.scan_prefix(b"w") {
+        n += u64::from(journal::batch_len(&item?.1).unwrap_or(0));
+    }
+    Ok(n)
+}
+
+/// The address of an `i` key.
+fn key_ip(key: &[u8]) -> Option<Ipv4Addr> {
+    match key {
+        [b'i', a, b, c, d] => Some(Ipv4Addr::new(*a, *b, *c, *d)),
+        _ => None,
     }
 }
 
