@@ -550,7 +550,7 @@ fn each_batch_is_one_journal_key_folded_into_one_key_per_lease_holding_its_lates
     assert_eq!(store.get(late[0].record.ip).unwrap().unwrap().hw.bytes(), &TestClient::new(9).mac);
     let fresh = Lab::with(lab_server(true));
     let (report, _) = store::recover(&store, &fresh.server, lab.now);
-    assert_eq!(report.loaded as usize, store.len());
+    assert_eq!(report.loaded, store.len());
     assert_eq!(fresh.server.cache().get(late[0].record.ip).unwrap().hw.bytes(), &TestClient::new(9).mac);
     // Validation reads the records' own keys: it folds first.
     assert!(store.validate().unwrap().is_ok());
