@@ -60,11 +60,10 @@ fn stop(mut child: Child) -> String {
 }
 
 /// One test at a time: `free_ports` of two tests running together could
-/// hand out the same port. (Once, under CI load, leased's store held 38 of
-/// the 60 leases the generator saw ACKed. A port shared with the other
-/// test's responder explains it: both join one SO_REUSEPORT group and split
-/// the clients (reproduced by hand: with the responder bound first, leased
-/// saw 30 of 60). leased now refuses a port another process holds.)
+/// hand out the same port, and the responder and leased would join one
+/// SO_REUSEPORT group and split the clients (reproduced by hand; leased
+/// now refuses a port another process holds). (The "38 of 60 leases" once
+/// seen here was address reuse after RELEASE, not this: see below.)
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
     ONE.lock().unwrap_or_else(|e| e.into_inner())
@@ -150,18 +149,25 @@ fn leased_leases_renews_and_releases_for_every_simulated_client() {
     assert_eq!((u(&r["naks"]), r["drop_percent"].as_f64()), (0, Some(0.0)), "{r}");
     assert_eq!(u(&r["renew_ack"]["count"]), 60, "{r}");
 
-    // What leased stored: each client's lease, released, under its name.
+    // What leased stored: per address, the lease of the last client that
+    // held it, released, under that client's name. A released address is
+    // free at once, so clients that come later may reuse it: when one
+    // shard has served its clients through RELEASE before the other's got
+    // their OFFERs, 60 clients share about 30 addresses (seen: 31 records).
     let out = Command::new(leased()).args(["lease", "list", "--json", "--config"]).arg(&config).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let leases: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let leases = leases.as_array().or_else(|| leases["leases"].as_array()).expect("a list of leases").clone();
-    assert_eq!(leases.len(), 60, "{leases:?}");
+    assert!((20..=60).contains(&leases.len()), "{leases:?}");
+    let mut clients = std::collections::HashSet::new();
     for lease in &leases {
         assert_eq!(lease["state"], "RELEASED", "{lease}");
-        let host = lease["hostname"].as_str().unwrap_or_default();
-        assert!(host.starts_with("bench-"), "{lease}");
+        // Client n (from 0) has MAC 02:00:00:00:00:n+1 and host name bench-n.
         let mac = lease["mac"].as_str().or_else(|| lease["mac_address"].as_str()).unwrap_or_default();
-        assert!(mac.starts_with("02:00:"), "{lease}");
+        let n = u32::from_str_radix(&mac.replace(':', "")[4..], 16).unwrap_or(0);
+        assert!(mac.starts_with("02:00:") && n >= 1, "{lease}");
+        assert_eq!(lease["hostname"].as_str(), Some(format!("bench-{}", n - 1).as_str()), "{lease}");
+        assert!(clients.insert(n), "client {n} holds two records: {leases:?}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -74,6 +74,8 @@ fn damaged_records_and_double_leases_fail_validation() {
     let f = Fixture::new("bad");
     {
         let store = f.store(&f.data);
+        // Damage the stored record (the lease journal folded into it first).
+        store.fold_all_journal().unwrap();
         store.raw_tree().insert([b'i', 198, 18, 0, 102], &[1u8, 2, 3][..]).unwrap();
         // Client 1 also bound at .150 (a copy of its record under another address).
         let mut r = store.get(ip("198.18.0.100")).unwrap().unwrap();

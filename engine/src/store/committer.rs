@@ -369,8 +369,14 @@ fn fold_in_background(store: &dyn LeaseStore, rx: &Receiver<Vec<LeaseChange>>) {
                 load.add(changes.len() as u64);
             }
             Err(RecvTimeoutError::Timeout) => {}
-            // Stopping: what is written is folded at the next start.
-            Err(RecvTimeoutError::Disconnected) => return,
+            // Stopping (the committer has flushed and ended): what is not
+            // folded is read at the next start; what this thread wrote
+            // since that flush (history, folds) is flushed here, so that a
+            // stop leaves nothing to the database's drop.
+            Err(RecvTimeoutError::Disconnected) => {
+                retry(OP_FLUSH, || store.flush());
+                return;
+            }
         }
         while rx.is_empty() && history::should_fold(store.backlog(), load.quiet()) {
             retry(OP_FOLD, || store.fold(super::FOLD_BUDGET).map(drop));
