@@ -15,6 +15,7 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use super::batches;
 use super::journal::JOURNAL_BACKLOG;
 use super::Backlog;
 use crate::server::{ChangeKind, LeaseChange};
@@ -86,20 +87,17 @@ pub fn from_client_key<'k>(key: &'k [u8], value: &[u8]) -> Option<Stored<'k>> {
     })
 }
 
+/// Prefix of written history batches.
+pub const PREFIX: u8 = b'b';
+
 /// `b` and the sequence number: the key of a written batch.
 pub fn batch_key(seq: u64) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[0] = b'b';
-    k[1..].copy_from_slice(&seq.to_be_bytes());
-    k
+    batches::key(PREFIX, seq)
 }
 
 /// The sequence number of a batch key.
 pub fn batch_seq(key: &[u8]) -> Option<u64> {
-    match key {
-        [b'b', seq @ ..] => Some(u64::from_be_bytes(seq.try_into().ok()?)),
-        _ => None,
-    }
+    batches::seq(PREFIX, key)
 }
 
 /// Encodes the events of `changes` (purges are not history) as one batch
@@ -107,8 +105,7 @@ pub fn batch_seq(key: &[u8]) -> Option<u64> {
 /// hardware address length and bytes, time (u32 BE), address and kind.
 /// Returns the number of events.
 pub fn encode_batch(changes: &[LeaseChange], out: &mut Vec<u8>) -> u32 {
-    out.clear();
-    out.extend_from_slice(&[0; 4]);
+    batches::begin(out);
     let mut n = 0u32;
     for c in changes.iter().filter(|c| c.kind != ChangeKind::Purged) {
         let hw = c.record.hw.bytes();
@@ -119,7 +116,7 @@ pub fn encode_batch(changes: &[LeaseChange], out: &mut Vec<u8>) -> u32 {
         out.push(c.kind as u8);
         n += 1;
     }
-    out[..4].copy_from_slice(&n.to_le_bytes());
+    batches::finish(out, n);
     n
 }
 
@@ -130,25 +127,15 @@ pub struct DamagedBatch(&'static str);
 
 /// The event count a batch value says it holds.
 pub fn batch_len(value: &[u8]) -> Result<u32, DamagedBatch> {
-    let head: [u8; 4] = value.get(..4).and_then(|h| h.try_into().ok()).ok_or(DamagedBatch("no header"))?;
-    Ok(u32::from_le_bytes(head))
+    batches::count(value).ok_or(DamagedBatch("no header"))
 }
 
 /// Calls `f` with each event of a batch value, in the order written.
 /// Checks the whole value first: a damaged one yields no event.
-pub fn decode_batch<'v>(value: &'v [u8], mut f: impl FnMut(Stored<'v>)) -> Result<u32, DamagedBatch> {
+pub fn decode_batch<'v>(value: &'v [u8], f: impl FnMut(Stored<'v>)) -> Result<u32, DamagedBatch> {
     let n = batch_len(value)?;
     let events = || BatchEvents { rest: &value[4..] };
-    let mut seen = 0u32;
-    for e in events() {
-        e?;
-        seen += 1;
-    }
-    if seen != n {
-        return Err(DamagedBatch("event count differs from its header"));
-    }
-    events().flatten().for_each(&mut f);
-    Ok(n)
+    batches::checked(n, events, DamagedBatch("event count differs from its header"), f)
 }
 
 struct BatchEvents<'v> {
@@ -305,8 +292,6 @@ mod tests {
         let e = from_client_key(&key, &[ChangeKind::Expired as u8]).unwrap();
         assert_eq!((e.hw, e.time, e.ip, e.event().kind), (&hw[..], 7, Ipv4Addr::new(198, 18, 1, 2), "expired"));
         assert!(from_client_key(&key[..key.len() - 1], &[0]).is_none());
-        assert_eq!(batch_seq(&batch_key(0x0102_0304_0506)), Some(0x0102_0304_0506));
-        assert!(batch_key(1) < batch_key(256), "batches sort in the order written");
     }
 
     #[test]

@@ -14,6 +14,8 @@
 
 use std::net::Ipv4Addr;
 
+use super::batches;
+
 /// Length marking a purge: the address's key goes.
 pub const REMOVED: u32 = u32::MAX;
 
@@ -21,20 +23,17 @@ pub const REMOVED: u32 = u32::MAX;
 /// open after a crash folds at most this many: a few seconds).
 pub const JOURNAL_BACKLOG: u64 = 1_000_000;
 
+/// Prefix of journal batches.
+pub const PREFIX: u8 = b'w';
+
 /// `w` and the sequence number: the key of a journal batch.
 pub fn key(seq: u64) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[0] = b'w';
-    k[1..].copy_from_slice(&seq.to_be_bytes());
-    k
+    batches::key(PREFIX, seq)
 }
 
 /// The sequence number of a journal key.
 pub fn seq(key: &[u8]) -> Option<u64> {
-    match key {
-        [b'w', seq @ ..] => Some(u64::from_be_bytes(seq.try_into().ok()?)),
-        _ => None,
-    }
+    batches::seq(PREFIX, key)
 }
 
 /// Builds a batch value change by change.
@@ -45,8 +44,7 @@ pub struct BatchWriter<'b> {
 
 impl<'b> BatchWriter<'b> {
     pub fn new(out: &'b mut Vec<u8>) -> Self {
-        out.clear();
-        out.extend_from_slice(&[0; 4]);
+        batches::begin(out);
         BatchWriter { out, n: 0 }
     }
 
@@ -67,7 +65,7 @@ impl<'b> BatchWriter<'b> {
 
     /// The number of changes; writes it into the value.
     pub fn finish(self) -> u32 {
-        self.out[..4].copy_from_slice(&self.n.to_le_bytes());
+        batches::finish(self.out, self.n);
         self.n
     }
 }
@@ -79,8 +77,7 @@ pub struct DamagedJournal(&'static str);
 
 /// The change count a batch value says it holds.
 pub fn batch_len(value: &[u8]) -> Result<u32, DamagedJournal> {
-    let head: [u8; 4] = value.get(..4).and_then(|h| h.try_into().ok()).ok_or(DamagedJournal("no header"))?;
-    Ok(u32::from_le_bytes(head))
+    batches::count(value).ok_or(DamagedJournal("no header"))
 }
 
 /// Calls `f` with each change of a batch value in the order written: the
@@ -89,18 +86,7 @@ pub fn batch_len(value: &[u8]) -> Result<u32, DamagedJournal> {
 pub fn decode<'v>(value: &'v [u8], mut f: impl FnMut(Ipv4Addr, Option<&'v [u8]>)) -> Result<u32, DamagedJournal> {
     let n = batch_len(value)?;
     let changes = || Changes { rest: &value[4..] };
-    let mut seen = 0u32;
-    for c in changes() {
-        c?;
-        seen += 1;
-    }
-    if seen != n {
-        return Err(DamagedJournal("change count differs from its header"));
-    }
-    for (ip, record) in changes().flatten() {
-        f(ip, record);
-    }
-    Ok(n)
+    batches::checked(n, changes, DamagedJournal("change count differs from its header"), |(ip, record)| f(ip, record))
 }
 
 struct Changes<'v> {
@@ -175,13 +161,6 @@ mod tests {
         let mut more = value.clone();
         more[0] = 4;
         assert_eq!(decode(&more, |_, _| {}), Err(DamagedJournal("change count differs from its header")));
-    }
-
-    #[test]
-    fn keys_sort_in_the_order_written() {
-        assert!(key(255) < key(256));
-        assert_eq!(seq(&key(0x0102_0304)), Some(0x0102_0304));
-        assert_eq!(seq(b"i1234"), None);
     }
 
     proptest! {

@@ -4,6 +4,7 @@
 //! server at start.
 
 pub mod backups;
+mod batches;
 mod codec;
 mod committer;
 mod events;

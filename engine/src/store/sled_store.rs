@@ -24,6 +24,7 @@ use std::path::Path;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::batches;
 use super::codec::{self, Names};
 use super::history::{self, HistoryEvent};
 use super::journal;
@@ -149,21 +150,17 @@ impl SledStore {
             }
             None => return Err(StoreError::NoSchema(display)),
         }
-        // Where history batches go on, and how many events wait to be folded.
-        let (mut next, mut unfolded) = (0, 0u64);
-        for item in tree.scan_prefix(b"b") {
-            let (k, v) = item?;
-            next = history::batch_seq(&k).map_or(next, |s| s + 1);
-            unfolded += u64::from(history::batch_len(&v).unwrap_or(0));
-        }
+        // Where the batches go on, and how many entries wait to be folded.
+        let (history_next, unfolded) = batches::written(&tree, history::PREFIX)?;
+        let (journal_next, journaled) = batches::written(&tree, journal::PREFIX)?;
         let store = SledStore {
-            journal_seq: AtomicU64::new(journal_next(&tree)?),
-            journaled: AtomicU64::new(journal_len(&tree)?),
+            journal_seq: AtomicU64::new(journal_next),
+            journaled: AtomicU64::new(journaled),
             db,
             tree,
             names: parking_lot::RwLock::new(names),
             anomaly_seq: Default::default(),
-            history_seq: AtomicU64::new(next),
+            history_seq: AtomicU64::new(history_next),
             unfolded: AtomicU64::new(unfolded),
             folding: Default::default(),
         };
@@ -546,28 +543,11 @@ impl SledStore {
     }
 }
 
-/// Changes in the journal batches of `tree`.
-fn journal_len(tree: &sled::Tree) -> Result<u64, StoreError> {
-    let mut n = 0u64;
-    for item in tree.scan_prefix(b"w") {
-        n += u64::from(journal::batch_len(&item?.1).unwrap_or(0));
-    }
-    Ok(n)
-}
-
 /// The address of an `i` key.
 fn key_ip(key: &[u8]) -> Option<Ipv4Addr> {
     match key {
         [b'i', a, b, c, d] => Some(Ipv4Addr::new(*a, *b, *c, *d)),
         _ => None,
-    }
-}
-
-/// The sequence number after the store's last journal batch.
-fn journal_next(tree: &sled::Tree) -> Result<u64, StoreError> {
-    match tree.scan_prefix(b"w").next_back() {
-        Some(item) => Ok(journal::seq(&item?.0).map_or(0, |s| s + 1)),
-        None => Ok(0),
     }
 }
 

@@ -1,0 +1,84 @@
+//! What the lease journal (`w`) and the history (`b`) share: written
+//! batches keyed by a prefix byte and a big-endian sequence number (so
+//! they sort in the order written), each value starting with its entry
+//! count (u32 LE).
+
+/// The key of batch `seq` under `prefix`.
+pub fn key(prefix: u8, seq: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = prefix;
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// The sequence number of a batch key under `prefix`.
+pub fn seq(prefix: u8, key: &[u8]) -> Option<u64> {
+    match key.split_first() {
+        Some((&p, seq)) if p == prefix => Some(u64::from_be_bytes(seq.try_into().ok()?)),
+        _ => None,
+    }
+}
+
+/// The entry count a batch value starts with.
+pub fn count(value: &[u8]) -> Option<u32> {
+    Some(u32::from_le_bytes(value.get(..4)?.try_into().ok()?))
+}
+
+/// Starts a batch value in `out` (its count filled in by [`finish`]).
+pub fn begin(out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&[0; 4]);
+}
+
+/// Writes the entry count `n` into a value started by [`begin`].
+pub fn finish(out: &mut [u8], n: u32) {
+    out[..4].copy_from_slice(&n.to_le_bytes());
+}
+
+/// Checks that every entry `entries` yields is whole and that there are
+/// `count` of them, then calls `f` with each: a damaged value yields none.
+pub fn checked<I, T, E>(count: u32, entries: impl Fn() -> I, mismatch: E, mut f: impl FnMut(T)) -> Result<u32, E>
+where
+    I: Iterator<Item = Result<T, E>>,
+{
+    let mut seen = 0u32;
+    for e in entries() {
+        e?;
+        seen += 1;
+    }
+    if seen != count {
+        return Err(mismatch);
+    }
+    entries().flatten().for_each(&mut f);
+    Ok(count)
+}
+
+/// The sequence number after the last batch under `prefix` in `tree`, and
+/// the entries its batches hold (a damaged header counts none).
+pub fn written(tree: &sled::Tree, prefix: u8) -> sled::Result<(u64, u64)> {
+    let (mut next, mut entries) = (0, 0u64);
+    for item in tree.scan_prefix([prefix]) {
+        let (k, v) = item?;
+        next = seq(prefix, &k).map_or(next, |s| s + 1);
+        entries += u64::from(count(&v).unwrap_or(0));
+    }
+    Ok((next, entries))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_in_the_order_written_and_read_back() {
+        assert!(key(b'w', 255) < key(b'w', 256));
+        assert_eq!(seq(b'w', &key(b'w', 0x0102_0304)), Some(0x0102_0304));
+        assert_eq!(seq(b'b', &key(b'w', 1)), None);
+        assert_eq!(seq(b'w', b"w123"), None);
+        let mut v = vec![9; 3];
+        begin(&mut v);
+        v.push(1);
+        finish(&mut v, 7);
+        assert_eq!((count(&v), count(&v[..3])), (Some(7), None));
+    }
+}
