@@ -708,6 +708,24 @@ fn the_history_thread_folds_while_quiet_and_waits_through_a_storm() {
 }
 
 #[test]
+fn without_history_the_leases_are_still_journaled_and_folded() {
+    let dir = scratch_dir("no-history");
+    let lab = Lab::new(true);
+    let store = Arc::new(open(&dir, &lab.server));
+    let options = CommitterOptions { history: false, ..CommitterOptions::new(SyncMode::Full, 1) };
+    let committer = Committer::start(store.clone(), options);
+    let mut w = committer.writer(0);
+    let last = lease_clients(&lab, 1, 5).into_iter().map(|c| w.submit(c)).last().unwrap();
+    assert!(w.wait_durable(last, Duration::from_secs(10)));
+    // Quiet: the background thread folds the journal; no history is kept.
+    assert!(within(Duration::from_secs(5), || store.backlog().journal == 0));
+    committer.shutdown();
+    assert_eq!(key_kinds(&store), [b'i'; 5]);
+    assert!(store.history(&TestClient::new(1).mac).unwrap().is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn a_damaged_history_batch_is_reported_and_dropped_by_the_fold() {
     let dir = scratch_dir("history-damaged");
     let lab = Lab::new(true);

@@ -2,8 +2,9 @@
 //! queued while the previous batch was being written and flushed, and at
 //! least 500 µs after the previous batch began; a few hundred at most),
 //! writes them as one atomic batch and, in `FULL` mode, flushes once; then
-//! it publishes "durable up to sequence N" per shard. A shard sends an ACK only once its change's
-//! sequence is durable, so a crash never loses an acknowledged lease.
+//! it publishes "durable up to sequence N" per shard. A shard sends an ACK
+//! only once its change's sequence is durable, so a crash never loses an
+//! acknowledged lease.
 //!
 //! A failed write or flush is logged and retried, never skipped: later
 //! changes never become durable ahead of an earlier one.
@@ -11,8 +12,8 @@
 //! History events do not hold up ACKs: once a batch is durable, its changes
 //! go to a second thread that records them with
 //! [`LeaseStore::write_history`] (and become durable with a later flush),
-//! and folds them ([`LeaseStore::fold_history`]) while the server is quiet
-//! (see [`super::history`]).
+//! and folds written batches ([`LeaseStore::fold`]) while the server is
+//! quiet (see [`super::history`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -214,7 +215,7 @@ impl Committer {
         let bstore = store.clone();
         let background = std::thread::Builder::new()
             .name("lease-folder".into())
-            .spawn(move || fold_in_background(bstore.as_ref(), &history_rx))
+            .spawn(move || fold_in_background(bstore.as_ref(), &history_rx, options.history))
             .expect("spawn the store's background thread");
         let thread = std::thread::Builder::new()
             .name("lease-committer".into())
@@ -332,9 +333,8 @@ fn run(
             metrics::histogram!(crate::metrics::STORE_BATCH_SIZE).record(changes.len() as f64);
             events.record(changes.iter().map(|c| (c.kind, c.record.updated)));
             events.publish(&changes);
-            if o.history {
-                recorded.append(&mut changes);
-            }
+            // To the background thread: history to write, and the load.
+            recorded.append(&mut changes);
             changes.clear();
             dirty = true;
         }
@@ -369,11 +369,12 @@ fn run(
 }
 
 /// The background thread of the store: writes each durable batch's
-/// history (one key), and folds written batches (lease journal, history)
+/// history (one key; unless `history` is off), counts the load from them,
+/// and folds written batches (lease journal, history)
 /// into the keys readers use while the server is quiet, or whatever the
 /// load once a backlog is large. Between folds it takes new history first,
 /// so that it never queues up in memory.
-fn fold_in_background(store: &dyn LeaseStore, rx: &Receiver<Vec<LeaseChange>>) {
+fn fold_in_background(store: &dyn LeaseStore, rx: &Receiver<Vec<LeaseChange>>, history: bool) {
     let mut load = history::Load::default();
     loop {
         let backlog = store.backlog();
@@ -384,7 +385,9 @@ fn fold_in_background(store: &dyn LeaseStore, rx: &Receiver<Vec<LeaseChange>>) {
         };
         match next {
             Ok(changes) => {
-                retry(OP_HISTORY, || store.write_history(&changes));
+                if history {
+                    retry(OP_HISTORY, || store.write_history(&changes));
+                }
                 load.add(changes.len() as u64);
             }
             Err(RecvTimeoutError::Timeout) => {}
