@@ -1,7 +1,66 @@
 //! What the lease journal (`w`) and the history (`b`) share: written
 //! batches keyed by a prefix byte and a big-endian sequence number (so
 //! they sort in the order written), each value starting with its entry
-//! count (u32 LE).
+//! count (u32 LE); and when the store's background thread folds them.
+
+use std::time::{Duration, Instant};
+
+use super::history::FOLD_BACKLOG;
+use super::journal::JOURNAL_BACKLOG;
+use super::Backlog;
+
+/// Lease changes a second under which the server counts as quiet, and
+/// the background thread folds what is written.
+pub const QUIET_RATE: u64 = 2_000;
+/// The background thread's view of the load: events written in the current
+/// and the previous second.
+pub struct Load {
+    started: Instant,
+    second: u64,
+    now: u64,
+    before: u64,
+}
+
+impl Default for Load {
+    fn default() -> Self {
+        Load { started: Instant::now(), second: 0, now: 0, before: 0 }
+    }
+}
+
+impl Load {
+    /// Counts `n` events written now.
+    pub fn add(&mut self, n: u64) {
+        self.roll();
+        self.now += n;
+    }
+
+    /// Whether fewer than [`QUIET_RATE`] events were written in the last
+    /// whole second and so far in this one.
+    pub fn quiet(&mut self) -> bool {
+        self.roll();
+        self.before.max(self.now) < QUIET_RATE
+    }
+
+    fn roll(&mut self) {
+        let second = self.started.elapsed().as_secs();
+        if second != self.second {
+            self.before = if second == self.second + 1 { self.now } else { 0 };
+            self.now = 0;
+            self.second = second;
+        }
+    }
+}
+
+/// How long the background thread waits for new batches before it looks at
+/// the backlog again (the load may have dropped meanwhile).
+pub const IDLE_LOOK: Duration = Duration::from_millis(200);
+
+/// Whether to fold now: something is unfolded, and the server is quiet or
+/// a backlog is too large to wait (lease changes: [`JOURNAL_BACKLOG`]).
+pub fn should_fold(backlog: Backlog, quiet: bool) -> bool {
+    let waiting = backlog.journal + backlog.history > 0;
+    waiting && (quiet || backlog.journal > JOURNAL_BACKLOG || backlog.history > FOLD_BACKLOG)
+}
 
 /// The key of batch `seq` under `prefix`.
 pub fn key(prefix: u8, seq: u64) -> [u8; 9] {
@@ -68,6 +127,22 @@ pub fn written(tree: &sled::Tree, prefix: u8) -> sled::Result<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folding_waits_for_quiet_unless_a_backlog_is_large() {
+        let b = |journal, history| Backlog { journal, history };
+        assert!(!should_fold(b(0, 0), true));
+        assert!(should_fold(b(0, 1), true) && should_fold(b(1, 0), true));
+        assert!(!should_fold(b(JOURNAL_BACKLOG, FOLD_BACKLOG), false));
+        assert!(should_fold(b(0, FOLD_BACKLOG + 1), false));
+        assert!(should_fold(b(JOURNAL_BACKLOG + 1, 0), false));
+        let mut load = Load::default();
+        assert!(load.quiet());
+        load.add(QUIET_RATE - 1);
+        assert!(load.quiet());
+        load.add(1);
+        assert!(!load.quiet());
+    }
 
     #[test]
     fn keys_sort_in_the_order_written_and_read_back() {

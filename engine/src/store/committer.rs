@@ -13,7 +13,7 @@
 //! go to a second thread that records them with
 //! [`LeaseStore::write_history`] (and become durable with a later flush),
 //! and folds written batches ([`LeaseStore::fold`]) while the server is
-//! quiet (see [`super::history`]).
+//! quiet (see [`super::batches::should_fold`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
 use tracing::{error, info};
 
+use super::batches;
 use super::events::LeaseEvents;
-use super::history;
 use super::{LeaseStore, StoreError};
 use crate::config::SyncMode;
 use crate::server::LeaseChange;
@@ -375,11 +375,11 @@ fn run(
 /// load once a backlog is large. Between folds it takes new history first,
 /// so that it never queues up in memory.
 fn fold_in_background(store: &dyn LeaseStore, rx: &Receiver<Vec<LeaseChange>>, history: bool) {
-    let mut load = history::Load::default();
+    let mut load = batches::Load::default();
     loop {
         let backlog = store.backlog();
         let next = if backlog.journal + backlog.history > 0 {
-            rx.recv_timeout(history::IDLE_LOOK)
+            rx.recv_timeout(batches::IDLE_LOOK)
         } else {
             rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
         };
@@ -400,7 +400,7 @@ fn fold_in_background(store: &dyn LeaseStore, rx: &Receiver<Vec<LeaseChange>>, h
                 return;
             }
         }
-        while rx.is_empty() && history::should_fold(store.backlog(), load.quiet()) {
+        while rx.is_empty() && batches::should_fold(store.backlog(), load.quiet()) {
             retry(OP_FOLD, || store.fold(super::FOLD_BUDGET).map(drop));
         }
     }

@@ -8,21 +8,16 @@
 //! address: a client's events sort by time under its MAC) and removes the
 //! batch, in one atomic sled batch, so an event is never in both forms
 //! for a reader of the store and never lost. Folding waits while the
-//! server is busy (a DHCP storm) unless the unfolded backlog grows past
-//! [`FOLD_BACKLOG`]; a query reads both forms, so nothing is missing
-//! meanwhile, at the cost of reading the backlog.
+//! server is busy (a DHCP storm, [`super::batches::should_fold`]) unless
+//! the unfolded backlog grows past [`FOLD_BACKLOG`]; a query reads both
+//! forms, so nothing is missing meanwhile, at the cost of reading the
+//! backlog.
 
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
 
 use super::batches;
-use super::journal::JOURNAL_BACKLOG;
-use super::Backlog;
 use crate::server::{ChangeKind, LeaseChange};
 
-/// History events a second under which the server counts as quiet, and
-/// the history thread folds what is written.
-pub const QUIET_RATE: u64 = 2_000;
 /// Unfolded events beyond which the history thread folds whatever the
 /// load (a query reads at most this many from the backlog: ~32 MB).
 pub const FOLD_BACKLOG: u64 = 2_000_000;
@@ -172,56 +167,6 @@ pub fn merge(mut events: Vec<Stored<'_>>) -> Vec<HistoryEvent> {
     events.iter().map(Stored::event).collect()
 }
 
-/// The history thread's view of the load: events written in the current
-/// and the previous second.
-pub struct Load {
-    started: Instant,
-    second: u64,
-    now: u64,
-    before: u64,
-}
-
-impl Default for Load {
-    fn default() -> Self {
-        Load { started: Instant::now(), second: 0, now: 0, before: 0 }
-    }
-}
-
-impl Load {
-    /// Counts `n` events written now.
-    pub fn add(&mut self, n: u64) {
-        self.roll();
-        self.now += n;
-    }
-
-    /// Whether fewer than [`QUIET_RATE`] events were written in the last
-    /// whole second and so far in this one.
-    pub fn quiet(&mut self) -> bool {
-        self.roll();
-        self.before.max(self.now) < QUIET_RATE
-    }
-
-    fn roll(&mut self) {
-        let second = self.started.elapsed().as_secs();
-        if second != self.second {
-            self.before = if second == self.second + 1 { self.now } else { 0 };
-            self.now = 0;
-            self.second = second;
-        }
-    }
-}
-
-/// How long the history thread waits for new batches before it looks at
-/// the backlog again (the load may have dropped meanwhile).
-pub const IDLE_LOOK: Duration = Duration::from_millis(200);
-
-/// Whether to fold now: something is unfolded, and the server is quiet or
-/// a backlog is too large to wait (lease changes: [`JOURNAL_BACKLOG`]).
-pub fn should_fold(backlog: Backlog, quiet: bool) -> bool {
-    let waiting = backlog.journal + backlog.history > 0;
-    waiting && (quiet || backlog.journal > JOURNAL_BACKLOG || backlog.history > FOLD_BACKLOG)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,22 +245,6 @@ mod tests {
         let at = |time, kind| Stored { hw: &hw, time, ip: Ipv4Addr::new(198, 18, 0, 1), kind };
         let events = merge(vec![at(20, 1), at(10, 0), at(20, 1)]);
         assert_eq!(events.iter().map(|e| (e.time, e.kind)).collect::<Vec<_>>(), [(10, "allocated"), (20, "renewed")]);
-    }
-
-    #[test]
-    fn folding_waits_for_quiet_unless_a_backlog_is_large() {
-        let b = |journal, history| Backlog { journal, history };
-        assert!(!should_fold(b(0, 0), true));
-        assert!(should_fold(b(0, 1), true) && should_fold(b(1, 0), true));
-        assert!(!should_fold(b(JOURNAL_BACKLOG, FOLD_BACKLOG), false));
-        assert!(should_fold(b(0, FOLD_BACKLOG + 1), false));
-        assert!(should_fold(b(JOURNAL_BACKLOG + 1, 0), false));
-        let mut load = Load::default();
-        assert!(load.quiet());
-        load.add(QUIET_RATE - 1);
-        assert!(load.quiet());
-        load.add(1);
-        assert!(!load.quiet());
     }
 
     proptest! {

@@ -173,7 +173,7 @@ impl SledStore {
         let decode = |v: &[u8]| {
             codec::decode(v, &self.names.read()).map_err(|error| StoreError::Corrupt { key: ip.to_string(), error })
         };
-        for item in self.tree.scan_prefix(b"w").rev() {
+        for item in self.tree.scan_prefix([journal::PREFIX]).rev() {
             let (_, value) = item?;
             let mut latest = None;
             let _ = journal::decode(&value, |at, record| {
@@ -214,7 +214,7 @@ impl SledStore {
     /// a damaged record at recovery.
     pub fn fold_journal(&self, budget: u64) -> Result<u64, StoreError> {
         let _folding = self.folding.lock();
-        self.fold_batches(b"w", budget, &self.journaled, |key, value, batch| {
+        self.fold_batches(journal::PREFIX, budget, &self.journaled, |key, value, batch| {
             let applied = journal::decode(value, |ip, record| match record {
                 Some(r) => batch.insert(&ip_key(ip), r),
                 None => batch.remove(&ip_key(ip)),
@@ -223,7 +223,7 @@ impl SledStore {
             if let Err(e) = applied {
                 tracing::error!(batch = journal::seq(key), changes, error = %e, "lease changes lost: journal batch dropped");
             }
-            Ok(u64::from(changes))
+            u64::from(changes)
         })
     }
 
@@ -236,7 +236,7 @@ impl SledStore {
     /// first: its folded events and those of batches not yet folded.
     pub fn history(&self, hw: &[u8]) -> Result<Vec<HistoryEvent>, StoreError> {
         // Batches first: one folded meanwhile is then read again as `h` keys.
-        let batches: Vec<sled::IVec> = self.tree.scan_prefix(b"b").values().collect::<Result<_, _>>()?;
+        let batches: Vec<sled::IVec> = self.tree.scan_prefix([history::PREFIX]).values().collect::<Result<_, _>>()?;
         let folded: Vec<(sled::IVec, sled::IVec)> =
             self.tree.scan_prefix(history::client_prefix(hw)).collect::<Result<_, _>>()?;
         let mut events = Vec::new();
@@ -257,7 +257,7 @@ impl SledStore {
     /// (history is not lease data).
     pub fn fold_history(&self, budget: u64) -> Result<u64, StoreError> {
         let _folding = self.folding.lock();
-        self.fold_batches(b"b", budget, &self.unfolded, |key, value, batch| {
+        self.fold_batches(history::PREFIX, budget, &self.unfolded, |key, value, batch| {
             let folded = history::decode_batch(value, |e| {
                 batch.insert(history::client_key(e.hw, e.time, e.ip), &[e.kind]);
             });
@@ -265,7 +265,7 @@ impl SledStore {
                 tracing::warn!(batch = history::batch_seq(key), error = %e, "history batch dropped");
             }
             // Counted as written (its header), so that the backlog drains.
-            Ok(u64::from(history::batch_len(value).unwrap_or(0)))
+            u64::from(history::batch_len(value).unwrap_or(0))
         })
     }
 
@@ -275,16 +275,16 @@ impl SledStore {
     /// `backlog`, and sets it to zero once no batch is left.
     fn fold_batches(
         &self,
-        prefix: &[u8],
+        prefix: u8,
         budget: u64,
         backlog: &AtomicU64,
-        mut apply: impl FnMut(&[u8], &[u8], &mut sled::Batch) -> Result<u64, StoreError>,
+        mut apply: impl FnMut(&[u8], &[u8], &mut sled::Batch) -> u64,
     ) -> Result<u64, StoreError> {
         let mut batch = sled::Batch::default();
         let (mut batches, mut entries) = (0, 0u64);
-        for item in self.tree.scan_prefix(prefix) {
+        for item in self.tree.scan_prefix([prefix]) {
             let (key, value) = item?;
-            entries += apply(&key, &value, &mut batch)?;
+            entries += apply(&key, &value, &mut batch);
             batch.remove(key);
             batches += 1;
             if entries >= budget {
@@ -533,7 +533,7 @@ impl SledStore {
     /// by address as a number.
     fn journal_latest(&self) -> Result<BTreeMap<u32, Option<Vec<u8>>>, StoreError> {
         let mut latest = BTreeMap::new();
-        for value in self.tree.scan_prefix(b"w").values() {
+        for value in self.tree.scan_prefix([journal::PREFIX]).values() {
             // Damaged: as the fold will, leave its leases as they were (the fold logs it).
             let _ = journal::decode(&value?, |ip, record| {
                 latest.insert(u32::from(ip), record.map(<[u8]>::to_vec));
