@@ -72,14 +72,44 @@ fn loopback_config(dir: &std::path::Path, server_port: u16, relay_port: u16, bac
     path
 }
 
-fn serve(config: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(LEASED)
-        .args(["serve", "--config"])
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+/// A running `leased serve`, killed and reaped on drop if it still runs:
+/// a test that fails leaves no server behind.
+struct Running(Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Starts `leased serve` on `config` and waits for its "serving" line;
+/// its further stdout lines come from the receiver.
+fn serve(config: &std::path::Path) -> (Running, String, mpsc::Receiver<String>) {
+    let mut child = Running(
+        Command::new(LEASED)
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let (tx, rx) = mpsc::channel();
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -89,7 +119,7 @@ fn serve(config: &std::path::Path) -> (Child, String) {
     });
     let line = rx.recv_timeout(Duration::from_secs(30)).expect("leased serve printed nothing");
     assert!(line.starts_with("leased: serving on"), "{line}");
-    (child, line)
+    (child, line, rx)
 }
 
 /// Drives DORA for many clients at once as a relay agent: up to `window`
@@ -172,7 +202,7 @@ fn kill9_loses_no_acked_lease(backend: &str) {
     let server_port = UdpSocket::bind((RELAY, 0)).unwrap().local_addr().unwrap().port();
     let server = SocketAddrV4::new(RELAY, server_port);
     let config = loopback_config(&dir, server_port, relay_port, backend);
-    let (mut child, _) = serve(&config);
+    let (mut child, _, _) = serve(&config);
 
     // Load from another thread; kill -9 once a few thousand ACKs are in.
     let acked: Arc<Mutex<Vec<(u16, Ipv4Addr)>>> = Arc::default();
@@ -199,7 +229,7 @@ fn kill9_loses_no_acked_lease(backend: &str) {
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() >= 3000 && acked.len() < 30_000, "{} ACKs: the kill came mid-load", acked.len());
 
-    let (mut child, line) = serve(&config);
+    let (mut child, line, _) = serve(&config);
     // Newcomers first: a server that forgot leases would hand them the acked addresses.
     let taken: HashSet<Ipv4Addr> = acked.iter().map(|a| a.1).collect();
     let newcomers: Vec<u16> = (40_001..=40_500).collect();
@@ -330,15 +360,8 @@ fn sighup_reloads_under_load_without_losing_a_packet() {
     let server_port = UdpSocket::bind((RELAY, 0)).unwrap().local_addr().unwrap().port();
     let server = SocketAddrV4::new(RELAY, server_port);
     let config = loopback_config(&dir, server_port, relay_port, "auto");
-    let mut child = Command::new(LEASED)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok);
-    assert!(stdout.next().unwrap().starts_with("leased: serving on"));
+    let (mut child, _, stdout) = serve(&config);
+    let next_line = || stdout.recv_timeout(Duration::from_secs(30)).expect("leased serve printed nothing more");
 
     let done = Arc::new(AtomicBool::new(false));
     let load = {
@@ -365,7 +388,7 @@ fn sighup_reloads_under_load_without_losing_a_packet() {
         );
         std::fs::write(&config, hcl).unwrap();
         unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
-        let line = stdout.next().unwrap();
+        let line = next_line();
         assert!(line.starts_with("leased: config reloaded"), "{line}");
         reloads += 1;
     }
@@ -374,7 +397,7 @@ fn sighup_reloads_under_load_without_losing_a_packet() {
     assert_eq!(acks, 20_000, "every client got its ACK");
     assert_eq!(resent, 0, "no message was lost across {reloads} reloads (none had to be sent again)");
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let totals: Vec<String> = stdout.filter(|l| l.contains(": received")).collect();
+    let totals: Vec<String> = stdout.iter().filter(|l| l.contains(": received")).collect();
     assert!(child.wait().unwrap().success());
     assert!(totals.iter().all(|l| l.ends_with("dropped 0")), "{totals:?}");
     eprintln!("{reloads} reloads under load, 20,000 DORA, nothing lost: {totals:?}");
