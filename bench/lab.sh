@@ -3,6 +3,7 @@
 # namespaces joined by a veth pair (server 198.18.0.1, generator and relay
 # agent 198.18.0.2, 198.18.0.0/15 only), and removes them, with every
 # process started here (by PID) and the work directory, on exit.
+# CACHE_SIZE, if set, is leased's `database.cache_size` (sled's page cache).
 
 cargo build --release -q -p leased -p leased-bench
 LEASED=$PWD/target/release/leased
@@ -52,7 +53,7 @@ dhcp {
   relay_port = 67
   workers    = ${WORKERS:-1}
   authoritative = true
-  database = { type = "sled"  path = "$WORK/leased-$1"  sync_mode = "$1" }
+  database = { type = "sled"  path = "$WORK/leased-$1"  sync_mode = "$1"${CACHE_SIZE:+  cache_size = $CACHE_SIZE} }
   lease_policies = { default_lease_time = "1h"  max_lease_time = "4h"  min_lease_time = "5m"  offer_hold_time = "30s" }
   scope "bench" {
     relay_addresses = ["198.18.0.2"]

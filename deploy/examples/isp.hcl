@@ -8,7 +8,7 @@ dhcp {
   authoritative = true
   workers   = 0
 
-  database = { type = "sled"  path = "/var/lib/leased"  sync_mode = "FULL"  cache_size = 4000000 }
+  database = { type = "sled"  path = "/var/lib/leased"  sync_mode = "FULL" }
 
   lease_policies = {
     default_lease_time = "4h"  max_lease_time = "12h"  min_lease_time = "30m"

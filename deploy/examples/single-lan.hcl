@@ -6,7 +6,7 @@ dhcp {
   listen    = ["eth1"]
   authoritative = true
 
-  database = { type = "sled"  path = "/var/lib/leased"  sync_mode = "FULL"  cache_size = 10000 }
+  database = { type = "sled"  path = "/var/lib/leased"  sync_mode = "FULL" }
 
   lease_policies = {
     default_lease_time = "24h"  max_lease_time = "7d"  min_lease_time = "1h"

@@ -1,6 +1,7 @@
 //! Heap bytes of the lease cache per lease at 1M leases (issue 8: at most
-//! 200 B of RSS per active lease), counted by this binary's allocator so
-//! that the figure is exact and does not depend on RSS noise.
+//! 200 B of RSS per active lease), and what sled keeps of a full scan,
+//! counted by this binary's allocator so that the figures are exact and do
+//! not depend on RSS noise.
 //!
 //! The cache's hash tables grow by doubling: at 1M entries they have just
 //! doubled (47.7 % full), the worst point for bytes per entry, which is
@@ -9,10 +10,13 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use leased::lease::{
     ClientKey, CountBy, Details, HwAddr, LeaseCache, LeaseDetails, LeaseRecord, LeaseState, CLIENT_KEY_MAX, DETAILS_MAX,
 };
+use leased::server::{ChangeKind, LeaseChange};
+use leased::store::{LeaseStore, Names, SledStore};
 
 /// The system allocator, counting the bytes in use.
 struct Counting;
@@ -37,6 +41,9 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
+
+/// One test at a time: the counter is the whole process's.
+static ALONE: Mutex<()> = Mutex::new(());
 
 const LEASES: u32 = 1_000_000;
 const BASE: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 0);
@@ -86,7 +93,7 @@ fn bytes_per_lease(named: bool) -> f64 {
 
 #[test]
 fn a_million_leases_take_at_most_170_bytes_each_in_the_cache() {
-    // Sequential: the counter is the whole process's.
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
     let anonymous = bytes_per_lease(false);
     let named = bytes_per_lease(true);
     println!("lease cache at {LEASES} leases: {anonymous:.1} B a lease, {named:.1} B with host names");
@@ -94,4 +101,54 @@ fn a_million_leases_take_at_most_170_bytes_each_in_the_cache() {
     assert!(anonymous <= 170.0, "{anonymous:.1} B a lease");
     // And the count by host name: 19 B more.
     assert!(named <= 190.0, "{named:.1} B a lease with host names");
+}
+
+/// Runs what sled freed through crossbeam's epochs (evicted pages).
+fn collect_garbage() {
+    for _ in 0..1_000 {
+        crossbeam::epoch::pin().flush();
+    }
+}
+
+#[test]
+fn after_a_full_scan_sled_keeps_little_more_than_its_cache() {
+    const STORED: u32 = 200_000;
+    const CACHE: usize = 1 << 20;
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("leased-scan-memory-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let names = Names { scopes: vec![("isp".into(), vec!["cpe".into()])] };
+    let store = SledStore::open(&dir, names.clone(), CACHE as u64).unwrap();
+    let changes: Vec<LeaseChange> =
+        (0..STORED).map(|i| LeaseChange { kind: ChangeKind::Allocated, record: lease(i, false) }).collect();
+    for batch in changes.chunks(256) {
+        store.write(batch).unwrap();
+    }
+    assert_eq!(store.fold_all_journal().unwrap(), u64::from(STORED));
+    drop((store, changes));
+
+    // As recovery does: scan everything, sample every 64th lease.
+    let store = SledStore::open(&dir, names, CACHE as u64).unwrap();
+    collect_garbage();
+    let opened = IN_USE.load(Ordering::Relaxed);
+    let (mut seen, mut sample) = (0, Vec::new());
+    store.scan(0, 1, &mut |record| {
+        if seen % 64 == 0 {
+            sample.push(record.unwrap().ip);
+        }
+        seen += 1;
+    });
+    assert_eq!(seen, STORED as usize);
+    collect_garbage();
+    let scanned = IN_USE.load(Ordering::Relaxed).saturating_sub(opened);
+    store.scanned(&sample);
+    collect_garbage();
+    let trimmed = IN_USE.load(Ordering::Relaxed).saturating_sub(opened);
+    println!("{STORED} leases: sled holds {scanned} B more after the scan, {trimmed} B after scanned()");
+    // Without scanned(), up to 64 leaf pages per LRU shard (of 256) stay.
+    assert!(scanned > 4 * CACHE, "the scan kept only {scanned} B: nothing to trim");
+    // Its cache, and about a page per shard.
+    assert!(trimmed <= CACHE + 256 * 4096, "{trimmed} B kept");
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -8,7 +8,8 @@ pub const RELAY_PORT: u16 = 67;
 pub const CLIENT_PORT: u16 = 68;
 pub const AUTHORITATIVE: bool = false;
 pub const DATABASE_PATH: &str = "/var/lib/leased";
-pub const CACHE_SIZE: u64 = 10_000;
+/// sled's page cache in 512-byte units: 1 MiB.
+pub const CACHE_SIZE: u64 = 2_048;
 pub const DEFAULT_LEASE_TIME: Secs = Secs(86_400);
 pub const MAX_LEASE_TIME: Secs = Secs(7 * 86_400);
 pub const MIN_LEASE_TIME: Secs = Secs(60);

@@ -16,6 +16,8 @@ mod recovery;
 mod sled_store;
 pub mod transfer;
 
+use std::net::Ipv4Addr;
+
 use thiserror::Error;
 
 pub use codec::{decode, encode, CodecError, Names, FORMAT_V1};
@@ -80,4 +82,7 @@ pub trait LeaseStore: Send + Sync + 'static {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Called after a full scan (recovery) with addresses spread over what
+    /// it read, so that the store can shrink the caches the scan filled.
+    fn scanned(&self, _sample: &[Ipv4Addr]) {}
 }

@@ -58,6 +58,12 @@ impl Names {
     }
 }
 
+/// Every how many stored leases one goes into the sample handed to
+/// [`LeaseStore::scanned`] (sled's leaves hold 16), and at most how many
+/// (see `SledStore`'s `scanned` for what fewer leave in memory).
+const SAMPLE_EVERY: usize = 64;
+const SAMPLE_MAX: usize = 2048;
+
 /// Loads `store` into `server`. Returns the report and the changes
 /// recovery made, which the caller persists before serving.
 pub fn recover(store: &dyn LeaseStore, server: &Server, now: UnixTime) -> (RecoveryReport, Vec<LeaseChange>) {
@@ -65,28 +71,37 @@ pub fn recover(store: &dyn LeaseStore, server: &Server, now: UnixTime) -> (Recov
     let parts = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
     let report = Mutex::new(RecoveryReport::default());
     let changes = Mutex::new(Vec::new());
+    let samples = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for part in 0..parts {
-            let (report, changes) = (&report, &changes);
+            let (report, changes, samples) = (&report, &changes, &samples);
             s.spawn(move || {
                 let mut local = RecoveryReport::default();
                 let mut displaced = Vec::new();
+                let mut sample = Vec::new();
+                let mut seen = 0usize;
                 store.scan(part, parts, &mut |item| match item {
-                    Ok(record) => match server.restore(record, now) {
-                        Restored::Loaded => local.loaded += 1,
-                        Restored::Skipped => local.skipped += 1,
-                        Restored::OutsidePools => {
-                            local.outside_pools += 1;
-                            if local.outside_pools <= 10 {
-                                warn!("a stored lease is on an address outside every pool and reservation; left in the store");
+                    Ok(record) => {
+                        if seen % SAMPLE_EVERY == 0 {
+                            sample.push(record.ip);
+                        }
+                        seen += 1;
+                        match server.restore(record, now) {
+                            Restored::Loaded => local.loaded += 1,
+                            Restored::Skipped => local.skipped += 1,
+                            Restored::OutsidePools => {
+                                local.outside_pools += 1;
+                                if local.outside_pools <= 10 {
+                                    warn!("a stored lease is on an address outside every pool and reservation; left in the store");
+                                }
+                            }
+                            Restored::Displaced(change) => {
+                                local.loaded += 1;
+                                local.displaced += 1;
+                                displaced.push(change);
                             }
                         }
-                        Restored::Displaced(change) => {
-                            local.loaded += 1;
-                            local.displaced += 1;
-                            displaced.push(change);
-                        }
-                    },
+                    }
                     Err(StoreError::Corrupt { error: CodecError::UnknownScope(scope), key }) => {
                         local.unknown_scope += 1;
                         if local.unknown_scope <= 10 {
@@ -108,9 +123,13 @@ pub fn recover(store: &dyn LeaseStore, server: &Server, now: UnixTime) -> (Recov
                 r.displaced += local.displaced;
                 r.outside_pools += local.outside_pools;
                 changes.lock().unwrap_or_else(|e| e.into_inner()).extend(displaced);
+                samples.lock().unwrap_or_else(|e| e.into_inner()).extend(sample);
             });
         }
     });
+    let samples = samples.into_inner().unwrap_or_else(|e| e.into_inner());
+    let stride = samples.len().div_ceil(SAMPLE_MAX).max(1);
+    store.scanned(&samples.into_iter().step_by(stride).collect::<Vec<_>>());
     let mut report = report.into_inner().unwrap_or_else(|e| e.into_inner());
     let mut changes = changes.into_inner().unwrap_or_else(|e| e.into_inner());
     let (resolved, conflicts) = server.finish_restore(now);

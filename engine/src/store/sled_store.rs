@@ -505,6 +505,22 @@ impl LeaseStore for SledStore {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// sled 0.34 evicts from one of its 256 LRU shards (by page id) only
+    /// once 64 accesses have queued there, so a full scan leaves up to 64
+    /// pages a shard resident whatever the cache's capacity (~21 MB of
+    /// heap at 1M leases). Reading a sampled lease 65 times in a row fills
+    /// its page's queue with that page alone: the shard evicts down to its
+    /// capacity and keeps just that page queued. Server RSS after
+    /// recovering 1M leases with a 1 MiB sled cache: 293 → 264 MB with
+    /// 2048 sampled leases (512: 288 MB, 1024: 270, 4096: 264), in 0.1–0.25 s.
+    fn scanned(&self, sample: &[Ipv4Addr]) {
+        for &ip in sample {
+            for _ in 0..=64 {
+                let _ = self.tree.get(ip_key(ip));
+            }
+        }
+    }
 }
 
 impl SledStore {
