@@ -77,10 +77,16 @@ impl Lab {
                 let _ = tx.send(line);
             }
         });
-        // Log lines go to stderr; only the ones for people (`leased: ...`) matter here.
+        // Log lines go to stderr; only the ones for people (`leased: ...`)
+        // matter here, but errors and panics go to the test's output, which
+        // a failing test shows.
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok).filter(|l| l.starts_with("leased:")) {
-                let _ = tx2.send(line);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.starts_with("leased:") {
+                    let _ = tx2.send(line);
+                } else if line.contains("ERROR") || line.contains("panicked") {
+                    eprintln!("[leased serve] {line}");
+                }
             }
         });
         let line = rx.recv_timeout(Duration::from_secs(20)).expect("leased serve printed nothing");
