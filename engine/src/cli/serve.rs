@@ -84,10 +84,9 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     // sled's own cache only holds its tree's pages: every lease lives in
-    // ours. With 1M leases stored, 5 MiB instead of the default 1 costs
-    // ~40 MB RSS after recovery (the pages it keeps are spread over what
-    // the scan allocated) and buys ~10 % more leases/s in a storm (index
-    // pages stay cached): `cache_size` chooses (bench/README.md).
+    // ours. The default 5 MiB keeps the journal's and the index's hot
+    // pages; 1 MiB (`cache_size = 2048`) saves ~40 MB at 1M leases (with
+    // `scanned` after recovery) and costs 10–15 % of the rate (bench/README.md).
     let sled_cache = (config.database.cache_size * 512).max(1 << 20);
     let db = match SledStore::open(&config.database.path, Names::from_config(&config), sled_cache) {
         Ok(s) => Arc::new(s),

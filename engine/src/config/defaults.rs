@@ -8,8 +8,9 @@ pub const RELAY_PORT: u16 = 67;
 pub const CLIENT_PORT: u16 = 68;
 pub const AUTHORITATIVE: bool = false;
 pub const DATABASE_PATH: &str = "/var/lib/leased";
-/// sled's page cache in 512-byte units: 1 MiB.
-pub const CACHE_SIZE: u64 = 2_048;
+/// sled's page cache in 512-byte units: 5 MiB (2048, 1 MiB, saves ~35 B
+/// per lease at 1M and costs 10–15 % of the rate: bench/README.md).
+pub const CACHE_SIZE: u64 = 10_000;
 pub const DEFAULT_LEASE_TIME: Secs = Secs(86_400);
 pub const MAX_LEASE_TIME: Secs = Secs(7 * 86_400);
 pub const MIN_LEASE_TIME: Secs = Secs(60);
