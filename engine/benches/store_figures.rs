@@ -1,6 +1,8 @@
 //! Lease store figures at 1M leases, printed as a table:
 //! - FULL-mode commit rate with group commit against one flush per lease,
 //!   and the rate at which the journal it writes is folded later;
+//! - the rate at which history is folded: each client's first event, then
+//!   a second one (a renewal half a day later) beside it;
 //! - recovery time of 1M leases, with all of them still in the journal (a
 //!   crash in a storm) and folded;
 //! - disk bytes and lease-cache RSS per lease.
@@ -17,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use leased::config::SyncMode;
-use leased::server::{LeaseChange, Meta, Server};
-use leased::store::{self, Committer, CommitterOptions, LeaseStore, Names, SledStore};
+use leased::server::{ChangeKind, LeaseChange, Meta, Server};
+use leased::store::{self, Committer, CommitterOptions, LeaseStore, Names, SledStore, FOLD_BUDGET};
 
 /// sled's page cache during recovery, MiB (`SLED_CACHE_MB`, default 64).
 fn sled_cache_mb() -> u64 {
@@ -100,6 +102,19 @@ fn dora_child(n: u32) {
     println!("{before} {}", rss_bytes());
 }
 
+/// Folds every history batch as the background thread does; events a second.
+fn fold_history_rate(store: &SledStore) -> f64 {
+    let started = Instant::now();
+    let mut events = 0;
+    loop {
+        match store.fold_history(FOLD_BUDGET).unwrap() {
+            0 => break,
+            n => events += n,
+        }
+    }
+    events as f64 / started.elapsed().as_secs_f64()
+}
+
 fn main() {
     if let Ok(n) = std::env::var("LEASED_BENCH_DORA") {
         return dora_child(n.parse().unwrap());
@@ -132,6 +147,22 @@ fn main() {
     let grouped = commit_grouped(store.clone(), &changes);
     let group_rate = n as f64 / grouped.as_secs_f64();
     let disk = store.size_on_disk().unwrap();
+    let history_rate = fold_history_rate(&store);
+    // Each client's second event, written in the committer's batch size.
+    for batch in changes.chunks(256) {
+        let renewed: Vec<_> = batch
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                c.kind = ChangeKind::Renewed;
+                c.record.updated += 43_200;
+                c
+            })
+            .collect();
+        store.write_history(&renewed).unwrap();
+    }
+    let history_rate_2 = fold_history_rate(&store);
+    let disk_2 = store.size_on_disk().unwrap();
     drop(store);
     drop(changes);
     drop(core);
@@ -174,12 +205,15 @@ fn main() {
     println!("lease store, {n} leases (sled 0.34.7, FULL mode)");
     println!("  group commit           {group_rate:>12.0} leases/s  ({grouped:.2?} for all, into the journal)");
     println!("  journal fold           {fold_rate:>12.0} leases/s  (in the background, later)");
+    println!("  history fold           {history_rate:>12.0} events/s (first event of each client)");
+    println!("  history fold, 2nd      {history_rate_2:>12.0} events/s (a second event beside it)");
     println!("  one flush per lease    {single_rate:>12.0} leases/s  ({single} leases)");
     println!("  ratio                  {:>12.1}x", group_rate / single_rate);
     let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
     println!("  recovery               {recovery:>12.2?}  ({loaded} leases, {threads} threads)");
     println!("  recovery, from journal {recovery_journal:>12.2?}  (every lease still in the journal)");
     println!("  disk                   {:>12.0} B/lease", per_lease(disk));
+    println!("  disk, 2 events folded  {:>12.0} B/lease", per_lease(disk_2));
     println!(
         "  RSS, recovery + sled   {:>12.0} B/lease  (sled cache {sled_cache_mb} MiB, store open)",
         per_lease(rss_with_store.saturating_sub(rss_empty))
