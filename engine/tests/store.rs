@@ -19,7 +19,7 @@ use leased::config::SyncMode;
 use leased::lease::LeaseState;
 use leased::server::{ChangeKind, LeaseChange, Meta, Server};
 use leased::store::AnomalyRecord;
-use leased::store::{self, Committer, CommitterOptions, LeaseStore, Names, SledStore, StoreError};
+use leased::store::{self, Committer, CommitterOptions, LeaseStore, Names, SledStore, StoreError, SCHEMA_VERSION};
 
 /// A /15 so that children can lease a hundred thousand addresses in all.
 const CRASH_LAB: &str = r#"
@@ -423,8 +423,8 @@ fn a_schema_version_mismatch_is_a_clear_error() {
     store.flush().unwrap();
     drop(store);
     let err = SledStore::open(&dir, Names::of(&lab.server), 1 << 20).err().unwrap();
-    assert!(matches!(err, StoreError::SchemaMismatch { found: 99, expected: 3, .. }), "{err:?}");
-    assert!(err.to_string().contains("schema version 99, this leased needs 3"), "{err}");
+    assert!(matches!(err, StoreError::SchemaMismatch { found: 99, expected: SCHEMA_VERSION, .. }), "{err:?}");
+    assert!(err.to_string().contains(&format!("schema version 99, this leased needs {SCHEMA_VERSION}")), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -452,35 +452,61 @@ fn a_schema_1_store_loses_its_unused_indexes_when_opened() {
 
     let store = open(&dir, &lab.server);
     assert_eq!(key_kinds(&store), [b'i', b'i']);
-    assert_eq!(store.raw_tree().get(b"mschema").unwrap().unwrap().as_ref(), 3u32.to_le_bytes());
+    assert_eq!(store.raw_tree().get(b"mschema").unwrap().unwrap().as_ref(), SCHEMA_VERSION.to_le_bytes());
     assert_eq!(store.get(ip("198.18.0.101")).unwrap().unwrap().hw.bytes(), &TestClient::new(2).mac);
     assert!(store.validate().unwrap().is_ok());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
-fn a_schema_2_store_keeps_its_per_event_history_when_opened() {
-    let dir = scratch_dir("schema-2");
-    let lab = Lab::new(true);
-    let store = open(&dir, &lab.server);
-    store.write(&lease_clients(&lab, 1, 1)).unwrap();
-    // Schema 2's history: one key per event, as folded history still is.
-    let mac = TestClient::new(1).mac;
-    let mut key = vec![b'h', 6];
-    key.extend_from_slice(&mac);
-    key.extend_from_slice(&T0.to_be_bytes());
-    key.extend_from_slice(&[198, 18, 0, 100]);
-    store.raw_tree().insert(key, &[ChangeKind::Allocated as u8]).unwrap();
-    store.raw_tree().insert(b"mschema", &2u32.to_le_bytes()).unwrap();
-    store.flush().unwrap();
-    drop(store);
+/// Schema 2 and 3's history: one `h` key per event (hardware address with
+/// its length, time, address; the kind as value).
+fn legacy_history_key(mac: &[u8], time: u32, addr: [u8; 4]) -> Vec<u8> {
+    let mut key = vec![b'h', mac.len() as u8];
+    key.extend_from_slice(mac);
+    key.extend_from_slice(&time.to_be_bytes());
+    key.extend_from_slice(&addr);
+    key
+}
 
-    let store = open(&dir, &lab.server);
-    assert_eq!(store.raw_tree().get(b"mschema").unwrap().unwrap().as_ref(), 3u32.to_le_bytes());
-    let events: Vec<_> = store.history(&mac).unwrap().into_iter().map(|e| (e.time, e.ip, e.kind)).collect();
-    assert_eq!(events, [(T0, ip("198.18.0.100"), "allocated")]);
-    assert!(store.validate().unwrap().is_ok());
-    std::fs::remove_dir_all(&dir).unwrap();
+#[test]
+fn a_schema_2_or_3_store_moves_its_per_event_history_into_chunks_when_opened() {
+    for schema in [2u32, 3] {
+        let dir = scratch_dir(&format!("schema-{schema}"));
+        let lab = Lab::new(true);
+        let store = open(&dir, &lab.server);
+        store.write(&lease_clients(&lab, 1, 1)).unwrap();
+        store.fold_journal(u64::MAX).unwrap();
+        // Client 1: 40 events as `h` keys. Client 2: one event already in
+        // a chunk (as an interrupted upgrade leaves a moved client) and one
+        // `h` key left. And a malformed `h` key.
+        let (one, two) = (TestClient::new(1).mac, TestClient::new(2).mac);
+        let tree = store.raw_tree();
+        for i in 0..40u32 {
+            let kind = if i == 0 { ChangeKind::Allocated } else { ChangeKind::Renewed };
+            tree.insert(legacy_history_key(&one, T0 + 10 * i, [198, 18, 0, 100]), &[kind as u8]).unwrap();
+        }
+        let allocated = lease_clients(&lab, 2, 1);
+        let at = allocated[0].record.ip;
+        store.write_history(&allocated).unwrap();
+        store.fold_history(10).unwrap();
+        tree.insert(legacy_history_key(&two, T0 + 500, at.octets()), &[ChangeKind::Released as u8]).unwrap();
+        tree.insert([b'h', 6, 1, 2], &[0u8][..]).unwrap();
+        tree.insert(b"mschema", &schema.to_le_bytes()).unwrap();
+        store.flush().unwrap();
+        drop(store);
+
+        let store = open(&dir, &lab.server);
+        assert_eq!(store.raw_tree().get(b"mschema").unwrap().unwrap().as_ref(), SCHEMA_VERSION.to_le_bytes());
+        assert_eq!(key_kinds(&store), [b'g', b'g', b'g', b'i'], "schema {schema}: 32 + 8 events, and client 2's");
+        let events: Vec<_> = store.history(&one).unwrap().into_iter().map(|e| (e.time, e.kind)).collect();
+        assert_eq!(events.len(), 40);
+        assert_eq!(events[0], (T0, "allocated"));
+        assert!(events.windows(2).all(|w| w[1] == (w[0].0 + 10, "renewed")), "{events:?}");
+        let events: Vec<_> = store.history(&two).unwrap().into_iter().map(|e| (e.ip, e.kind)).collect();
+        assert_eq!(events, [(at, "allocated"), (at, "released")]);
+        assert!(store.validate().unwrap().is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
 
 #[test]
@@ -614,10 +640,11 @@ fn history_records_each_change_per_mac_and_compaction_keeps_only_whats_current()
     assert_eq!(store.backlog().history, 3);
     assert_eq!(events(&store), expected);
     assert_eq!(store.fold_history(2).unwrap(), 2);
-    assert_eq!((key_kinds(&store), store.backlog().history), (vec![b'b', b'h', b'h', b'i'], 1));
+    // Both events of the client in one chunk.
+    assert_eq!((key_kinds(&store), store.backlog().history), (vec![b'b', b'g', b'i'], 1));
     assert_eq!(events(&store), expected);
     assert_eq!(store.fold_history(10).unwrap(), 1);
-    assert_eq!((key_kinds(&store), store.backlog().history), (vec![b'h', b'h', b'h', b'i'], 0));
+    assert_eq!((key_kinds(&store), store.backlog().history), (vec![b'g', b'i'], 0));
     assert_eq!(events(&store), expected);
     assert!(store.history(&TestClient::new(2).mac).unwrap().is_empty());
 
@@ -688,7 +715,7 @@ fn the_history_thread_folds_while_quiet_and_waits_through_a_storm() {
         w.submit(c.clone());
     }
     committer.sync().unwrap();
-    assert!(within(Duration::from_secs(5), || store.backlog().history == 0 && key_kinds(&store).contains(&b'h')));
+    assert!(within(Duration::from_secs(5), || store.backlog().history == 0 && key_kinds(&store).contains(&b'g')));
     // A storm (far more than QUIET_RATE events a second): its batches wait.
     for i in 0..6000 {
         w.submit(changes[i % 20].clone());
@@ -726,6 +753,33 @@ fn without_history_the_leases_are_still_journaled_and_folded() {
 }
 
 #[test]
+fn a_damaged_history_chunk_is_reported_skipped_and_not_appended_to() {
+    let dir = scratch_dir("chunk-damaged");
+    let mut lab = Lab::new(true);
+    let store = open(&dir, &lab.server);
+    let c = TestClient::new(1);
+    let allocated = lease_clients(&lab, 1, 1);
+    persist(&store, &allocated);
+    store.fold(u64::MAX).unwrap();
+    store.fold(u64::MAX).unwrap();
+    let (key, value) = store.raw_tree().scan_prefix(b"g").next().unwrap().unwrap();
+    store.raw_tree().insert(&key, &value[..value.len() - 1]).unwrap();
+    let report = store.validate().unwrap();
+    assert!(report.errors.iter().any(|e| e.contains("a chunk is not a whole number of events")), "{:?}", report.errors);
+    assert!(store.history(&c.mac).unwrap().is_empty());
+    // The next event begins a chunk of its own; the damaged one stays for the operator.
+    lab.advance(100);
+    persist(&store, &[lab.answer(&c.renew(allocated[0].record.ip)).outcome.change.unwrap()]);
+    store.fold(u64::MAX).unwrap();
+    store.fold(u64::MAX).unwrap();
+    assert_eq!(key_kinds(&store), [b'g', b'g', b'i']);
+    assert_eq!(store.raw_tree().get(&key).unwrap().unwrap(), value[..value.len() - 1]);
+    let kinds: Vec<_> = store.history(&c.mac).unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["renewed"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn a_damaged_history_batch_is_reported_and_dropped_by_the_fold() {
     let dir = scratch_dir("history-damaged");
     let lab = Lab::new(true);
@@ -736,7 +790,7 @@ fn a_damaged_history_batch_is_reported_and_dropped_by_the_fold() {
     let (key, value) = store.raw_tree().scan_prefix(b"b").next().unwrap().unwrap();
     store.raw_tree().insert(&key, &value[..value.len() - 3]).unwrap();
     let report = store.validate().unwrap();
-    assert!(report.errors.iter().any(|e| e.contains("history batch is damaged")), "{:?}", report.errors);
+    assert!(report.errors.iter().any(|e| e.contains("history is damaged: a batch")), "{:?}", report.errors);
     assert!(store.history(&TestClient::new(1).mac).unwrap().is_empty(), "no event of a damaged batch");
     assert_eq!(store.fold_history(10).unwrap(), 2, "counted as written, so the backlog drains");
     assert_eq!((key_kinds(&store), store.backlog().history), (vec![b'i', b'i'], 0));

@@ -4,14 +4,21 @@
 //! the store as one key (`b` and a sequence number): one sled insert per
 //! batch instead of one per event, which kept a third of the server's CPU
 //! per lease busy (bench/README.md). Folded: later, the history thread
-//! moves each batch into per-client keys (`h`, hardware address, time,
-//! address: a client's events sort by time under its MAC) and removes the
-//! batch, in one atomic sled batch, so an event is never in both forms
-//! for a reader of the store and never lost. Folding waits while the
-//! server is busy (a DHCP storm, [`super::batches::should_fold`]) unless
-//! the unfolded backlog grows past [`FOLD_BACKLOG`]; a query reads both
-//! forms, so nothing is missing meanwhile, at the cost of reading the
-//! backlog.
+//! appends each batch's events to their clients' chunks (`g`, hardware
+//! address, chunk number: up to [`CHUNK_EVENTS`] events each, 9 bytes an
+//! event) and removes the batch, in one atomic sled batch, so an event is
+//! never in both forms for a reader of the store and never lost. Folding
+//! waits while the server is busy (a DHCP storm,
+//! [`super::batches::should_fold`]) unless the unfolded backlog grows past
+//! [`FOLD_BACKLOG`]; a query reads both forms, so nothing is missing
+//! meanwhile, at the cost of reading the backlog.
+//!
+//! Chunks, not a key per event (schema 3 and before, `h` keys): sled keeps
+//! ~40 B of RAM per key whatever its size (its leaves split at 16 keys),
+//! so retained history cost ~40 B of RAM per event, ~2.4 KB per client at
+//! 30 days of two renewals a day; chunks make it grow with clients. Not one
+//! key per client: appending would rewrite all of a client's retained
+//! history, so a client renewing every minute would cost O(n²).
 
 use std::net::Ipv4Addr;
 
@@ -50,36 +57,124 @@ fn kind_label(kind: u8) -> &'static str {
     ChangeKind::from_u8(kind).map_or("unknown", ChangeKind::label)
 }
 
-/// `h`, the hardware address with its length: the prefix of a client's
-/// folded events.
+/// Prefix of folded history: a client's chunks of events.
+pub const CHUNK_PREFIX: u8 = b'g';
+
+/// Events a chunk holds; the next event begins a new chunk. Appending
+/// rewrites the last chunk (≤ 288 B), and a client with a month of
+/// history at two events a day has two chunks.
+pub const CHUNK_EVENTS: usize = 32;
+
+/// An event in a chunk: time (u32 BE), address, change kind.
+pub type Packed = [u8; 9];
+
+/// `g`, the hardware address with its length: the prefix of a client's
+/// chunks.
 pub fn client_prefix(hw: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(2 + hw.len() + 8);
-    k.push(b'h');
+    let mut k = Vec::with_capacity(2 + hw.len() + 4);
+    k.push(CHUNK_PREFIX);
     k.push(hw.len() as u8);
     k.extend_from_slice(hw);
     k
 }
 
-/// The key of a folded event (its value is the change kind).
-pub fn client_key(hw: &[u8], time: u32, ip: Ipv4Addr) -> Vec<u8> {
+/// The key of a client's chunk number `n` (they sort in that order).
+pub fn chunk_key(hw: &[u8], n: u32) -> Vec<u8> {
     let mut k = client_prefix(hw);
-    k.extend_from_slice(&time.to_be_bytes());
-    k.extend_from_slice(&ip.octets());
+    k.extend_from_slice(&n.to_be_bytes());
     k
 }
 
-/// A folded event from its key and value; None for a malformed key.
-pub fn from_client_key<'k>(key: &'k [u8], value: &[u8]) -> Option<Stored<'k>> {
+/// The hardware address and number of a chunk key; None for a malformed key.
+pub fn chunk_of(key: &[u8]) -> Option<(&[u8], u32)> {
     let hlen = *key.get(1)? as usize;
     let hw = key.get(2..2 + hlen)?;
-    let rest = key.get(2 + hlen..)?;
-    let rest: &[u8; 8] = rest.try_into().ok()?;
-    Some(Stored {
+    let n: [u8; 4] = key.get(2 + hlen..)?.try_into().ok()?;
+    (key[0] == CHUNK_PREFIX).then_some((hw, u32::from_be_bytes(n)))
+}
+
+/// An event as a chunk holds it.
+pub fn pack(e: &Stored<'_>) -> Packed {
+    let t = e.time.to_be_bytes();
+    let a = e.ip.octets();
+    [t[0], t[1], t[2], t[3], a[0], a[1], a[2], a[3], e.kind]
+}
+
+fn unpack<'h>(hw: &'h [u8], p: &[u8]) -> Stored<'h> {
+    Stored {
         hw,
-        time: u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]),
-        ip: Ipv4Addr::new(rest[4], rest[5], rest[6], rest[7]),
-        kind: value.first().copied().unwrap_or(u8::MAX),
-    })
+        time: u32::from_be_bytes([p[0], p[1], p[2], p[3]]),
+        ip: Ipv4Addr::new(p[4], p[5], p[6], p[7]),
+        kind: p[8],
+    }
+}
+
+/// The events of `hw`'s chunk `value`, in the order appended.
+pub fn decode_chunk<'v>(hw: &'v [u8], value: &'v [u8]) -> Result<impl Iterator<Item = Stored<'v>>, Damaged> {
+    if value.is_empty() || value.len() % 9 != 0 {
+        return Err(Damaged("a chunk is not a whole number of events"));
+    }
+    Ok(value.chunks_exact(9).map(move |p| unpack(hw, p)))
+}
+
+/// Whether a chunk's key and value can be read.
+pub fn check_chunk(key: &[u8], value: &[u8]) -> Result<(), Damaged> {
+    let (hw, _) = chunk_of(key).ok_or(Damaged("a chunk key is malformed"))?;
+    decode_chunk(hw, value).map(drop)
+}
+
+/// The chunks to write when `events` are appended to a client's history
+/// whose last chunk is `last` (its number and value), if it has one: that
+/// chunk filled up to [`CHUNK_EVENTS`], then new ones numbered on. A
+/// damaged last chunk is left as it is.
+pub fn append(last: Option<(u32, &[u8])>, events: &[Packed]) -> Vec<(u32, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut events = events;
+    let mut next = 0;
+    if let Some((n, value)) = last {
+        next = n.saturating_add(1);
+        let room = if value.len() % 9 == 0 { CHUNK_EVENTS.saturating_sub(value.len() / 9) } else { 0 };
+        let (now, later) = events.split_at(room.min(events.len()));
+        if !now.is_empty() {
+            let mut v = value.to_vec();
+            v.extend(now.iter().flatten());
+            out.push((n, v));
+        }
+        events = later;
+    }
+    for chunk in events.chunks(CHUNK_EVENTS) {
+        out.push((next, chunk.iter().flatten().copied().collect()));
+        next = next.saturating_add(1);
+    }
+    out
+}
+
+/// A chunk without its events older than `before`, and how many those
+/// were; a damaged chunk is kept whole (validate-database reports it).
+pub fn trim(value: &[u8], before: u32) -> (Vec<u8>, usize) {
+    let Ok(events) = decode_chunk(&[], value) else { return (value.to_vec(), 0) };
+    let mut kept = Vec::with_capacity(value.len());
+    let mut removed = 0;
+    for e in events {
+        if e.time < before {
+            removed += 1;
+        } else {
+            kept.extend_from_slice(&pack(&e));
+        }
+    }
+    (kept, removed)
+}
+
+/// Prefix of schema 3's folded history: one key per event.
+pub const LEGACY_PREFIX: u8 = b'h';
+
+/// An event of schema 3 from its key (`h`, hardware address with its
+/// length, time BE, address) and value (change kind); None if malformed.
+pub fn legacy_event<'k>(key: &'k [u8], value: &[u8]) -> Option<Stored<'k>> {
+    let hlen = *key.get(1)? as usize;
+    let hw = key.get(2..2 + hlen)?;
+    let rest: &[u8; 8] = key.get(2 + hlen..)?.try_into().ok()?;
+    Some(unpack(hw, &[rest[0], rest[1], rest[2], rest[3], rest[4], rest[5], rest[6], rest[7], *value.first()?]))
 }
 
 /// Prefix of written history batches.
@@ -115,22 +210,22 @@ pub fn encode_batch(changes: &[LeaseChange], out: &mut Vec<u8>) -> u32 {
     n
 }
 
-/// Why a batch value cannot be read.
+/// Why a batch or chunk value cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("history batch is damaged: {0}")]
-pub struct DamagedBatch(&'static str);
+#[error("history is damaged: {0}")]
+pub struct Damaged(&'static str);
 
 /// The event count a batch value says it holds.
-pub fn batch_len(value: &[u8]) -> Result<u32, DamagedBatch> {
-    batches::count(value).ok_or(DamagedBatch("no header"))
+pub fn batch_len(value: &[u8]) -> Result<u32, Damaged> {
+    batches::count(value).ok_or(Damaged("a batch has no header"))
 }
 
 /// Calls `f` with each event of a batch value, in the order written.
 /// Checks the whole value first: a damaged one yields no event.
-pub fn decode_batch<'v>(value: &'v [u8], f: impl FnMut(Stored<'v>)) -> Result<u32, DamagedBatch> {
+pub fn decode_batch<'v>(value: &'v [u8], f: impl FnMut(Stored<'v>)) -> Result<u32, Damaged> {
     let n = batch_len(value)?;
     let events = || BatchEvents { rest: &value[4..] };
-    batches::checked(n, events, DamagedBatch("event count differs from its header"), f)
+    batches::checked(n, events, Damaged("a batch's event count differs from its header"), f)
 }
 
 struct BatchEvents<'v> {
@@ -138,14 +233,14 @@ struct BatchEvents<'v> {
 }
 
 impl<'v> Iterator for BatchEvents<'v> {
-    type Item = Result<Stored<'v>, DamagedBatch>;
+    type Item = Result<Stored<'v>, Damaged>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let (&hlen, rest) = self.rest.split_first()?;
         let hlen = hlen as usize;
         if hlen > 16 || rest.len() < hlen + 9 {
             self.rest = &[];
-            return Some(Err(DamagedBatch("an event is cut short")));
+            return Some(Err(Damaged("a batch's event is cut short")));
         }
         let (hw, rest) = rest.split_at(hlen);
         let (fixed, rest) = rest.split_at(9);
@@ -160,10 +255,11 @@ impl<'v> Iterator for BatchEvents<'v> {
 }
 
 /// Events of one client, oldest first, from both forms: an event read in
-/// both (folded between the two reads) is one event, as in its key.
+/// both (folded between the two reads) is one event. (So are two equal
+/// events of one second, such as two renewals: they say nothing more.)
 pub fn merge(mut events: Vec<Stored<'_>>) -> Vec<HistoryEvent> {
-    events.sort_by_key(|e| (e.time, e.ip));
-    events.dedup_by_key(|e| (e.time, e.ip));
+    events.sort_by_key(|e| (e.time, e.ip, e.kind));
+    events.dedup_by_key(|e| (e.time, e.ip, e.kind));
     events.iter().map(Stored::event).collect()
 }
 
@@ -227,16 +323,66 @@ mod tests {
         }
         let mut wrong_count = value.clone();
         wrong_count[0] = 3;
-        assert_eq!(decode_batch(&wrong_count, |_| {}), Err(DamagedBatch("event count differs from its header")));
+        assert_eq!(decode_batch(&wrong_count, |_| {}), Err(Damaged("a batch's event count differs from its header")));
     }
 
     #[test]
     fn keys_read_back() {
         let hw = [2, 0, 0, 0, 0, 9];
-        let key = client_key(&hw, 7, Ipv4Addr::new(198, 18, 1, 2));
-        let e = from_client_key(&key, &[ChangeKind::Expired as u8]).unwrap();
+        let key = chunk_key(&hw, 7);
+        assert!(key.starts_with(&client_prefix(&hw)));
+        assert_eq!(chunk_of(&key), Some((&hw[..], 7)));
+        assert_eq!(chunk_of(&key[..key.len() - 1]), None);
+        assert!(chunk_key(&hw, 1) < chunk_key(&hw, 256), "a client's chunks sort by number");
+        // Schema 3's per-event keys, read by the upgrade.
+        let mut legacy = vec![LEGACY_PREFIX, 6];
+        legacy.extend_from_slice(&hw);
+        legacy.extend_from_slice(&7u32.to_be_bytes());
+        legacy.extend_from_slice(&[198, 18, 1, 2]);
+        let e = legacy_event(&legacy, &[ChangeKind::Expired as u8]).unwrap();
         assert_eq!((e.hw, e.time, e.ip, e.event().kind), (&hw[..], 7, Ipv4Addr::new(198, 18, 1, 2), "expired"));
-        assert!(from_client_key(&key[..key.len() - 1], &[0]).is_none());
+        assert!(legacy_event(&legacy[..legacy.len() - 1], &[0]).is_none());
+        assert!(legacy_event(&legacy, &[]).is_none());
+    }
+
+    fn packed(time: u32) -> Packed {
+        pack(&Stored { hw: &[], time, ip: Ipv4Addr::new(198, 18, 0, 1), kind: ChangeKind::Renewed as u8 })
+    }
+
+    fn times(value: &[u8]) -> Vec<u32> {
+        decode_chunk(&[], value).unwrap().map(|e| e.time).collect()
+    }
+
+    #[test]
+    fn appended_events_fill_the_last_chunk_then_begin_new_ones() {
+        let first: Vec<Packed> = (0..30).map(packed).collect();
+        let written = append(None, &first);
+        assert_eq!(written.len(), 1);
+        assert_eq!((written[0].0, times(&written[0].1)), (0, (0..30).collect()));
+
+        let more: Vec<Packed> = (30..100).map(packed).collect();
+        let written = append(Some((0, &written[0].1)), &more);
+        let chunks: Vec<_> = written.iter().map(|(n, v)| (*n, times(v))).collect();
+        assert_eq!(
+            chunks,
+            [(0, (0..32).collect()), (1, (32..64).collect()), (2, (64..96).collect()), (3, (96..100).collect())]
+        );
+        // A full last chunk is not rewritten; a damaged one neither.
+        let full: Vec<u8> = (0..32).flat_map(packed).collect();
+        assert_eq!(append(Some((5, &full)), &[packed(1)]), [(6, packed(1).to_vec())]);
+        assert_eq!(append(Some((5, &full[..20])), &[packed(1)]), [(6, packed(1).to_vec())]);
+        assert!(append(Some((5, &full[..18])), &[]).is_empty());
+    }
+
+    #[test]
+    fn trimming_removes_only_events_older_than_the_cut() {
+        let value: Vec<u8> = [30, 10, 40, 20].into_iter().flat_map(packed).collect();
+        let (kept, removed) = trim(&value, 25);
+        assert_eq!((times(&kept), removed), (vec![30, 40], 2));
+        assert_eq!(trim(&value, 5), (value.clone(), 0));
+        assert_eq!(trim(&value, 50), (vec![], 4));
+        assert_eq!(trim(&value[..5], 50), (value[..5].to_vec(), 0), "a damaged chunk is kept for validation");
+        assert!(decode_chunk(&[], &[]).is_err());
     }
 
     #[test]
@@ -251,6 +397,10 @@ mod tests {
         #[test]
         fn any_bytes_decode_without_panic(value in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode_batch(&value, |_| {});
+            let _ = decode_chunk(&[], &value).map(|events| events.count());
+            let _ = trim(&value, 100);
+            let _ = append(Some((u32::MAX, &value)), &[[0; 9]]);
+            let _ = (chunk_of(&value), legacy_event(&value, &value));
         }
     }
 }

@@ -80,7 +80,12 @@ impl SledStore {
             let (k, v) = item?;
             tick();
             match k.first() {
-                Some(b'i' | b'h') => {}
+                Some(b'i') => {}
+                Some(&super::history::CHUNK_PREFIX) => {
+                    if let Err(e) = super::history::check_chunk(&k, &v) {
+                        report.errors.push(format!("{e} (key {:02x?})", &k[..]));
+                    }
+                }
                 Some(b'b') => {
                     if let Err(e) = super::history::decode_batch(&v, |_| {}) {
                         report.errors.push(format!("{e} (key {:02x?})", &k[..]));

@@ -5,7 +5,7 @@
 //! | `i` ip | the record ([`super::codec`]) |
 //! | `w` seq (u64 BE) | a batch of lease changes, not yet folded ([`super::journal`]) |
 //! | `b` seq (u64 BE) | a batch of history events, not yet folded ([`super::history`]) |
-//! | `h` hlen hw time (BE) ip | change kind: per-client history, folded |
+//! | `g` hlen hw n (u32 BE) | a client's history, folded: chunk `n` of its events ([`super::history`]) |
 //! | `a` time (u64 BE) seq (u32 BE) | an [`AnomalyRecord`] (JSON) |
 //! | `m` "schema" | schema version (u32 LE) |
 //!
@@ -16,7 +16,9 @@
 //! (bench/README.md). Opening a schema 1 store removes them. Schema 2 wrote
 //! history as one `h` key per event and each lease straight into its `i`
 //! key; schema 3 writes one `b` and one `w` key per batch and folds them
-//! into `h` and `i` keys later. Opening a schema 2 store only marks it 3.
+//! into `h` and `i` keys later. Schema 4 folds history into chunks of
+//! events per client (`g`) instead of `h` keys: opening a schema 2 or 3
+//! store moves its `h` keys into chunks.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -33,11 +35,13 @@ use crate::lease::LeaseRecord;
 use crate::server::{ChangeKind, LeaseChange};
 
 /// Version of the key layout and record formats this build writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 /// Schema 2 plus a by-client and a by-expiry index.
 const SCHEMA_WITH_INDEXES: u32 = 1;
-/// Schema 3 without history batches (`b` keys): upgraded by marking it.
-const SCHEMA_HISTORY_PER_EVENT: u32 = 2;
+/// Schema 3 without history batches (`b` keys).
+const SCHEMA_UNBATCHED: u32 = 2;
+/// Schema 4 with one `h` key per folded history event.
+const SCHEMA_EVENT_KEYS: u32 = 3;
 pub(super) const SCHEMA_KEY: &[u8] = b"mschema";
 
 /// Key deletions applied `chunk` at a time.
@@ -141,7 +145,9 @@ impl SledStore {
         match tree.get(SCHEMA_KEY)? {
             Some(v) => match u32::from_le_bytes(v.as_ref().try_into().unwrap_or([0xff; 4])) {
                 SCHEMA_VERSION => {}
-                found @ (SCHEMA_WITH_INDEXES | SCHEMA_HISTORY_PER_EVENT) => upgrade(&db, &tree, &display, found)?,
+                found @ (SCHEMA_WITH_INDEXES | SCHEMA_UNBATCHED | SCHEMA_EVENT_KEYS) => {
+                    upgrade(&db, &tree, &display, found)?
+                }
                 found => return Err(StoreError::SchemaMismatch { path: display, found, expected: SCHEMA_VERSION }),
             },
             None if tree.is_empty() => {
@@ -224,7 +230,7 @@ impl SledStore {
                 tracing::error!(batch = journal::seq(key), changes, error = %e, "lease changes lost: journal batch dropped");
             }
             u64::from(changes)
-        })
+        }, |_| Ok(()))
     }
 
     /// Holds off folding (a backup's copy) while the guard lives.
@@ -235,50 +241,60 @@ impl SledStore {
     /// The lease history of the client with hardware address `hw`, oldest
     /// first: its folded events and those of batches not yet folded.
     pub fn history(&self, hw: &[u8]) -> Result<Vec<HistoryEvent>, StoreError> {
-        // Batches first: one folded meanwhile is then read again as `h` keys.
+        // Batches first: one folded meanwhile is then read again in chunks.
         let batches: Vec<sled::IVec> = self.tree.scan_prefix([history::PREFIX]).values().collect::<Result<_, _>>()?;
-        let folded: Vec<(sled::IVec, sled::IVec)> =
-            self.tree.scan_prefix(history::client_prefix(hw)).collect::<Result<_, _>>()?;
+        let chunks: Vec<sled::IVec> =
+            self.tree.scan_prefix(history::client_prefix(hw)).values().collect::<Result<_, _>>()?;
         let mut events = Vec::new();
+        // A damaged batch or chunk is reported by validate-database.
         for value in &batches {
-            // A damaged batch is reported by validate-database and dropped by the fold.
             let _ = history::decode_batch(value, |e| {
                 if e.hw == hw {
                     events.push(e);
                 }
             });
         }
-        events.extend(folded.iter().filter_map(|(k, v)| history::from_client_key(k, v)).filter(|e| e.hw == hw));
+        for value in &chunks {
+            events.extend(history::decode_chunk(hw, value).into_iter().flatten());
+        }
         Ok(history::merge(events))
     }
 
-    /// Folds history batches into per-client keys (see
+    /// Folds history batches into their clients' chunks (see
     /// [`SledStore::fold`]). A damaged batch is dropped with a warning
     /// (history is not lease data).
     pub fn fold_history(&self, budget: u64) -> Result<u64, StoreError> {
         let _folding = self.folding.lock();
-        self.fold_batches(history::PREFIX, budget, &self.unfolded, |key, value, batch| {
+        // Grouped by client: a client's chunk is rewritten once per fold.
+        let clients: std::cell::RefCell<BTreeMap<Vec<u8>, Vec<history::Packed>>> = Default::default();
+        let apply = |key: &[u8], value: &[u8], _: &mut sled::Batch| {
             let folded = history::decode_batch(value, |e| {
-                batch.insert(history::client_key(e.hw, e.time, e.ip), &[e.kind]);
+                clients.borrow_mut().entry(e.hw.to_vec()).or_default().push(history::pack(&e));
             });
             if let Err(e) = folded {
                 tracing::warn!(batch = history::batch_seq(key), error = %e, "history batch dropped");
             }
             // Counted as written (its header), so that the backlog drains.
             u64::from(history::batch_len(value).unwrap_or(0))
+        };
+        let tree = &self.tree;
+        self.fold_batches(history::PREFIX, budget, &self.unfolded, apply, |batch| {
+            clients.take().iter().try_for_each(|(hw, events)| append_history(tree, batch, hw, events))
         })
     }
 
     /// Applies the batches under `prefix`, oldest first, until `budget`
     /// entries (at least one batch), each batch removed in the same atomic
-    /// sled batch that adds what `apply` made of it; counts them off
-    /// `backlog`, and sets it to zero once no batch is left.
+    /// sled batch that adds what `apply` made of it (and `complete` then
+    /// adds); counts them off `backlog`, and sets it to zero once no batch
+    /// is left.
     fn fold_batches(
         &self,
         prefix: u8,
         budget: u64,
         backlog: &AtomicU64,
         mut apply: impl FnMut(&[u8], &[u8], &mut sled::Batch) -> u64,
+        complete: impl FnOnce(&mut sled::Batch) -> Result<(), StoreError>,
     ) -> Result<u64, StoreError> {
         let mut batch = sled::Batch::default();
         let (mut batches, mut entries) = (0, 0u64);
@@ -295,6 +311,7 @@ impl SledStore {
             backlog.store(0, Ordering::Relaxed);
             return Ok(0);
         }
+        complete(&mut batch)?;
         self.tree.apply_batch(batch)?;
         let _ = backlog.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(entries)));
         Ok(entries.max(1))
@@ -324,19 +341,23 @@ impl SledStore {
         Ok(out)
     }
 
-    /// Deletes history and anomalies older than `history_before`, `chunk`
-    /// keys per batch so that the committer is never held up for long.
-    /// Returns what it removed.
+    /// Deletes history and anomalies older than `history_before`, about
+    /// `chunk` keys per batch so that the committer is never held up for
+    /// long. Returns what it removed (history: events).
     pub fn compact(&self, history_before: u32, chunk: usize) -> Result<Compaction, StoreError> {
         let mut done = Compaction::default();
-        let mut deletes = Deletes { tree: &self.tree, batch: sled::Batch::default(), pending: 0, chunk };
-        for item in self.tree.scan_prefix(b"h") {
+        let mut stale = Vec::new();
+        for item in self.tree.scan_prefix([history::CHUNK_PREFIX]) {
             let (k, v) = item?;
-            if history::from_client_key(&k, &v).is_some_and(|e| e.time < history_before) {
-                deletes.remove(k)?;
-                done.history += 1;
+            if history::trim(&v, history_before).1 > 0 {
+                stale.push(k);
+                if stale.len() >= chunk {
+                    done.history += self.trim_history(&std::mem::take(&mut stale), history_before)?;
+                }
             }
         }
+        done.history += self.trim_history(&stale, history_before)?;
+        let mut deletes = Deletes { tree: &self.tree, batch: sled::Batch::default(), pending: 0, chunk };
         for item in self.tree.scan_prefix(b"a") {
             let (k, _) = item?;
             let time = k.get(1..9).map(|t| u64::from_be_bytes(t.try_into().unwrap_or_default()));
@@ -348,6 +369,27 @@ impl SledStore {
         }
         deletes.finish()?;
         Ok(done)
+    }
+
+    /// Removes the events older than `before` from the chunks `keys`, read
+    /// again with folding held off (a fold may have appended to one since).
+    /// Returns the events removed.
+    fn trim_history(&self, keys: &[sled::IVec], before: u32) -> Result<usize, StoreError> {
+        let _folding = self.folding.lock();
+        let mut batch = sled::Batch::default();
+        let mut removed = 0;
+        for key in keys {
+            let Some(value) = self.tree.get(key)? else { continue };
+            let (kept, n) = history::trim(&value, before);
+            match (n, kept.is_empty()) {
+                (0, _) => continue,
+                (_, true) => batch.remove(key),
+                (_, false) => batch.insert(key, kept),
+            }
+            removed += n;
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(removed)
     }
 
     /// Writes each change as a sled operation of its own, not as one batch:
@@ -579,11 +621,28 @@ fn value_of<'b>(change: &LeaseChange, names: &Names, buf: &'b mut Vec<u8>) -> Op
     Some(buf.as_slice())
 }
 
-/// Upgrades a schema 1 or 2 store: removes schema 1's by-client and
-/// by-expiry indexes (in batches, so that sled never holds them all at
-/// once), then marks it with this schema and flushes. Schema 2 differs
-/// only in writing no history batches. Interrupted, it runs again at the
-/// next open.
+/// Appends `events` to the chunks of client `hw` in `batch` (its last
+/// chunk as `tree` has it).
+fn append_history(
+    tree: &sled::Tree,
+    batch: &mut sled::Batch,
+    hw: &[u8],
+    events: &[history::Packed],
+) -> Result<(), StoreError> {
+    let last = tree.scan_prefix(history::client_prefix(hw)).next_back().transpose()?;
+    let last = last.as_ref().and_then(|(k, v)| Some((history::chunk_of(k)?.1, &v[..])));
+    for (n, value) in history::append(last, events) {
+        batch.insert(history::chunk_key(hw, n), value);
+    }
+    Ok(())
+}
+
+/// Upgrades a schema 1, 2 or 3 store: removes schema 1's by-client and
+/// by-expiry indexes, moves the history of `h` keys (one per event) into
+/// chunks, client by client — in batches of about a thousand keys, so
+/// that sled never holds them all at once — then marks it with this
+/// schema and flushes. Interrupted, it runs again at the next open: each
+/// client's events move in one atomic batch.
 fn upgrade(db: &sled::Db, tree: &sled::Tree, path: &str, from: u32) -> Result<(), StoreError> {
     let mut deletes = Deletes { tree, batch: sled::Batch::default(), pending: 0, chunk: 1024 };
     let mut removed = 0usize;
@@ -596,10 +655,46 @@ fn upgrade(db: &sled::Db, tree: &sled::Tree, path: &str, from: u32) -> Result<()
         }
     }
     deletes.finish()?;
+    let moved = move_legacy_history(tree)?;
     tree.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_le_bytes())?;
     db.flush()?;
-    tracing::info!(path, removed, from, to = SCHEMA_VERSION, "lease store upgraded (unused index entries removed)");
+    tracing::info!(path, removed, history_events = moved, from, to = SCHEMA_VERSION, "lease store upgraded");
     Ok(())
+}
+
+/// Moves schema 3's `h` keys into chunks (see [`upgrade`]); a malformed
+/// key is dropped with a warning. Returns the events moved.
+fn move_legacy_history(tree: &sled::Tree) -> Result<usize, StoreError> {
+    let (mut moved, mut pending) = (0, 0);
+    let mut batch = sled::Batch::default();
+    let mut client: (Vec<u8>, Vec<history::Packed>) = Default::default();
+    let mut finish_client = |batch: &mut sled::Batch, client: &mut (Vec<u8>, Vec<history::Packed>)| {
+        let (hw, events) = std::mem::take(client);
+        moved += events.len();
+        append_history(tree, batch, &hw, &events)
+    };
+    for item in tree.scan_prefix([history::LEGACY_PREFIX]) {
+        let (k, v) = item?;
+        let Some(e) = history::legacy_event(&k, &v) else {
+            tracing::warn!(key = ?&k[..], "malformed history key dropped");
+            batch.remove(k);
+            continue;
+        };
+        if e.hw != client.0.as_slice() {
+            finish_client(&mut batch, &mut client)?;
+            if pending >= 1024 {
+                tree.apply_batch(std::mem::take(&mut batch))?;
+                pending = 0;
+            }
+            client.0 = e.hw.to_vec();
+        }
+        client.1.push(history::pack(&e));
+        batch.remove(k);
+        pending += 1;
+    }
+    finish_client(&mut batch, &mut client)?;
+    tree.apply_batch(batch)?;
+    Ok(moved)
 }
 
 fn describe_key(k: &[u8]) -> String {
