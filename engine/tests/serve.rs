@@ -44,6 +44,18 @@ fn leases_survive_a_restart_and_the_client_prints_each_step() {
 }
 
 #[test]
+fn the_server_keeps_its_memory_out_of_transparent_huge_pages() {
+    // This process inherits the system's setting (here: huge pages when asked,
+    // which mimalloc does); leased turns them off for itself.
+    let lab = Lab::new("thp");
+    let (server, _) = lab.serve();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.id())).unwrap();
+    let thp = status.lines().find(|l| l.starts_with("THP_enabled:"));
+    stop(server);
+    assert_eq!(thp.map(|l| l.split_whitespace().collect::<Vec<_>>()), Some(vec!["THP_enabled:", "0"]), "{status}");
+}
+
+#[test]
 fn the_client_fails_clearly_without_a_server() {
     let lab = Lab::new("noserver");
     let (code, _, err) = lab.client_waiting("02:00:00:00:02:01", 1);
