@@ -84,9 +84,8 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     // sled's own cache only holds its tree's pages: every lease lives in
-    // ours. The default 5 MiB keeps the journal's and the index's hot
-    // pages; 1 MiB (`cache_size = 2048`) saves ~40 MB at 1M leases (with
-    // `scanned` after recovery) and costs 10–15 % of the rate (bench/README.md).
+    // ours. The default 2 MiB keeps the journal's and the index's hot
+    // pages (see `defaults::CACHE_SIZE`).
     let sled_cache = (config.database.cache_size * 512).max(1 << 20);
     let db = match SledStore::open(&config.database.path, Names::from_config(&config), sled_cache) {
         Ok(s) => Arc::new(s),

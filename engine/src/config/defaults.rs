@@ -8,9 +8,10 @@ pub const RELAY_PORT: u16 = 67;
 pub const CLIENT_PORT: u16 = 68;
 pub const AUTHORITATIVE: bool = false;
 pub const DATABASE_PATH: &str = "/var/lib/leased";
-/// sled's page cache in 512-byte units: 5 MiB (2048, 1 MiB, saves ~35 B
-/// per lease at 1M and costs 10–15 % of the rate: bench/README.md).
-pub const CACHE_SIZE: u64 = 10_000;
+/// sled's page cache in 512-byte units: 2 MiB. 5 MiB took ~30 MB more at
+/// 1M leases for no measurable rate; 1 MiB saves ~12 MB more and cost
+/// 6–15 % of the rate in some runs (bench/README.md, session 13).
+pub const CACHE_SIZE: u64 = 4_096;
 pub const DEFAULT_LEASE_TIME: Secs = Secs(86_400);
 pub const MAX_LEASE_TIME: Secs = Secs(7 * 86_400);
 pub const MIN_LEASE_TIME: Secs = Secs(60);
