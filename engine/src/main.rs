@@ -16,6 +16,9 @@ fn main() -> std::process::ExitCode {
     // for the commands that print for people); LEASED_LOG_FORMAT=json writes
     // one JSON object per line for log collectors.
     let cli = leased::cli::Cli::parse();
+    if !matches!(cli.command, leased::cli::Command::Serve(_)) {
+        end_quietly_on_a_closed_pipe();
+    }
     let level = if matches!(cli.command, leased::cli::Command::Serve(_)) { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into());
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
@@ -25,6 +28,17 @@ fn main() -> std::process::ExitCode {
         logs.with_ansi(std::io::stderr().is_terminal()).init();
     }
     leased::cli::run(cli)
+}
+
+/// Lets SIGPIPE end a command whose output pipe closed (`leased lease list
+/// | head`), as it does other command-line tools; Rust ignores SIGPIPE, so
+/// the next `println!` panicked. Not for `serve`, whose sockets and log
+/// writes must never end it.
+fn end_quietly_on_a_closed_pipe() {
+    // SAFETY: sets this process's SIGPIPE disposition back to the default.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// Keeps the process's memory in 4 KiB pages. mimalloc asks for transparent

@@ -16,6 +16,23 @@ fn check_config(args: &[&str]) -> (i32, String, String) {
     (out.status.code().unwrap(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
 }
 
+#[test]
+fn check_config_into_a_closed_pipe_ends_by_sigpipe_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leased"))
+        .args(["check-config", "--config", examples().join("quickstart.hcl").to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before leased has read its config, so its first write finds no reader.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 /// Errors of `text`, which must be invalid.
 fn errors(text: &str) -> Vec<ConfigError> {
     config::parse(text, "t.hcl").expect_err("config should be refused").0
