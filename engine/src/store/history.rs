@@ -66,7 +66,9 @@ pub const CHUNK_PREFIX: u8 = b'g';
 pub const CHUNK_EVENTS: usize = 32;
 
 /// An event in a chunk: time (u32 BE), address, change kind.
-pub type Packed = [u8; 9];
+pub type Packed = [u8; EVENT_LEN];
+
+const EVENT_LEN: usize = 9;
 
 /// `g`, the hardware address with its length: the prefix of a client's
 /// chunks.
@@ -111,10 +113,10 @@ fn unpack<'h>(hw: &'h [u8], p: &[u8]) -> Stored<'h> {
 
 /// The events of `hw`'s chunk `value`, in the order appended.
 pub fn decode_chunk<'v>(hw: &'v [u8], value: &'v [u8]) -> Result<impl Iterator<Item = Stored<'v>>, Damaged> {
-    if value.is_empty() || value.len() % 9 != 0 {
+    if value.is_empty() || value.len() % EVENT_LEN != 0 {
         return Err(Damaged("a chunk is not a whole number of events"));
     }
-    Ok(value.chunks_exact(9).map(move |p| unpack(hw, p)))
+    Ok(value.chunks_exact(EVENT_LEN).map(move |p| unpack(hw, p)))
 }
 
 /// Whether a chunk's key and value can be read.
@@ -133,7 +135,8 @@ pub fn append(last: Option<(u32, &[u8])>, events: &[Packed]) -> Vec<(u32, Vec<u8
     let mut next = 0;
     if let Some((n, value)) = last {
         next = n.saturating_add(1);
-        let room = if value.len() % 9 == 0 { CHUNK_EVENTS.saturating_sub(value.len() / 9) } else { 0 };
+        let whole = value.len() % EVENT_LEN == 0;
+        let room = if whole { CHUNK_EVENTS.saturating_sub(value.len() / EVENT_LEN) } else { 0 };
         let (now, later) = events.split_at(room.min(events.len()));
         if !now.is_empty() {
             let mut v = value.to_vec();
