@@ -152,6 +152,12 @@ pub fn append(last: Option<(u32, &[u8])>, events: &[Packed]) -> Vec<(u32, Vec<u8
     out
 }
 
+/// Whether a chunk holds an event older than `before` (no copy made: the
+/// compaction asks this of every chunk). False for a damaged chunk.
+pub fn holds_older(value: &[u8], before: u32) -> bool {
+    decode_chunk(&[], value).is_ok_and(|mut events| events.any(|e| e.time < before))
+}
+
 /// A chunk without its events older than `before`, and how many those
 /// were; a damaged chunk is kept whole (validate-database reports it).
 pub fn trim(value: &[u8], before: u32) -> (Vec<u8>, usize) {
@@ -383,6 +389,7 @@ mod tests {
         let (kept, removed) = trim(&value, 25);
         assert_eq!((times(&kept), removed), (vec![30, 40], 2));
         assert_eq!(trim(&value, 5), (value.clone(), 0));
+        assert!(holds_older(&value, 25) && !holds_older(&value, 5) && !holds_older(&value[..5], 50));
         assert_eq!(trim(&value, 50), (vec![], 4));
         assert_eq!(trim(&value[..5], 50), (value[..5].to_vec(), 0), "a damaged chunk is kept for validation");
         assert!(decode_chunk(&[], &[]).is_err());

@@ -349,7 +349,7 @@ impl SledStore {
         let mut stale = Vec::new();
         for item in self.tree.scan_prefix([history::CHUNK_PREFIX]) {
             let (k, v) = item?;
-            if history::trim(&v, history_before).1 > 0 {
+            if history::holds_older(&v, history_before) {
                 stale.push(k);
                 if stale.len() >= chunk {
                     done.history += self.trim_history(&std::mem::take(&mut stale), history_before)?;
@@ -671,6 +671,9 @@ fn move_legacy_history(tree: &sled::Tree) -> Result<usize, StoreError> {
     let mut finish_client = |batch: &mut sled::Batch, client: &mut (Vec<u8>, Vec<history::Packed>)| {
         let (hw, events) = std::mem::take(client);
         moved += events.len();
+        if events.is_empty() {
+            return Ok(());
+        }
         append_history(tree, batch, &hw, &events)
     };
     for item in tree.scan_prefix([history::LEGACY_PREFIX]) {
