@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use leased::config::SyncMode;
-use leased::lease::LeaseState;
+use leased::lease::{LeaseState, CLIENT_KEY_MAX};
 use leased::server::{ChangeKind, LeaseChange, Meta, Server};
 use leased::store::AnomalyRecord;
 use leased::store::{self, Committer, CommitterOptions, LeaseStore, Names, SledStore, StoreError, SCHEMA_VERSION};
@@ -211,7 +211,9 @@ fn full_mode_loses_no_durable_lease_across_30_sigkills() {
         }
         // No address twice, no client twice.
         let mut clients = std::collections::HashSet::new();
-        server.cache().for_each(|r| assert!(clients.insert(r.client.clone()), "{r:?} twice"));
+        server
+            .cache()
+            .for_each(|r| assert!(clients.insert(r.client_key(&mut [0; CLIENT_KEY_MAX]).to_vec()), "{r:?} twice"));
     }
     eprintln!("30 SIGKILLs, {} acknowledged leases checked after each, 0 lost", all.len());
     assert!(all.len() > 1000, "the children should have committed many leases ({})", all.len());
@@ -346,7 +348,10 @@ fn a_client_with_two_leases_is_resolved_per_conflict_resolution() {
         assert_eq!(fresh.cache().get(ip(released)).unwrap().state, LeaseState::Released);
         assert_eq!(fresh.cache().get(ip(kept)).unwrap().state, LeaseState::Allocated);
         assert!(!fresh.scopes()[0].map.is_taken(ip(released)));
-        assert_eq!(fresh.cache().client_ip(fresh.cache().get(ip(kept)).unwrap().client.as_bytes()), Some(ip(kept)));
+        assert_eq!(
+            fresh.cache().client_ip(fresh.cache().get(ip(kept)).unwrap().client_key(&mut [0; CLIENT_KEY_MAX])),
+            Some(ip(kept))
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -25,20 +25,32 @@ use nohash_hasher::BuildNoHashHasher;
 use parking_lot::{MappedRwLockWriteGuard, RwLock, RwLockWriteGuard};
 
 use super::active::{ActiveCounts, CountBy, Counted};
-use super::record::{ClientKey, LeaseRecord};
+use super::record::{ClientKey, LeaseRecord, CLIENT_KEY_MAX};
 
 const PAGE: usize = 256;
 
+type Slot = RwLock<Option<LeaseRecord>>;
+
+/// 256 slots of a span, allocated with the first lease among them. The
+/// slots alone make 24 KiB, exactly one of the allocator's size classes:
+/// with `used` beside them a page would take the next class, 28 KiB.
 struct Page {
-    slots: [RwLock<Option<LeaseRecord>>; PAGE],
+    slots: OnceLock<Box<[Slot; PAGE]>>,
     used: AtomicU32,
+}
+
+impl Page {
+    /// The slots, if a record is in one of them.
+    fn occupied(&self) -> Option<&[Slot; PAGE]> {
+        self.slots.get().filter(|_| self.used.load(Ordering::Relaxed) > 0).map(|b| &**b)
+    }
 }
 
 /// Consecutive addresses that may hold leases.
 struct Span {
     base: u32,
     len: u32,
-    pages: Box<[OnceLock<Box<Page>>]>,
+    pages: Box<[Page]>,
 }
 
 /// A client key's keyed 64-bit hash, as two u32 so that an index entry
@@ -103,7 +115,9 @@ impl LeaseCache {
             .map(|(base, len)| Span {
                 base: u32::from(base),
                 len,
-                pages: (0..(len as usize).div_ceil(PAGE)).map(|_| OnceLock::new()).collect(),
+                pages: (0..(len as usize).div_ceil(PAGE))
+                    .map(|_| Page { slots: OnceLock::new(), used: AtomicU32::new(0) })
+                    .collect(),
             })
             .collect();
         spans.sort_by_key(|s| s.base);
@@ -130,23 +144,27 @@ impl LeaseCache {
         (offset < span.len as usize).then_some((span, offset / PAGE, offset % PAGE))
     }
 
-    fn slot(&self, ip: Ipv4Addr) -> Option<(&Page, &RwLock<Option<LeaseRecord>>)> {
+    fn slot(&self, ip: Ipv4Addr) -> Option<(&Page, &Slot)> {
         let (span, page, slot) = self.locate(ip)?;
-        let page = span.pages[page].get()?;
-        Some((page, &page.slots[slot]))
+        let page = &span.pages[page];
+        Some((page, &page.slots.get()?[slot]))
     }
 
-    fn slot_or_new(&self, ip: Ipv4Addr) -> Option<(&Page, &RwLock<Option<LeaseRecord>>)> {
+    fn slot_or_new(&self, ip: Ipv4Addr) -> Option<(&Page, &Slot)> {
         let (span, page, slot) = self.locate(ip)?;
-        let page = span.pages[page].get_or_init(|| {
-            Box::new(Page { slots: std::array::from_fn(|_| RwLock::new(None)), used: AtomicU32::new(0) })
-        });
-        Some((page, &page.slots[slot]))
+        let page = &span.pages[page];
+        let slots = page.slots.get_or_init(|| Box::new(std::array::from_fn(|_| RwLock::new(None))));
+        Some((page, &slots[slot]))
     }
 
     fn client_hash(&self, key: &[u8]) -> ClientHash {
         let h = self.hasher.hash_one(key);
         ClientHash([h as u32, (h >> 32) as u32])
+    }
+
+    /// The client hash of `record`'s owner.
+    fn hash_of(&self, record: &LeaseRecord) -> ClientHash {
+        self.client_hash(record.client_key(&mut [0; CLIENT_KEY_MAX]))
     }
 
     /// Number of records (any state).
@@ -183,7 +201,7 @@ impl LeaseCache {
 
     /// Whether the record at `ip` belongs to the client with encoded key `key`.
     pub fn is_owned_by(&self, ip: Ipv4Addr, key: &[u8]) -> bool {
-        self.read(ip, |r| r.client.as_bytes() == key).unwrap_or(false)
+        self.read(ip, |r| r.is_client(key)).unwrap_or(false)
     }
 
     /// The address of the latest record of the client with encoded key
@@ -194,7 +212,7 @@ impl LeaseCache {
 
     /// A copy of the latest record of the client with encoded key `key`.
     pub fn for_client(&self, key: &[u8]) -> Option<LeaseRecord> {
-        self.get(self.client_ip(key)?).filter(|r| r.client.as_bytes() == key)
+        self.get(self.client_ip(key)?).filter(|r| r.is_client(key))
     }
 
     /// Stores `record` at its address and makes it its client's latest; a
@@ -202,11 +220,11 @@ impl LeaseCache {
     /// address is outside every span (the record is not kept).
     pub fn insert(&self, record: LeaseRecord) -> bool {
         let ip = u32::from(record.ip);
-        let client = self.client_hash(record.client.as_bytes());
+        let client = self.hash_of(&record);
         let Some(old) = self.put(record) else { return false };
         self.by_client.insert(client, ip);
         if let Some(old) = old {
-            let old_client = self.client_hash(old.client.as_bytes());
+            let old_client = self.hash_of(&old);
             if old_client != client {
                 self.by_client.remove_if(&old_client, |_, at| *at == ip);
             }
@@ -247,15 +265,12 @@ impl LeaseCache {
         page.used.fetch_sub(1, Ordering::Relaxed);
         self.len.fetch_sub(1, Ordering::Relaxed);
         self.active.shift(self.active.signature(&removed), None);
-        self.by_client.remove_if(&self.client_hash(removed.client.as_bytes()), |_, at| *at == u32::from(ip));
+        self.by_client.remove_if(&self.hash_of(&removed), |_, at| *at == u32::from(ip));
         Some(removed)
     }
 
-    fn pages(&self) -> impl Iterator<Item = &Page> {
-        self.spans
-            .iter()
-            .flat_map(|s| s.pages.iter().filter_map(|p| p.get().map(|b| &**b)))
-            .filter(|p| p.used.load(Ordering::Relaxed) > 0)
+    fn pages(&self) -> impl Iterator<Item = &[Slot; PAGE]> {
+        self.spans.iter().flat_map(|s| s.pages.iter().filter_map(Page::occupied))
     }
 
     /// Calls `f` on each record at or above `from`, in address order, each
@@ -270,9 +285,9 @@ impl LeaseCache {
             }
             let first = from.saturating_sub(base) as usize;
             for (p, page) in span.pages.iter().enumerate().skip(first / PAGE) {
-                let Some(page) = page.get().filter(|p| p.used.load(Ordering::Relaxed) > 0) else { continue };
+                let Some(slots) = page.occupied() else { continue };
                 let start = if p == first / PAGE { first % PAGE } else { 0 };
-                for slot in &page.slots[start..] {
+                for slot in &slots[start..] {
                     if let Some(r) = slot.read().as_ref() {
                         if !f(r) {
                             return;
@@ -285,8 +300,8 @@ impl LeaseCache {
 
     /// Calls `f` on every record, each locked for update in turn.
     pub fn for_each_mut(&self, mut f: impl FnMut(&mut LeaseRecord)) {
-        for page in self.pages() {
-            for slot in &page.slots {
+        for slots in self.pages() {
+            for slot in slots {
                 if let Some(r) = slot.write().as_mut() {
                     let before = Counted::of(r);
                     f(r);
@@ -298,8 +313,8 @@ impl LeaseCache {
 
     /// Calls `f` on every record, each read-locked in turn.
     pub fn for_each(&self, mut f: impl FnMut(&LeaseRecord)) {
-        for page in self.pages() {
-            for slot in &page.slots {
+        for slots in self.pages() {
+            for slot in slots {
                 if let Some(r) = slot.read().as_ref() {
                     f(r);
                 }
@@ -311,7 +326,10 @@ impl LeaseCache {
     /// the clients with two bound leases, as (older, newer) addresses.
     pub fn index_clients(&self) -> Vec<(Ipv4Addr, Ipv4Addr)> {
         let mut all: Vec<(ClientKey, u32, u32, bool)> = Vec::with_capacity(self.len());
-        self.for_each(|r| all.push((r.client.clone(), u32::from(r.ip), r.updated, r.state.is_bound())));
+        let mut key = [0; CLIENT_KEY_MAX];
+        self.for_each(|r| {
+            all.push((ClientKey::from_bytes(r.client_key(&mut key)), u32::from(r.ip), r.updated, r.state.is_bound()))
+        });
         // Per client, oldest first; bound leases after unbound ones of the same time.
         all.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3)));
         self.by_client.clear();
@@ -351,7 +369,6 @@ mod tests {
             scope: 0,
             pool: 0,
             hw: HwAddr::new(1, &[2, 0, 0, 0, 0, mac]),
-            client: ClientKey::from_bytes(&[0, last]),
             details: LeaseDetails::from_packed(details.pack(&mut buf)),
             start: 10,
             end: 20,
@@ -360,6 +377,12 @@ mod tests {
             updated: 10,
             holds_address: true,
         }
+    }
+
+    #[test]
+    fn a_page_of_slots_fills_an_allocator_size_class_exactly() {
+        // 24 KiB is a size class of mimalloc (four per doubling above 1 KiB).
+        assert_eq!(std::mem::size_of::<[Slot; PAGE]>(), 24 * 1024);
     }
 
     #[test]

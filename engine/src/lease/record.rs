@@ -152,10 +152,11 @@ impl<const N: usize> std::hash::Hash for InlineBytes<N> {
 
 /// Who a lease belongs to: the client identifier (option 61) when sent,
 /// else the hardware type and address (RFC 2131 §4.2). Encoded with a tag
-/// byte so the two kinds never collide. Keys up to [`CLIENT_KEY_INLINE`]
-/// bytes (hardware keys and the usual DUID-based identifiers) live inside
-/// the record and the hash table's bucket, so a look-up compares without
-/// chasing a pointer.
+/// byte so the two kinds never collide. A [`LeaseRecord`] does not store
+/// its key: it derives it from its client identifier and hardware address
+/// ([`LeaseRecord::client_key`]). This owned form is for the few places
+/// that keep keys apart from records (recovery, import); keys up to
+/// [`CLIENT_KEY_INLINE`] bytes live inside it.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct ClientKey(InlineBytes<CLIENT_KEY_INLINE>);
 
@@ -165,6 +166,15 @@ pub const CLIENT_KEY_INLINE: usize = 22;
 impl ClientKey {
     const BY_HW: u8 = 0;
     const BY_ID: u8 = 1;
+
+    /// What an encoded key names; None for bytes no client has as its key.
+    fn parse(key: &[u8]) -> Option<Owner<'_>> {
+        match key {
+            [Self::BY_ID, id @ ..] if !id.is_empty() && id.len() < CLIENT_KEY_MAX => Some(Owner::Id(id)),
+            [Self::BY_HW, htype, hw @ ..] if hw.len() <= 16 => Some(Owner::Hw(*htype, hw)),
+            _ => None,
+        }
+    }
 
     /// Encodes the key of a client into `buf`, returning the used prefix.
     /// Look-ups use this stack form; only a new lease stores it.
@@ -194,6 +204,14 @@ impl ClientKey {
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }
+}
+
+/// A decoded client key.
+enum Owner<'a> {
+    /// A client identifier (option 61).
+    Id(&'a [u8]),
+    /// A hardware type and address.
+    Hw(u8, &'a [u8]),
 }
 
 impl std::borrow::Borrow<[u8]> for ClientKey {
@@ -318,7 +336,8 @@ pub struct LeaseRecord {
     /// Index of the pool in its scope; [`NO_POOL`] for a reservation outside every pool.
     pub pool: u16,
     pub hw: HwAddr,
-    pub client: ClientKey,
+    /// Also what the client key is derived from: the client identifier in
+    /// them, else `hw`. Not stored twice: 24 bytes a lease.
     pub details: LeaseDetails,
     pub start: UnixTime,
     pub end: UnixTime,
@@ -336,6 +355,43 @@ pub struct LeaseRecord {
 pub const NO_POOL: u16 = u16::MAX;
 
 impl LeaseRecord {
+    /// The client identifier the client sent, if any (the key's source).
+    fn client_id(&self) -> Option<&[u8]> {
+        Some(self.details.get().client_id).filter(|id| !id.is_empty())
+    }
+
+    /// The encoded key of the client this lease belongs to, written into
+    /// `buf` (see [`ClientKey`]).
+    pub fn client_key<'b>(&self, buf: &'b mut [u8; CLIENT_KEY_MAX]) -> &'b [u8] {
+        ClientKey::encode(buf, self.client_id(), &self.hw)
+    }
+
+    /// Whether this lease belongs to the client with encoded key `key`:
+    /// compared in place, without encoding the record's key.
+    pub fn is_client(&self, key: &[u8]) -> bool {
+        match (ClientKey::parse(key), self.client_id()) {
+            (Some(Owner::Id(id)), Some(own)) => id == own,
+            (Some(Owner::Hw(htype, hw)), None) => htype == self.hw.htype && hw == self.hw.bytes(),
+            _ => false,
+        }
+    }
+
+    /// Makes `key` this lease's client key by setting the client
+    /// identifier or hardware address it is derived from. False (and the
+    /// record unchanged) for bytes that are no client's key.
+    pub fn set_client_key(&mut self, key: &[u8]) -> bool {
+        let Some(owner) = ClientKey::parse(key) else { return false };
+        let (id, hw) = match owner {
+            Owner::Id(id) => (id, self.hw),
+            Owner::Hw(htype, hw) => (&[][..], HwAddr::new(htype, hw)),
+        };
+        let mut buf = [0; DETAILS_MAX];
+        let details = Details { client_id: id, ..self.details.get() };
+        self.details = LeaseDetails::from_packed(details.pack(&mut buf));
+        self.hw = hw;
+        true
+    }
+
     /// Seconds of lease left at `now` (0 once ended; `NEVER` for infinite).
     pub fn remaining(&self, now: UnixTime) -> u32 {
         if self.end == NEVER {
@@ -349,11 +405,88 @@ impl LeaseRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn record_of(hw: HwAddr, client_id: &[u8]) -> LeaseRecord {
+        let mut buf = [0; DETAILS_MAX];
+        let details = Details { hostname: b"host", client_id, remote_id: b"r", ..Details::default() };
+        LeaseRecord {
+            ip: Ipv4Addr::new(198, 18, 0, 1),
+            state: LeaseState::Allocated,
+            scope: 0,
+            pool: 0,
+            hw,
+            details: LeaseDetails::from_packed(details.pack(&mut buf)),
+            start: 1,
+            end: 2,
+            last_seen: 1,
+            created: 1,
+            updated: 1,
+            holds_address: true,
+        }
+    }
+
+    #[test]
+    fn a_record_derives_its_client_key_from_its_identifier_else_its_hardware_address() {
+        let hw = HwAddr::new(1, &[2, 0, 0, 0, 0, 1]);
+        let (mut a, mut b) = ([0; CLIENT_KEY_MAX], [0; CLIENT_KEY_MAX]);
+        assert_eq!(record_of(hw, b"").client_key(&mut a), ClientKey::encode(&mut b, None, &hw));
+        assert_eq!(record_of(hw, &[1, 9]).client_key(&mut a), ClientKey::encode(&mut b, Some(&[1, 9]), &hw));
+        // A 255-byte identifier (option 61's longest) is kept whole.
+        let long = [7; 255];
+        assert_eq!(record_of(hw, &long).client_key(&mut a).len(), 256);
+        // Setting a key sets what it derives from, the rest stays.
+        let mut r = record_of(hw, &[1, 9]);
+        assert!(r.set_client_key(&[0, 6, 1, 2, 3]));
+        assert_eq!(
+            (r.hw, r.details.get().client_id, r.details.get().hostname),
+            (HwAddr::new(6, &[1, 2, 3]), &[][..], &b"host"[..])
+        );
+        assert!(r.set_client_key(&[1, 4, 4]));
+        assert_eq!(
+            (r.hw, r.details.get().client_id, r.details.get().remote_id),
+            (HwAddr::new(6, &[1, 2, 3]), &[4, 4][..], &b"r"[..])
+        );
+        // No client has these: empty, an empty identifier, a 17-byte address, an unknown tag.
+        for bad in [&[][..], &[1], &[0, 1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16], &[2, 1, 2]] {
+            assert!(!r.set_client_key(bad), "{bad:?}");
+            assert!(!r.is_client(bad), "{bad:?}");
+        }
+        assert!(r.is_client(&[1, 4, 4]));
+    }
+
+    proptest! {
+        /// `is_client` compares in place exactly as encoding the key would,
+        /// and any record's key can be set on any other.
+        #[test]
+        fn is_client_agrees_with_the_encoded_key(
+            htype: u8,
+            mac in proptest::collection::vec(any::<u8>(), 0..=16),
+            id in proptest::option::of(proptest::collection::vec(any::<u8>(), 2..=255)),
+            other_htype: u8,
+            other_mac in proptest::collection::vec(any::<u8>(), 0..=16),
+            other_id in proptest::option::of(proptest::collection::vec(any::<u8>(), 2..=255)),
+            junk in proptest::collection::vec(any::<u8>(), 0..40),
+        ) {
+            let r = record_of(HwAddr::new(htype, &mac), id.as_deref().unwrap_or_default());
+            let mut mine = [0; CLIENT_KEY_MAX];
+            let mine = r.client_key(&mut mine);
+            prop_assert!(r.is_client(mine));
+            let mut r2 = record_of(HwAddr::new(other_htype, &other_mac), other_id.as_deref().unwrap_or_default());
+            let mut theirs = [0; CLIENT_KEY_MAX];
+            let theirs = r2.client_key(&mut theirs).to_vec();
+            prop_assert_eq!(r.is_client(&theirs), mine == &theirs[..]);
+            prop_assert_eq!(r.is_client(&junk), mine == &junk[..]);
+            prop_assert!(r2.set_client_key(mine));
+            let mut again = [0; CLIENT_KEY_MAX];
+            prop_assert_eq!(r2.client_key(&mut again), mine);
+        }
+    }
 
     #[test]
     fn records_stay_compact() {
         // A cache slot is a lock and an optional record (RSS target: 200 B a lease).
-        assert!(std::mem::size_of::<Option<LeaseRecord>>() <= 112, "{}", std::mem::size_of::<Option<LeaseRecord>>());
+        assert!(std::mem::size_of::<Option<LeaseRecord>>() <= 88, "{}", std::mem::size_of::<Option<LeaseRecord>>());
         assert_eq!(std::mem::size_of::<LeaseDetails>(), 40);
         assert_eq!(std::mem::size_of::<ClientKey>(), 24);
     }

@@ -114,7 +114,7 @@ impl Request<'_> {
         self.vendor_class.and_then(|h| std::str::from_utf8(h).ok())
     }
     fn owns(&self, r: &LeaseRecord) -> bool {
-        r.client.as_bytes() == self.key
+        r.is_client(self.key)
     }
 }
 
@@ -504,13 +504,13 @@ impl Server {
     ) -> LeaseRecord {
         let now = req.meta.now;
         let mut buf = [0u8; DETAILS_MAX];
-        LeaseRecord {
+        // The record's key derives from the same option 61 and chaddr as req.key.
+        let record = LeaseRecord {
             ip,
             state,
             scope: si as u16,
             pool,
             hw: req.hw,
-            client: ClientKey::from_bytes(req.key),
             details: LeaseDetails::from_packed(self.details(req).pack(&mut buf)),
             start: now,
             end,
@@ -518,7 +518,9 @@ impl Server {
             created: now,
             updated: now,
             holds_address: true,
-        }
+        };
+        debug_assert!(record.is_client(req.key));
+        record
     }
 
     fn details<'a>(&self, req: &Request<'a>) -> Details<'a> {

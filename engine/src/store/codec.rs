@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use thiserror::Error;
 
-use crate::lease::{ClientKey, HwAddr, LeaseDetails, LeaseRecord, LeaseState, NO_POOL};
+use crate::lease::{HwAddr, LeaseDetails, LeaseRecord, LeaseState, CLIENT_KEY_MAX, NO_POOL};
 
 /// Format byte of the current record layout.
 pub const FORMAT_V1: u8 = 1;
@@ -24,6 +24,8 @@ pub enum CodecError {
     UnknownScope(String),
     #[error("record has {0} bytes after its end")]
     TrailingBytes(usize),
+    #[error("record has client key {0:02x?}, which no client can have")]
+    BadClientKey(Vec<u8>),
 }
 
 /// Scope and pool names by index, as in the running config.
@@ -45,7 +47,9 @@ pub fn encode(r: &LeaseRecord, names: &Names, out: &mut Vec<u8>) {
     out.push(r.state as u8);
     out.push(r.hw.htype);
     put_bytes(out, r.hw.bytes());
-    put_bytes(out, r.client.as_bytes());
+    // Derived from the record and so redundant; kept so that the format
+    // stays readable by earlier builds and decisive on reading.
+    put_bytes(out, r.client_key(&mut [0; CLIENT_KEY_MAX]));
     let (scope, pools) = names.scopes.get(r.scope as usize).map_or(("", &[][..]), |(s, p)| (s.as_str(), p.as_slice()));
     put_bytes(out, scope.as_bytes());
     put_bytes(out, pools.get(r.pool as usize).map_or(&b""[..], |p| p.as_bytes()));
@@ -75,7 +79,7 @@ pub fn decode(bytes: &[u8], names: &Names) -> Result<LeaseRecord, CodecError> {
     let state = LeaseState::from_u8(state_byte).ok_or(CodecError::BadState(state_byte))?;
     let htype = r.u8()?;
     let hw = HwAddr::new(htype, r.short()?);
-    let client = ClientKey::from_bytes(r.short()?);
+    let client = r.short()?;
     let scope_name = String::from_utf8_lossy(r.short()?).into_owned();
     let pool_name = r.short()?;
     let scope = names.scope_index(&scope_name).ok_or(CodecError::UnknownScope(scope_name))?;
@@ -90,13 +94,12 @@ pub fn decode(bytes: &[u8], names: &Names) -> Result<LeaseRecord, CodecError> {
         return Err(CodecError::TrailingBytes(r.0.len()));
     }
     let [start, end, last_seen, created, updated] = times;
-    Ok(LeaseRecord {
+    let mut record = LeaseRecord {
         ip,
         state,
         scope: scope as u16,
         pool,
         hw,
-        client,
         details,
         start,
         end,
@@ -104,7 +107,26 @@ pub fn decode(bytes: &[u8], names: &Names) -> Result<LeaseRecord, CodecError> {
         created,
         updated,
         holds_address: false,
-    })
+    };
+    adopt_client_key(&mut record, client)?;
+    Ok(record)
+}
+
+/// Makes the stored client key the record's, as it decides who owns the
+/// lease. The server writes keys that agree with the record's client
+/// identifier and hardware address, but cut at 255 bytes: a 255-byte key
+/// that begins the derived one is that. Anything else (a hand-made or
+/// foreign record) rewrites the identifier or address it derives from.
+fn adopt_client_key(record: &mut LeaseRecord, stored: &[u8]) -> Result<(), CodecError> {
+    let mut buf = [0; CLIENT_KEY_MAX];
+    let derived = record.client_key(&mut buf);
+    if derived == stored || (stored.len() == 255 && derived.starts_with(stored)) {
+        return Ok(());
+    }
+    match record.set_client_key(stored) {
+        true => Ok(()),
+        false => Err(CodecError::BadClientKey(stored.to_vec())),
+    }
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -156,7 +178,6 @@ mod tests {
             scope: 0,
             pool: 1,
             hw: HwAddr::new(1, &[2, 0, 0, 0, 0, 7]),
-            client: ClientKey::from_bytes(&[1, 1, 2]),
             details: LeaseDetails::from_packed(details.pack(&mut buf)),
             start: 10,
             end: 20,
@@ -197,5 +218,45 @@ mod tests {
         assert_eq!(decode(&state, &names()), Err(CodecError::BadState(42)));
         bytes.push(0);
         assert_eq!(decode(&bytes, &names()), Err(CodecError::TrailingBytes(1)));
+    }
+
+    /// `record()`'s stored form with `key` as its stored client key.
+    fn stored_with_key(key: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![];
+        encode(&record(), &names(), &mut bytes);
+        // format, ip, state, htype, hw (length + 6): the key's length is next.
+        let at = 1 + 4 + 1 + 1 + 1 + 6;
+        let old = bytes[at] as usize;
+        let tail = bytes.split_off(at + 1 + old);
+        bytes.truncate(at);
+        bytes.push(key.len() as u8);
+        bytes.extend_from_slice(key);
+        bytes.extend_from_slice(&tail);
+        bytes
+    }
+
+    #[test]
+    fn the_stored_client_key_decides_whose_lease_it_is() {
+        let mut key = [0; CLIENT_KEY_MAX];
+        // As written: the key agrees with the client identifier.
+        assert_eq!(stored_with_key(&[1, 1, 2]), {
+            let mut b = vec![];
+            encode(&record(), &names(), &mut b);
+            b
+        });
+        // A key by hardware address drops the identifier; another identifier replaces it.
+        let by_hw = decode(&stored_with_key(&[0, 1, 2, 0, 0, 0, 0, 9]), &names()).unwrap();
+        assert_eq!((by_hw.hw.bytes(), by_hw.details.get().client_id), (&[2, 0, 0, 0, 0, 9][..], &[][..]));
+        assert_eq!(by_hw.details.get().hostname, b"laptop");
+        let by_id = decode(&stored_with_key(&[1, 9, 9]), &names()).unwrap();
+        assert_eq!(by_id.client_key(&mut key), &[1, 9, 9]);
+        assert_eq!(by_id.hw, record().hw);
+        assert_eq!(decode(&stored_with_key(&[2, 1]), &names()), Err(CodecError::BadClientKey(vec![2, 1])));
+        // A 255-byte identifier's key is stored cut at 255 bytes: read back whole.
+        let mut long = record();
+        assert!(long.set_client_key(&[&[1][..], &[7; 255]].concat()));
+        let mut bytes = vec![];
+        encode(&long, &names(), &mut bytes);
+        assert_eq!(decode(&bytes, &names()), Ok(long));
     }
 }

@@ -275,7 +275,7 @@ pub fn merge(mut events: Vec<Stored<'_>>) -> Vec<HistoryEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lease::{ClientKey, HwAddr, LeaseDetails, LeaseRecord, LeaseState};
+    use crate::lease::{HwAddr, LeaseDetails, LeaseRecord, LeaseState};
     use proptest::prelude::*;
 
     fn change(kind: ChangeKind, mac: &[u8], time: u32, ip: [u8; 4]) -> LeaseChange {
@@ -285,7 +285,6 @@ mod tests {
             scope: 0,
             pool: 0,
             hw: HwAddr::new(1, mac),
-            client: ClientKey::from_bytes(mac),
             details: LeaseDetails::default(),
             start: time,
             end: time + 3600,

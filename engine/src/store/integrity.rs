@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::codec;
 use super::sled_store::{SledStore, SCHEMA_KEY};
 use super::{LeaseStore, StoreError};
+use crate::lease::CLIENT_KEY_MAX;
 
 /// What [`SledStore::validate`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -65,7 +66,7 @@ impl SledStore {
                     }
                     if r.state.is_bound() {
                         report.bound += 1;
-                        clients.entry(r.client.as_bytes().to_vec()).or_default().push(r.ip);
+                        clients.entry(r.client_key(&mut [0; CLIENT_KEY_MAX]).to_vec()).or_default().push(r.ip);
                     }
                 }
                 Err(e) => report.errors.push(format!("lease {key_ip}: {e}")),

@@ -92,9 +92,6 @@ fn record_of(row: &LeaseRow, server: &Server) -> Result<LeaseRecord, String> {
         None if state == LeaseState::Reserved => state = LeaseState::Allocated,
         None => {}
     }
-    let mut key = [0u8; CLIENT_KEY_MAX];
-    let client =
-        ClientKey::from_bytes(ClientKey::encode(&mut key, Some(&client_id[..]).filter(|c| !c.is_empty()), &hw));
     let details = Details {
         hostname,
         vendor_class: row.vendor_class.as_deref().unwrap_or_default().as_bytes(),
@@ -109,7 +106,6 @@ fn record_of(row: &LeaseRow, server: &Server) -> Result<LeaseRecord, String> {
         scope: si as u16,
         pool: scope.pool_of(row.ip).map_or(NO_POOL, |p| p as u16),
         hw,
-        client,
         details: LeaseDetails::from_packed(details.pack(&mut packed)),
         start: row.start,
         end: row.end,
@@ -165,13 +161,15 @@ pub fn import(
     // A client keeps one bound lease: the one that ends last (the later line on a tie).
     let mut order = kept(&keep);
     order.sort_by_key(|&i| leases[i].0);
-    let mut bound: HashMap<&ClientKey, usize> = HashMap::with_capacity(order.len());
+    let mut bound: HashMap<ClientKey, usize> = HashMap::with_capacity(order.len());
+    let mut key = [0; CLIENT_KEY_MAX];
     for &i in &order {
         let r = &leases[i].1;
         if !r.state.is_bound() {
             continue;
         }
-        if let Some(&j) = bound.get(&r.client) {
+        let client = ClientKey::from_bytes(r.client_key(&mut key));
+        if let Some(&j) = bound.get(&client) {
             let loser = if leases[j].1.end > r.end { i } else { j };
             keep[loser] = false;
             report.superseded += 1;
@@ -179,7 +177,7 @@ pub fn import(
                 continue;
             }
         }
-        bound.insert(&r.client, i);
+        bound.insert(client, i);
     }
     drop(bound);
     let mut order = kept(&keep);

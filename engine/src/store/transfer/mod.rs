@@ -518,7 +518,6 @@ mod tests {
                     scope: 0,
                     pool: 0,
                     hw,
-                    client: crate::lease::ClientKey::from_bytes(&i.to_be_bytes()),
                     details: Default::default(),
                     start: 1,
                     end: 2,
