@@ -4,10 +4,14 @@
 # agent 198.18.0.2, 198.18.0.0/15 only), and removes them, with every
 # process started here (by PID) and the work directory, on exit.
 # CACHE_SIZE, if set, is leased's `database.cache_size` (sled's page cache).
+# LEASED_BIN and BENCH_BIN, if set, are the binaries to run instead of this
+# tree's (built here otherwise): two builds compared side by side.
 
-cargo build --release -q -p leased -p leased-bench
-LEASED=$PWD/target/release/leased
-BENCH=$PWD/target/release/leased-bench
+if [ -z "${LEASED_BIN:-}" ] || [ -z "${BENCH_BIN:-}" ]; then
+    cargo build --release -q -p leased -p leased-bench
+fi
+LEASED=${LEASED_BIN:-$PWD/target/release/leased}
+BENCH=${BENCH_BIN:-$PWD/target/release/leased-bench}
 
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)

@@ -152,6 +152,11 @@ struct Loop {
     template: Box<libc::msghdr>,
     slots: Box<[SendSlot]>,
     free: Vec<u16>,
+    /// Completions taken off the ring early, while freeing send slots:
+    /// handled with the next batch.
+    early: Vec<cqueue::Entry>,
+    /// Replies that left by `sendto` for want of a slot.
+    fallbacks: u64,
     wake_buf: Box<u64>,
     /// Whether waits coalesce completions (deferred task work and the
     /// minimum wait timeout of kernel 6.12+).
@@ -196,6 +201,8 @@ impl Loop {
             template,
             slots,
             free: (0..SEND_SLOTS as u16).rev().collect(),
+            early: Vec::with_capacity(RING_ENTRIES as usize * 2),
+            fallbacks: 0,
             wake_buf: Box::new(0),
             coalesce,
         })
@@ -204,9 +211,12 @@ impl Loop {
     /// Submits what is queued and waits for completions: with coalescing,
     /// for [`WAIT_BATCH`] of them or [`COALESCE_USEC`] after the first,
     /// whichever comes first (a second at most while idle, to look at the
-    /// stop flag); otherwise for one.
+    /// stop flag); otherwise for one. Completions taken early are handled
+    /// without waiting.
     fn wait(&mut self) -> io::Result<()> {
-        if self.coalesce {
+        if !self.early.is_empty() {
+            self.ring.submit().map(drop)
+        } else if self.coalesce {
             let idle = Timespec::new().sec(1);
             let args = SubmitArgs::new().min_wait_usec(COALESCE_USEC).timespec(&idle);
             match self.ring.submitter().submit_with_args(WAIT_BATCH, &args) {
@@ -237,12 +247,18 @@ impl Loop {
         self.push(e);
     }
 
-    /// Queues the replies in `out` (clearing it); without a free slot, a reply
-    /// leaves by a plain `sendto`.
+    /// Queues the replies in `out` (clearing it). When the slots run out
+    /// (a batch answers more datagrams than there are slots), the queued
+    /// sends are submitted and the finished ones free their slots; only if
+    /// none has finished does a reply leave by a plain `sendto`.
     fn send<H: Handler>(&mut self, core: &mut H, out: &mut Vec<Outgoing>) {
         for o in out.drain(..) {
             let fd = core.sockets()[o.socket].fd();
+            if self.free.is_empty() {
+                self.reclaim_slots(core);
+            }
             let Some(id) = self.free.pop() else {
+                self.fallbacks += 1;
                 core.sent(sendto(fd, o.bytes(), o.trace.to), o.trace);
                 continue;
             };
@@ -258,6 +274,31 @@ impl Loop {
             let e = opcode::SendMsg::new(Fd(fd), &s.msg).build().user_data(SEND | id as u64);
             self.push(e);
         }
+    }
+}
+
+impl Loop {
+    /// Submits the queued entries, then frees the slots of the sends that
+    /// completed; other completions wait in `early` for the next batch.
+    fn reclaim_slots<H: Handler>(&mut self, core: &mut H) {
+        if let Err(e) = self.ring.submit() {
+            warn!(shard = core.index(), error = %e, "io_uring submit failed");
+        }
+        for cqe in self.ring.completion() {
+            if cqe.user_data() & KIND == SEND {
+                Self::sent(&mut self.free, &self.slots, core, &cqe);
+            } else {
+                self.early.push(cqe);
+            }
+        }
+    }
+
+    /// Frees the slot of a completed send and tells the shard.
+    fn sent<H: Handler>(free: &mut Vec<u16>, slots: &[SendSlot], core: &mut H, cqe: &cqueue::Entry) {
+        let id = (cqe.user_data() & !KIND) as usize;
+        free.push(id as u16);
+        let r = if cqe.result() < 0 { Err(io::Error::from_raw_os_error(-cqe.result())) } else { Ok(()) };
+        core.sent(r, slots[id].trace);
     }
 }
 
@@ -319,6 +360,7 @@ fn serve<H: Handler>(lp: &mut Loop, mut core: H, wake: &EventFd, stop: &AtomicBo
             continue;
         }
         cqes.clear();
+        cqes.append(&mut lp.early);
         cqes.extend(lp.ring.completion());
         received.clear();
         let mut woken = false;
@@ -346,11 +388,7 @@ fn serve<H: Handler>(lp: &mut Loop, mut core: H, wake: &EventFd, stop: &AtomicBo
                     woken = true;
                     lp.arm_wake(wake.as_raw_fd());
                 }
-                _ => {
-                    lp.free.push(id as u16);
-                    let r = if cqe.result() < 0 { Err(io::Error::from_raw_os_error(-cqe.result())) } else { Ok(()) };
-                    core.sent(r, lp.slots[id].trace);
-                }
+                _ => Loop::sent(&mut lp.free, &lp.slots, &mut core, cqe),
             }
         }
         if !received.is_empty() {
@@ -415,6 +453,7 @@ fn parse(buf: &[u8], socket: usize) -> Option<(&[u8], Ingress)> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::sockets::ShardSocket;
     use super::*;
 
     /// Kernels from 6.12 on coalesce waits; older ones still get a ring
@@ -433,6 +472,89 @@ mod tests {
             let started = std::time::Instant::now();
             lp.wait().unwrap();
             assert!(started.elapsed() >= std::time::Duration::from_millis(900), "{:?}", started.elapsed());
+        }
+    }
+
+    /// Sends replies and counts what the loop reports of them.
+    struct Sender {
+        sockets: Vec<ShardSocket>,
+        sent: usize,
+    }
+
+    impl Handler for Sender {
+        fn index(&self) -> usize {
+            0
+        }
+        fn sockets(&self) -> &[ShardSocket] {
+            &self.sockets
+        }
+        fn handle_batch<'a>(&mut self, _: impl Iterator<Item = (&'a [u8], Ingress)>, _: &mut Vec<Outgoing>) {}
+        fn drop_unreadable(&mut self, _: &'static str) {}
+        fn release_durable(&mut self, _: &mut Vec<Outgoing>) {}
+        fn drain(&mut self, _: &mut Vec<Outgoing>) {}
+        fn sent(&mut self, result: io::Result<()>, _: Trace) {
+            result.unwrap();
+            self.sent += 1;
+        }
+    }
+
+    /// A batch may answer up to a receive buffer ring's worth of datagrams,
+    /// more than there are send slots: the rest must not fall back to one
+    /// `sendto` syscall each (half the replies did, flat out, before).
+    #[test]
+    fn a_batch_of_more_replies_than_send_slots_leaves_through_the_ring() {
+        use socket2::{Domain, Socket, Type};
+        if probe().is_err() {
+            eprintln!("no io_uring here: nothing to check");
+            return;
+        }
+        const REPLIES: usize = 3 * SEND_SLOTS;
+        let udp = || Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+        let (from, to) = (udp(), udp());
+        from.bind(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0).into()).unwrap();
+        to.bind(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0).into()).unwrap();
+        // Room for every reply at once (forced past rmem_max as root).
+        if to.set_recv_buffer_size(16 << 20).is_err() || to.recv_buffer_size().unwrap() < 8 << 20 {
+            let size: libc::c_int = 16 << 20;
+            // SAFETY: a plain int option on a socket we own.
+            unsafe {
+                libc::setsockopt(
+                    to.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUFFORCE,
+                    (&size as *const libc::c_int).cast(),
+                    4,
+                )
+            };
+        }
+        let dest = to.local_addr().unwrap().as_socket_ipv4().unwrap();
+        let mut core = Sender { sockets: vec![ShardSocket { socket: from, link: None }], sent: 0 };
+        let mut lp = Loop::new().unwrap();
+        let mut out: Vec<Outgoing> = (0..REPLIES)
+            .map(|i| {
+                let mut o = Outgoing { socket: 0, len: 4, trace: Trace::unsent(), buf: [0; MAX_DATAGRAM] };
+                o.buf[..4].copy_from_slice(&(i as u32).to_be_bytes());
+                o.trace.to = dest;
+                o
+            })
+            .collect();
+        lp.send(&mut core, &mut out);
+        assert_eq!(lp.fallbacks, 0, "replies sent by sendto");
+        for _ in 0..100 {
+            lp.reclaim_slots(&mut core);
+            if core.sent == REPLIES {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(core.sent, REPLIES, "completions seen");
+        // Every reply arrived, once, in order.
+        let mut buf = [std::mem::MaybeUninit::new(0u8); 16];
+        for i in 0..REPLIES {
+            let n = to.recv(&mut buf).unwrap();
+            // SAFETY: recv initialised the first n bytes.
+            let got: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
+            assert_eq!(got, (i as u32).to_be_bytes(), "reply {i}");
         }
     }
 }
