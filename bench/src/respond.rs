@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use leased::io::{Handler, Ingress, Outgoing, ShardSocket, Trace};
+use leased::io::{Handler, Ingress, Outgoing, ReplyBufs, ShardSocket, Trace};
 use leased::wire::{code, opt, peek_message_type, MessageBuilder, MessageType, Packet};
 
 /// The address every reply offers.
@@ -33,6 +33,8 @@ pub struct Responder {
     ack: ([u8; 300], usize),
     client_port: u16,
     counts: Arc<Counts>,
+    /// Reply buffers, reused as leased reuses its own.
+    bufs: ReplyBufs,
 }
 
 impl Responder {
@@ -44,6 +46,7 @@ impl Responder {
             ack: template(MessageType::Ack, server_id),
             client_port: 68,
             counts,
+            bufs: ReplyBufs::default(),
         }
     }
 }
@@ -93,7 +96,7 @@ impl Handler for Responder {
                 continue;
             };
             let mut reply =
-                Outgoing { socket: ingress.socket, len: template.1, trace: Trace::unsent(), buf: [0; 1500] };
+                Outgoing { socket: ingress.socket, len: template.1, trace: Trace::unsent(), buf: self.bufs.take() };
             reply.buf[..template.1].copy_from_slice(&template.0[..template.1]);
             let mut p = Packet::new_unchecked(&mut reply.buf[..]);
             p.set_xid(request.xid());
@@ -118,7 +121,8 @@ impl Handler for Responder {
 
     fn drain(&mut self, _out: &mut Vec<Outgoing>) {}
 
-    fn sent(&mut self, result: std::io::Result<()>, _trace: Trace) {
+    fn sent(&mut self, result: std::io::Result<()>, reply: Outgoing) {
+        self.bufs.put(reply.buf);
         if result.is_ok() {
             self.counts.sent.fetch_add(1, Ordering::Relaxed);
         }

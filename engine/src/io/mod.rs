@@ -25,7 +25,7 @@ use tracing::{info, warn};
 
 pub use interfaces::Interface;
 pub use portable::sockaddr;
-pub use shard::{Handler, Ingress, Outgoing, ShardStats, Trace, MAX_DATAGRAM};
+pub use shard::{Handler, Ingress, Outgoing, ReplyBufs, ShardStats, Trace, MAX_DATAGRAM};
 pub use sockets::{Endpoint, ShardSocket, SERVER_PORT};
 
 use crate::config::{IoBackend, Listen, SyncMode};

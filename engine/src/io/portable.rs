@@ -69,19 +69,17 @@ impl RecvBatch {
     }
 }
 
-/// Sends `out` with `sendmmsg`, grouped by socket; clears it.
+/// Sends `out` with `sendmmsg`, grouped by socket, handing each reply
+/// back to the shard; clears it.
 fn send_all<H: Handler>(core: &mut H, out: &mut Vec<Outgoing>) {
-    let mut start = 0;
-    while start < out.len() {
-        let socket = out[start].socket;
-        let end =
-            out[start..].iter().position(|o| o.socket != socket).map_or(out.len(), |p| start + p).min(start + BATCH);
+    while let Some(first) = out.first() {
+        let socket = first.socket;
+        let count = out.iter().position(|o| o.socket != socket).unwrap_or(out.len()).min(BATCH);
         // SAFETY: all-zero is valid for these plain structs.
         let mut names: [libc::sockaddr_in; BATCH] = unsafe { std::mem::zeroed() };
         let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
         let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        let count = end - start;
-        for (k, o) in out[start..end].iter_mut().enumerate() {
+        for (k, o) in out[..count].iter_mut().enumerate() {
             names[k] = sockaddr(o.trace.to);
             iovs[k] = libc::iovec { iov_base: o.buf.as_mut_ptr().cast(), iov_len: o.len };
             let h = &mut msgs[k].msg_hdr;
@@ -91,25 +89,23 @@ fn send_all<H: Handler>(core: &mut H, out: &mut Vec<Outgoing>) {
             h.msg_iovlen = 1;
         }
         let fd = core.sockets()[socket].fd();
+        let mut failed: [Option<std::io::Error>; BATCH] = std::array::from_fn(|_| None);
         let mut done = 0;
         while done < count {
             // SAFETY: headers point at live buffers of `out` and the arrays above.
             let n = unsafe { libc::sendmmsg(fd, msgs[done..].as_mut_ptr(), (count - done) as u32, 0) };
             if n <= 0 {
-                // The first unsent one failed: count it and go on with the rest.
-                let e = std::io::Error::last_os_error();
-                core.sent(Err(e), out[start + done].trace);
+                // The first unsent one failed: note it and go on with the rest.
+                failed[done] = Some(std::io::Error::last_os_error());
                 done += 1;
-                continue;
+            } else {
+                done += n as usize;
             }
-            for k in done..done + n as usize {
-                core.sent(Ok(()), out[start + k].trace);
-            }
-            done += n as usize;
         }
-        start = end;
+        for (o, e) in out.drain(..count).zip(&mut failed) {
+            core.sent(e.take().map_or(Ok(()), Err), o);
+        }
     }
-    out.clear();
 }
 
 /// A `sockaddr_in` for `addr`.

@@ -59,17 +59,43 @@ impl Trace {
     }
 }
 
+/// A reply's bytes: boxed, so a reply held for durability or queued to
+/// leave moves as a pointer, not 1500 bytes.
+pub type ReplyBuf = Box<[u8; MAX_DATAGRAM]>;
+
 /// A reply ready to leave.
 pub struct Outgoing {
     pub socket: usize,
     pub len: usize,
     pub trace: Trace,
-    pub buf: [u8; MAX_DATAGRAM],
+    pub buf: ReplyBuf,
 }
 
 impl Outgoing {
     pub fn bytes(&self) -> &[u8] {
         &self.buf[..self.len]
+    }
+}
+
+/// Reply buffers to reuse: each comes back through [`Handler::sent`], so
+/// steady traffic allocates none. Keeps at most [`ReplyBufs::KEEP`].
+#[derive(Default)]
+pub struct ReplyBufs(Vec<ReplyBuf>);
+
+impl ReplyBufs {
+    /// Spare buffers kept (3 MiB): more than a batch's replies in flight.
+    pub const KEEP: usize = 2048;
+
+    /// A buffer, not zeroed (replies are written whole by their builder).
+    pub fn take(&mut self) -> ReplyBuf {
+        self.0.pop().unwrap_or_else(|| Box::new([0; MAX_DATAGRAM]))
+    }
+
+    /// Returns a buffer for reuse.
+    pub fn put(&mut self, buf: ReplyBuf) {
+        if self.0.len() < Self::KEEP {
+            self.0.push(buf);
+        }
     }
 }
 
@@ -126,8 +152,9 @@ pub trait Handler: Send + 'static {
     fn release_durable(&mut self, out: &mut Vec<Outgoing>);
     /// At shutdown: the replies still held that may leave, in `out`.
     fn drain(&mut self, out: &mut Vec<Outgoing>);
-    /// Told of each reply once it left, or why it could not.
-    fn sent(&mut self, result: std::io::Result<()>, trace: Trace);
+    /// Told of each reply once it left, or why it could not; gets it back
+    /// to reuse its buffer.
+    fn sent(&mut self, result: std::io::Result<()>, reply: Outgoing);
 }
 
 /// One shard's decision and hold logic, over its sockets.
@@ -140,6 +167,7 @@ pub struct ShardCore {
     mode: SyncMode,
     client_port: u16,
     held: VecDeque<(u64, Outgoing)>,
+    bufs: ReplyBufs,
     received: TypeCounters,
     sent: TypeCounters,
     /// Receive to send, seconds.
@@ -173,6 +201,7 @@ impl ShardCore {
             mode,
             client_port,
             held: VecDeque::with_capacity(4096),
+            bufs: ReplyBufs::default(),
             received: TypeCounters::new(m::PACKETS_RECEIVED, &shard),
             sent: TypeCounters::new(m::PACKETS_SENT, &shard),
             latency: metrics::histogram!(m::REQUEST_DURATION, "shard" => shard),
@@ -206,11 +235,12 @@ impl ShardCore {
         self.received.count(TypeCounters::index(peek_message_type(datagram)));
         let meta = Meta { ifindex: ingress.ifindex, local: ingress.local, now };
         let trace = Trace { to: ingress.from, kind: 0, received: self.batch_received };
-        let mut reply = Outgoing { socket: ingress.socket, len: 0, trace, buf: [0; MAX_DATAGRAM] };
+        let mut reply = Outgoing { socket: ingress.socket, len: 0, trace, buf: self.bufs.take() };
         let hook = self.mine.as_mut().map(|p| p as &mut dyn PolicyHook);
-        let outcome = match server.handle_with(datagram, &meta, &mut reply.buf, hook) {
+        let outcome = match server.handle_with(datagram, &meta, &mut reply.buf[..], hook) {
             Ok(o) => o,
             Err(why) => {
+                self.bufs.put(reply.buf);
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 self.drops.count(why.reason());
                 debug!(shard = self.index, from = %ingress.from, reason = why.reason(), "dropped: {why}");
@@ -221,6 +251,7 @@ impl ShardCore {
             debug!(shard = self.index, change = c.kind.label(), ip = %c.record.ip, mac = %c.record.hw, "lease");
         }
         let Some(r) = outcome.reply else {
+            self.bufs.put(reply.buf);
             if let Some(change) = outcome.change {
                 self.writer.submit(change);
             }
@@ -318,7 +349,9 @@ impl Handler for ShardCore {
     }
 
     /// Counts a sent reply and its time since receipt, or logs why it could not leave.
-    fn sent(&mut self, result: std::io::Result<()>, trace: Trace) {
+    fn sent(&mut self, result: std::io::Result<()>, reply: Outgoing) {
+        let trace = reply.trace;
+        self.bufs.put(reply.buf);
         match result {
             Ok(()) => {
                 self.stats.sent.fetch_add(1, Ordering::Relaxed);

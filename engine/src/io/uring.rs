@@ -14,7 +14,7 @@ use io_uring::{cqueue, opcode, squeue, IoUring};
 use tracing::warn;
 
 use super::portable::sockaddr;
-use super::shard::{pktinfo, Handler, Ingress, Outgoing, Trace, CONTROL_LEN, MAX_DATAGRAM};
+use super::shard::{pktinfo, Handler, Ingress, Outgoing, CONTROL_LEN};
 use super::wake::EventFd;
 
 const RING_ENTRIES: u32 = 1024;
@@ -96,10 +96,9 @@ impl Drop for BufRing {
     }
 }
 
-/// A reply in flight: its bytes and the headers the kernel reads.
+/// A reply in flight and the headers the kernel reads.
 struct SendSlot {
-    buf: [u8; MAX_DATAGRAM],
-    trace: Trace,
+    reply: Option<Outgoing>,
     addr: libc::sockaddr_in,
     iov: libc::iovec,
     msg: libc::msghdr,
@@ -187,8 +186,7 @@ impl Loop {
         template.msg_controllen = CONTROL_LEN;
         let slots = (0..SEND_SLOTS)
             .map(|_| SendSlot {
-                buf: [0; MAX_DATAGRAM],
-                trace: Trace::unsent(),
+                reply: None,
                 // SAFETY: as above, plain C structs.
                 addr: unsafe { std::mem::zeroed() },
                 iov: unsafe { std::mem::zeroed() },
@@ -259,14 +257,14 @@ impl Loop {
             }
             let Some(id) = self.free.pop() else {
                 self.fallbacks += 1;
-                core.sent(sendto(fd, o.bytes(), o.trace.to), o.trace);
+                core.sent(sendto(fd, o.bytes(), o.trace.to), o);
                 continue;
             };
             let s = &mut self.slots[id as usize];
-            s.buf[..o.len].copy_from_slice(o.bytes());
             s.addr = sockaddr(o.trace.to);
-            s.trace = o.trace;
-            s.iov = libc::iovec { iov_base: s.buf.as_mut_ptr().cast(), iov_len: o.len };
+            // The boxed bytes stay put while the slot holds the reply.
+            s.iov = libc::iovec { iov_base: o.buf.as_ptr() as *mut libc::c_void, iov_len: o.len };
+            s.reply = Some(o);
             s.msg.msg_name = (&mut s.addr as *mut libc::sockaddr_in).cast();
             s.msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
             s.msg.msg_iov = &mut s.iov;
@@ -286,19 +284,21 @@ impl Loop {
         }
         for cqe in self.ring.completion() {
             if cqe.user_data() & KIND == SEND {
-                Self::sent(&mut self.free, &self.slots, core, &cqe);
+                Self::sent(&mut self.free, &mut self.slots, core, &cqe);
             } else {
                 self.early.push(cqe);
             }
         }
     }
 
-    /// Frees the slot of a completed send and tells the shard.
-    fn sent<H: Handler>(free: &mut Vec<u16>, slots: &[SendSlot], core: &mut H, cqe: &cqueue::Entry) {
+    /// Frees the slot of a completed send and hands the reply back.
+    fn sent<H: Handler>(free: &mut Vec<u16>, slots: &mut [SendSlot], core: &mut H, cqe: &cqueue::Entry) {
         let id = (cqe.user_data() & !KIND) as usize;
         free.push(id as u16);
         let r = if cqe.result() < 0 { Err(io::Error::from_raw_os_error(-cqe.result())) } else { Ok(()) };
-        core.sent(r, slots[id].trace);
+        if let Some(reply) = slots[id].reply.take() {
+            core.sent(r, reply);
+        }
     }
 }
 
@@ -388,7 +388,7 @@ fn serve<H: Handler>(lp: &mut Loop, mut core: H, wake: &EventFd, stop: &AtomicBo
                     woken = true;
                     lp.arm_wake(wake.as_raw_fd());
                 }
-                _ => Loop::sent(&mut lp.free, &lp.slots, &mut core, cqe),
+                _ => Loop::sent(&mut lp.free, &mut lp.slots, &mut core, cqe),
             }
         }
         if !received.is_empty() {
@@ -416,7 +416,7 @@ fn serve<H: Handler>(lp: &mut Loop, mut core: H, wake: &EventFd, stop: &AtomicBo
     core.drain(&mut out);
     for o in out.drain(..) {
         let fd = core.sockets()[o.socket].fd();
-        core.sent(sendto(fd, o.bytes(), o.trace.to), o.trace);
+        core.sent(sendto(fd, o.bytes(), o.trace.to), o);
     }
     // Replies still in flight complete before the slots go away.
     let in_flight = SEND_SLOTS - lp.free.len();
@@ -453,6 +453,7 @@ fn parse(buf: &[u8], socket: usize) -> Option<(&[u8], Ingress)> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::shard::{Trace, MAX_DATAGRAM};
     use super::super::sockets::ShardSocket;
     use super::*;
 
@@ -492,7 +493,7 @@ mod tests {
         fn drop_unreadable(&mut self, _: &'static str) {}
         fn release_durable(&mut self, _: &mut Vec<Outgoing>) {}
         fn drain(&mut self, _: &mut Vec<Outgoing>) {}
-        fn sent(&mut self, result: io::Result<()>, _: Trace) {
+        fn sent(&mut self, result: io::Result<()>, _: Outgoing) {
             result.unwrap();
             self.sent += 1;
         }
@@ -532,7 +533,7 @@ mod tests {
         let mut lp = Loop::new().unwrap();
         let mut out: Vec<Outgoing> = (0..REPLIES)
             .map(|i| {
-                let mut o = Outgoing { socket: 0, len: 4, trace: Trace::unsent(), buf: [0; MAX_DATAGRAM] };
+                let mut o = Outgoing { socket: 0, len: 4, trace: Trace::unsent(), buf: Box::new([0; MAX_DATAGRAM]) };
                 o.buf[..4].copy_from_slice(&(i as u32).to_be_bytes());
                 o.trace.to = dest;
                 o
