@@ -273,9 +273,7 @@ impl Loop {
             self.push(e);
         }
     }
-}
 
-impl Loop {
     /// Submits the queued entries, then frees the slots of the sends that
     /// completed; other completions wait in `early` for the next batch.
     fn reclaim_slots<H: Handler>(&mut self, core: &mut H) {

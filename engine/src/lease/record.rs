@@ -1,9 +1,10 @@
 //! The lease record (ARCHITECTURE §6) and its compact parts.
 //!
-//! A record is fixed-size apart from two shared byte strings: the client
-//! key and the details (hostname, vendor class, client identifier, relay
-//! circuit and remote ids). Renewing a lease clones the record with two
-//! reference-count increments: no allocation on the packet path.
+//! A record is fixed-size apart from one shared byte string, the details
+//! (hostname, vendor class, client identifier, relay circuit and remote
+//! ids), kept inline when short; its client key is derived from them and
+//! the hardware address, not stored. Renewing a lease clones the record
+//! with at most one reference-count increment: no allocation on the packet path.
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -176,8 +177,8 @@ impl ClientKey {
         }
     }
 
-    /// Encodes the key of a client into `buf`, returning the used prefix.
-    /// Look-ups use this stack form; only a new lease stores it.
+    /// Encodes the key of a client into `buf`, returning the used prefix:
+    /// the stack form look-ups and records use.
     pub fn encode<'b>(buf: &'b mut [u8; CLIENT_KEY_MAX], client_id: Option<&[u8]>, hw: &HwAddr) -> &'b [u8] {
         let len = match client_id {
             Some(id) => {
