@@ -21,9 +21,12 @@ rm -f "$OUT"/*.json "$OUT"/*.server "$OUT"/*.log "$OUT"/*.perfdhcp "$OUT"/*.reco
 WORK=$(mktemp -d /tmp/leased-bench.XXXXXX)
 KEA_PIDFILE_DIR=$WORK KEA_LOCKFILE_DIR=$WORK
 SRV=lbs$$ GEN=lbg$$
-PIDS=()
+# Servers are started in command substitutions (subshells): their PIDs go
+# to a file, where the exit trap finds them.
 cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    if [[ -f $WORK/pids ]]; then
+        while read -r pid; do kill "$pid" 2>/dev/null || true; done < "$WORK/pids"
+    fi
     ip netns del "$SRV" 2>/dev/null || true
     ip netns del "$GEN" 2>/dev/null || true
     rm -rf "$WORK"
@@ -81,7 +84,7 @@ start_server() { # name command...
     local name=$1; shift
     ip netns exec "$SRV" taskset -c "${SERVER_CPUS:-0}" "$@" > "$OUT/$name.log" 2>&1 &
     local pid=$!
-    PIDS+=("$pid")
+    echo "$pid" >> "$WORK/pids"
     echo "$pid"
 }
 
