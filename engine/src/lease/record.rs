@@ -403,6 +403,26 @@ impl LeaseRecord {
     }
 }
 
+/// An allocated lease of `ip` for `hw` (times 1 and 2, no details), for
+/// tests across the crate.
+#[cfg(test)]
+pub(crate) fn test_record(ip: Ipv4Addr, hw: HwAddr) -> LeaseRecord {
+    LeaseRecord {
+        ip,
+        state: LeaseState::Allocated,
+        scope: 0,
+        pool: 0,
+        hw,
+        details: LeaseDetails::default(),
+        start: 1,
+        end: 2,
+        last_seen: 1,
+        created: 1,
+        updated: 1,
+        holds_address: true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,18 +432,8 @@ mod tests {
         let mut buf = [0; DETAILS_MAX];
         let details = Details { hostname: b"host", client_id, remote_id: b"r", ..Details::default() };
         LeaseRecord {
-            ip: Ipv4Addr::new(198, 18, 0, 1),
-            state: LeaseState::Allocated,
-            scope: 0,
-            pool: 0,
-            hw,
             details: LeaseDetails::from_packed(details.pack(&mut buf)),
-            start: 1,
-            end: 2,
-            last_seen: 1,
-            created: 1,
-            updated: 1,
-            holds_address: true,
+            ..test_record(Ipv4Addr::new(198, 18, 0, 1), hw)
         }
     }
 

@@ -512,20 +512,7 @@ mod tests {
             for i in 0..self.0 {
                 let ip = Ipv4Addr::from(0xc612_0000 + i);
                 let hw = HwAddr::new(1, &[2, 0, 0, 0, (i >> 8) as u8, i as u8]);
-                f(Ok(LeaseRecord {
-                    ip,
-                    state: LeaseState::Allocated,
-                    scope: 0,
-                    pool: 0,
-                    hw,
-                    details: Default::default(),
-                    start: 1,
-                    end: 2,
-                    last_seen: 1,
-                    created: 1,
-                    updated: 1,
-                    holds_address: true,
-                }));
+                f(Ok(crate::lease::test_record(ip, hw)));
                 if i == 0 {
                     let error = crate::store::CodecError::Truncated;
                     f(Err(crate::store::StoreError::Corrupt { key: "i198.18.0.1".into(), error }));
