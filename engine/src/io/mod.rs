@@ -8,6 +8,7 @@
 
 mod arp;
 pub mod bpf;
+mod gso;
 pub mod interfaces;
 mod portable;
 mod shard;

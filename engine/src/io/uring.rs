@@ -1,5 +1,6 @@
 //! The io_uring receive loop (kernel 6.0+): one ring per shard, a multishot
-//! `RecvMsg` per socket into a registered buffer ring, `SendMsg` replies, and
+//! `RecvMsg` per socket into a registered buffer ring, `SendMsg` replies
+//! (segmented where a batch has several for one destination), and
 //! a `Read` of the shard's eventfd that completes when held ACKs became
 //! durable or the shard must stop.
 
@@ -13,6 +14,7 @@ use io_uring::types::{BufRingEntry, Fd, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring};
 use tracing::warn;
 
+use super::gso::Gso;
 use super::portable::sockaddr;
 use super::shard::{pktinfo, Handler, Ingress, Outgoing, CONTROL_LEN};
 use super::wake::EventFd;
@@ -31,6 +33,8 @@ const SEND_SLOTS: usize = 512;
 const RECV: u64 = 1 << 32;
 const WAKE: u64 = 2 << 32;
 const SEND: u64 = 3 << 32;
+/// A segmented send of a group of replies ([`super::gso`]).
+const GSO_SEND: u64 = 4 << 32;
 /// Completions a wait asks for before it returns at once.
 const WAIT_BATCH: usize = 32;
 /// Once one completion is in, how long a wait may go on for more (µs).
@@ -156,6 +160,8 @@ struct Loop {
     early: Vec<cqueue::Entry>,
     /// Replies that left by `sendto` for want of a slot.
     fallbacks: u64,
+    /// Replies to one destination leaving as one segmented send.
+    gso: Gso,
     wake_buf: Box<u64>,
     /// Whether waits coalesce completions (deferred task work and the
     /// minimum wait timeout of kernel 6.12+).
@@ -201,6 +207,7 @@ impl Loop {
             free: (0..SEND_SLOTS as u16).rev().collect(),
             early: Vec::with_capacity(RING_ENTRIES as usize * 2),
             fallbacks: 0,
+            gso: Gso::new(),
             wake_buf: Box::new(0),
             coalesce,
         })
@@ -245,33 +252,59 @@ impl Loop {
         self.push(e);
     }
 
-    /// Queues the replies in `out` (clearing it). When the slots run out
-    /// (a batch answers more datagrams than there are slots), the queued
-    /// sends are submitted and the finished ones free their slots; only if
-    /// none has finished does a reply leave by a plain `sendto`.
+    /// Queues the replies in `out` (clearing it): replies to one
+    /// destination together as segmented sends ([`super::gso`]), the others one
+    /// each.
     fn send<H: Handler>(&mut self, core: &mut H, out: &mut Vec<Outgoing>) {
-        for o in out.drain(..) {
-            let fd = core.sockets()[o.socket].fd();
-            if self.free.is_empty() {
-                self.reclaim_slots(core);
-            }
-            let Some(id) = self.free.pop() else {
-                self.fallbacks += 1;
-                core.sent(sendto(fd, o.bytes(), o.trace.to), o);
-                continue;
-            };
-            let s = &mut self.slots[id as usize];
-            s.addr = sockaddr(o.trace.to);
-            // The boxed bytes stay put while the slot holds the reply.
-            s.iov = libc::iovec { iov_base: o.buf.as_ptr() as *mut libc::c_void, iov_len: o.len };
-            s.reply = Some(o);
-            s.msg.msg_name = (&mut s.addr as *mut libc::sockaddr_in).cast();
-            s.msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-            s.msg.msg_iov = &mut s.iov;
-            s.msg.msg_iovlen = 1;
-            let e = opcode::SendMsg::new(Fd(fd), &s.msg).build().user_data(SEND | id as u64);
-            self.push(e);
+        while let Some(o) = self.gso.retry.pop() {
+            self.send_one(core, o);
         }
+        for o in out.drain(..) {
+            match self.gso.add(o) {
+                Ok(Some(full)) => self.send_group(core, full),
+                Ok(None) => {}
+                Err(o) => self.send_one(core, o),
+            }
+        }
+        while let Some(id) = self.gso.take_open() {
+            self.send_group(core, id);
+        }
+    }
+
+    fn send_group<H: Handler>(&mut self, core: &mut H, id: u16) {
+        let fd = core.sockets()[self.gso.socket_of(id)].fd();
+        match self.gso.submission(id, fd) {
+            Ok(e) => self.push(e.user_data(GSO_SEND | id as u64)),
+            Err(Some(o)) => self.send_one(core, o),
+            Err(None) => {}
+        }
+    }
+
+    /// Queues one reply. When the slots run out (a batch answers more
+    /// datagrams than there are slots), the queued sends are submitted and
+    /// the finished ones free their slots; only if none has finished does
+    /// the reply leave by a plain `sendto`.
+    fn send_one<H: Handler>(&mut self, core: &mut H, o: Outgoing) {
+        let fd = core.sockets()[o.socket].fd();
+        if self.free.is_empty() {
+            self.reclaim_slots(core);
+        }
+        let Some(id) = self.free.pop() else {
+            self.fallbacks += 1;
+            core.sent(sendto(fd, o.bytes(), o.trace.to), o);
+            return;
+        };
+        let s = &mut self.slots[id as usize];
+        s.addr = sockaddr(o.trace.to);
+        // The boxed bytes stay put while the slot holds the reply.
+        s.iov = libc::iovec { iov_base: o.buf.as_ptr() as *mut libc::c_void, iov_len: o.len };
+        s.reply = Some(o);
+        s.msg.msg_name = (&mut s.addr as *mut libc::sockaddr_in).cast();
+        s.msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        s.msg.msg_iov = &mut s.iov;
+        s.msg.msg_iovlen = 1;
+        let e = opcode::SendMsg::new(Fd(fd), &s.msg).build().user_data(SEND | id as u64);
+        self.push(e);
     }
 
     /// Submits the queued entries, then frees the slots of the sends that
@@ -281,10 +314,10 @@ impl Loop {
             warn!(shard = core.index(), error = %e, "io_uring submit failed");
         }
         for cqe in self.ring.completion() {
-            if cqe.user_data() & KIND == SEND {
-                Self::sent(&mut self.free, &mut self.slots, core, &cqe);
-            } else {
-                self.early.push(cqe);
+            match cqe.user_data() & KIND {
+                SEND => Self::sent(&mut self.free, &mut self.slots, core, &cqe),
+                GSO_SEND => self.gso.completed(core, (cqe.user_data() & !KIND) as usize, &cqe),
+                _ => self.early.push(cqe),
             }
         }
     }
@@ -386,6 +419,7 @@ fn serve<H: Handler>(lp: &mut Loop, mut core: H, wake: &EventFd, stop: &AtomicBo
                     woken = true;
                     lp.arm_wake(wake.as_raw_fd());
                 }
+                GSO_SEND => lp.gso.completed(&mut core, id, cqe),
                 _ => Loop::sent(&mut lp.free, &mut lp.slots, &mut core, cqe),
             }
         }
@@ -412,12 +446,13 @@ fn serve<H: Handler>(lp: &mut Loop, mut core: H, wake: &EventFd, stop: &AtomicBo
         lp.send(&mut core, &mut out);
     }
     core.drain(&mut out);
+    out.append(&mut lp.gso.retry);
     for o in out.drain(..) {
         let fd = core.sockets()[o.socket].fd();
         core.sent(sendto(fd, o.bytes(), o.trace.to), o);
     }
     // Replies still in flight complete before the slots go away.
-    let in_flight = SEND_SLOTS - lp.free.len();
+    let in_flight = SEND_SLOTS - lp.free.len() + lp.gso.in_flight();
     if in_flight > 0 {
         let _ = lp.ring.submit_and_wait(in_flight);
     }
@@ -497,22 +532,14 @@ mod tests {
         }
     }
 
-    /// A batch may answer up to a receive buffer ring's worth of datagrams,
-    /// more than there are send slots: the rest must not fall back to one
-    /// `sendto` syscall each (half the replies did, flat out, before).
-    #[test]
-    fn a_batch_of_more_replies_than_send_slots_leaves_through_the_ring() {
+    /// Two UDP sockets on loopback: one to send from, one with room to
+    /// receive every reply at once (forced past rmem_max as root).
+    fn socket_pair() -> (socket2::Socket, socket2::Socket, SocketAddrV4) {
         use socket2::{Domain, Socket, Type};
-        if probe().is_err() {
-            eprintln!("no io_uring here: nothing to check");
-            return;
-        }
-        const REPLIES: usize = 3 * SEND_SLOTS;
         let udp = || Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
         let (from, to) = (udp(), udp());
         from.bind(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0).into()).unwrap();
         to.bind(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0).into()).unwrap();
-        // Room for every reply at once (forced past rmem_max as root).
         if to.set_recv_buffer_size(16 << 20).is_err() || to.recv_buffer_size().unwrap() < 8 << 20 {
             let size: libc::c_int = 16 << 20;
             // SAFETY: a plain int option on a socket we own.
@@ -527,33 +554,128 @@ mod tests {
             };
         }
         let dest = to.local_addr().unwrap().as_socket_ipv4().unwrap();
-        let mut core = Sender { sockets: vec![ShardSocket { socket: from, link: None }], sent: 0 };
-        let mut lp = Loop::new().unwrap();
-        let mut out: Vec<Outgoing> = (0..REPLIES)
-            .map(|i| {
-                let mut o = Outgoing { socket: 0, len: 4, trace: Trace::unsent(), buf: Box::new([0; MAX_DATAGRAM]) };
-                o.buf[..4].copy_from_slice(&(i as u32).to_be_bytes());
-                o.trace.to = dest;
-                o
-            })
-            .collect();
-        lp.send(&mut core, &mut out);
-        assert_eq!(lp.fallbacks, 0, "replies sent by sendto");
+        (from, to, dest)
+    }
+
+    /// Reply `i` to `to`: `len` bytes, its number first, then a non-zero filler.
+    fn numbered(i: usize, len: usize, to: SocketAddrV4) -> Outgoing {
+        let mut o = Outgoing { socket: 0, len, trace: Trace::unsent(), buf: Box::new([0xee; MAX_DATAGRAM]) };
+        o.buf[..4].copy_from_slice(&(i as u32).to_be_bytes());
+        o.buf[4..len].fill(i as u8 | 1);
+        o.trace.to = to;
+        o
+    }
+
+    /// Reaps completions until `n` replies are reported sent.
+    fn until_sent(lp: &mut Loop, core: &mut Sender, n: usize) {
         for _ in 0..100 {
-            lp.reclaim_slots(&mut core);
-            if core.sent == REPLIES {
+            let mut none = Vec::new();
+            lp.send(core, &mut none);
+            lp.reclaim_slots(core);
+            if core.sent == n {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        assert_eq!(core.sent, REPLIES, "completions seen");
-        // Every reply arrived, once, in order.
-        let mut buf = [std::mem::MaybeUninit::new(0u8); 16];
-        for i in 0..REPLIES {
-            let n = to.recv(&mut buf).unwrap();
-            // SAFETY: recv initialised the first n bytes.
-            let got: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
-            assert_eq!(got, (i as u32).to_be_bytes(), "reply {i}");
+        assert_eq!(core.sent, n, "completions seen");
+    }
+
+    /// The next datagram on `to`.
+    fn receive(to: &socket2::Socket) -> Vec<u8> {
+        let mut buf = [std::mem::MaybeUninit::new(0u8); MAX_DATAGRAM];
+        let n = to.recv(&mut buf).unwrap();
+        // SAFETY: recv initialised the first n bytes.
+        buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect()
+    }
+
+    /// A batch may answer up to a receive buffer ring's worth of datagrams,
+    /// more than there are send slots: the rest must not fall back to one
+    /// `sendto` syscall each (half the replies did, flat out, before).
+    #[test]
+    fn a_batch_of_more_replies_than_send_slots_leaves_through_the_ring() {
+        if probe().is_err() {
+            eprintln!("no io_uring here: nothing to check");
+            return;
         }
+        const REPLIES: usize = 3 * SEND_SLOTS;
+        let (from, to, dest) = socket_pair();
+        let mut core = Sender { sockets: vec![ShardSocket { socket: from, link: None }], sent: 0 };
+        let mut lp = Loop::new().unwrap();
+        // One send slot per reply, not segmented sends (tested below).
+        lp.gso.enabled = false;
+        let mut out: Vec<Outgoing> = (0..REPLIES).map(|i| numbered(i, 4, dest)).collect();
+        lp.send(&mut core, &mut out);
+        assert_eq!(lp.fallbacks, 0, "replies sent by sendto");
+        until_sent(&mut lp, &mut core, REPLIES);
+        // Every reply arrived, once, in order.
+        for i in 0..REPLIES {
+            assert_eq!(receive(&to), numbered(i, 4, dest).bytes(), "reply {i}");
+        }
+    }
+
+    /// Replies of a batch to one destination leave as segmented sends of
+    /// up to 64 datagrams; each datagram holds one reply whole, shorter
+    /// ones padded with zeros to the group's longest, in order.
+    #[test]
+    fn replies_to_one_destination_leave_in_segmented_sends_each_datagram_one_reply() {
+        if probe().is_err() {
+            eprintln!("no io_uring here: nothing to check");
+            return;
+        }
+        const REPLIES: usize = 200;
+        let len = |i: usize| 300 + i % 7;
+        let (from, to, dest) = socket_pair();
+        let mut core = Sender { sockets: vec![ShardSocket { socket: from, link: None }], sent: 0 };
+        let mut lp = Loop::new().unwrap();
+        let mut out: Vec<Outgoing> = (0..REPLIES).map(|i| numbered(i, len(i), dest)).collect();
+        lp.send(&mut core, &mut out);
+        until_sent(&mut lp, &mut core, REPLIES);
+        assert_eq!(lp.gso.sends, 4, "64 + 64 + 64 + 8 replies");
+        assert!(lp.gso.enabled);
+        for i in 0..REPLIES {
+            let got = receive(&to);
+            let reply = numbered(i, len(i), dest);
+            assert_eq!(&got[..len(i)], reply.bytes(), "reply {i}");
+            // All but a group's last are padded to its longest: 306 bytes.
+            let padded = if i % 64 == 63 || i == REPLIES - 1 { len(i) } else { 306 };
+            assert_eq!(got.len(), padded, "reply {i}");
+            assert!(got[len(i)..].iter().all(|&b| b == 0), "reply {i} padded with zeros");
+        }
+    }
+
+    /// Where the kernel refuses a segmented send (here: a socket without
+    /// UDP checksums, SO_NO_CHECK), the group's replies leave one by one
+    /// and later replies are no longer grouped.
+    #[test]
+    fn a_refused_segmented_send_leaves_as_single_datagrams() {
+        if probe().is_err() {
+            eprintln!("no io_uring here: nothing to check");
+            return;
+        }
+        const REPLIES: usize = 100;
+        let (from, to, dest) = socket_pair();
+        let on: libc::c_int = 1;
+        // SAFETY: a plain int option on a socket we own.
+        let set = unsafe {
+            libc::setsockopt(
+                from.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_NO_CHECK,
+                (&on as *const libc::c_int).cast(),
+                4,
+            )
+        };
+        assert_eq!(set, 0);
+        let mut core = Sender { sockets: vec![ShardSocket { socket: from, link: None }], sent: 0 };
+        let mut lp = Loop::new().unwrap();
+        let mut out: Vec<Outgoing> = (0..REPLIES).map(|i| numbered(i, 300 + i % 3, dest)).collect();
+        lp.send(&mut core, &mut out);
+        until_sent(&mut lp, &mut core, REPLIES);
+        assert!(!lp.gso.enabled, "segmentation switched off");
+        let mut got: Vec<Vec<u8>> = (0..REPLIES).map(|_| receive(&to)).collect();
+        got.sort();
+        let mut want: Vec<Vec<u8>> = (0..REPLIES).map(|i| numbered(i, 300 + i % 3, dest).bytes().to_vec()).collect();
+        want.sort();
+        assert_eq!(got, want, "each reply once, unpadded");
     }
 }
