@@ -45,6 +45,10 @@ ip -n "$SRV" link set s$$ up
 ip -n "$GEN" link set g$$ up
 # perfdhcp sees replies to its clients' made-up MACs only in promiscuous mode.
 ip -n "$GEN" link set g$$ promisc on
+# The generator sends segmented (--segment): the kernel cuts its packets
+# into datagrams before the link, as a NIC would, so that the server's
+# sockets see (and steer) single datagrams.
+ip -n "$GEN" link set g$$ gso_max_segs 1
 for ns in "$SRV" "$GEN"; do
     ip netns exec "$ns" sysctl -qw net.core.rmem_max=33554432 net.core.wmem_max=33554432 2>/dev/null || true
 done
@@ -96,7 +100,7 @@ measure() { # name pid [generator arguments...]
     shift 2
     before=$(cpu_seconds "$pid")
     ip netns exec "$GEN" "$BENCH" run --server 198.18.0.1:67 --relay 198.18.0.2:67 --clients "$CLIENTS" \
-        --duration "$DURATION" --window "$WINDOW" --cpu 1 --json "$OUT/$name.json" "$@" | sed "s/^/  [$name] /"
+        --duration "$DURATION" --window "$WINDOW" --cpu 1 --segment --json "$OUT/$name.json" "$@" | sed "s/^/  [$name] /"
     after=$(cpu_seconds "$pid")
     {
         echo "cpu_seconds=$(awk -v a="$after" -v b="$before" 'BEGIN { print a - b }')"

@@ -47,6 +47,8 @@ pub struct Load {
     pub release: bool,
     /// A reply later than this is a drop.
     pub timeout: Duration,
+    /// Send requests as segmented UDP sends ([`SendQueue`]).
+    pub segment: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +125,7 @@ pub fn run(load: &Load) -> std::io::Result<Report> {
         latency: Latencies::default(),
         last_ack: 0,
     };
-    let mut out = SendQueue::new(to);
+    let mut out = SendQueue::new(to, load.segment);
     let mut batch = RecvBatch::default();
     let start = Instant::now();
     let end = load.duration.as_nanos() as u64;
@@ -177,6 +179,7 @@ pub fn run(load: &Load) -> std::io::Result<Report> {
     let mut report = run.counts;
     report.sent = out.sent;
     report.send_failed = out.failed;
+    report.segmented_sends = out.segmented_sends;
     // The load lasted until it stopped starting exchanges, or until the
     // last lease came in after that.
     let ran = stopped_at.unwrap_or(end).max(run.last_ack).max(1);

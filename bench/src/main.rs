@@ -112,6 +112,13 @@ struct RunArgs {
     /// Pin the generator to this CPU.
     #[arg(long)]
     cpu: Option<usize>,
+    /// Send requests as segmented UDP sends (UDP_SEGMENT, up to 64 per
+    /// system call). Only where the link cuts them before the server (a
+    /// veth with gso_max_segs 1, a NIC): a server that receives the
+    /// segmented packet whole picks the SO_REUSEPORT socket by its first
+    /// datagram, which breaks steering by client.
+    #[arg(long)]
+    segment: bool,
     /// Write the figures as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -213,6 +220,7 @@ fn run(a: RunArgs) -> ExitCode {
         renew: a.renew,
         release: a.release,
         timeout: Duration::from_millis(a.timeout_ms),
+        segment: a.segment,
     };
     let report = match generate::run(&load) {
         Ok(r) => r,

@@ -68,28 +68,86 @@ pub fn socket(bind: SocketAddrV4, device: Option<&str>, broadcast: bool) -> io::
     Ok(owned)
 }
 
-/// Datagrams waiting to leave, sent [`BATCH`] per `sendmmsg`.
+/// Datagrams waiting to leave, sent [`BATCH`] per system call: by
+/// `sendmmsg`, or where asked as one segmented send (`UDP_SEGMENT`, shorter
+/// requests padded with zeros after their end option).
 pub struct SendQueue {
     to: libc::sockaddr_in,
     bufs: Box<[[u8; DATAGRAM]; BATCH]>,
     lens: [usize; BATCH],
     queued: usize,
+    /// Whether to send segmented: where asked, not to a broadcast address,
+    /// and off once the kernel refused.
+    segmented: bool,
     /// Datagrams the kernel took.
     pub sent: u64,
     /// Datagrams it refused for good (not EAGAIN).
     pub failed: u64,
+    /// Segmented sends it took.
+    pub segmented_sends: u64,
 }
 
 impl SendQueue {
-    pub fn new(to: SocketAddrV4) -> Self {
+    pub fn new(to: SocketAddrV4, segmented: bool) -> Self {
         SendQueue {
             to: sockaddr(to),
             bufs: Box::new([[0; DATAGRAM]; BATCH]),
             lens: [0; BATCH],
             queued: 0,
+            segmented: segmented && !to.ip().is_broadcast(),
             sent: 0,
             failed: 0,
+            segmented_sends: 0,
         }
+    }
+
+    /// Sends every queued datagram in one segmented `sendmsg`; false if
+    /// the kernel would not (what is queued then stays queued).
+    fn send_segmented(&mut self, fd: &impl AsRawFd) -> bool {
+        let n = self.queued;
+        let segment = self.lens[..n].iter().copied().max().unwrap_or(0);
+        let mut iov: [libc::iovec; BATCH] = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; BATCH];
+        for (i, (buf, &len)) in self.bufs.iter_mut().zip(&self.lens).take(n).enumerate() {
+            let sent = if i + 1 < n {
+                buf[len..segment].fill(0);
+                segment
+            } else {
+                len
+            };
+            iov[i] = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: sent };
+        }
+        let mut control = [0u64; 4];
+        // SAFETY: msghdr is plain data; the fields used are set here and
+        // point at live locals; CMSG_* walk `control`, which has room for
+        // one header and a u16 (CMSG_SPACE(2) = 24 of 32 bytes).
+        let r = unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_name = (&mut self.to as *mut libc::sockaddr_in).cast();
+            msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as _;
+            msg.msg_iov = iov.as_mut_ptr();
+            msg.msg_iovlen = n as _;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = libc::CMSG_SPACE(2) as _;
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_UDP;
+            (*c).cmsg_type = libc::UDP_SEGMENT;
+            (*c).cmsg_len = libc::CMSG_LEN(2) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), segment as u16);
+            libc::sendmsg(fd.as_raw_fd(), &msg, 0)
+        };
+        if r >= 0 {
+            self.sent += n as u64;
+            self.segmented_sends += 1;
+            self.queued = 0;
+            return true;
+        }
+        let e = io::Error::last_os_error();
+        if !matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) {
+            // Refused (no checksum offload, an old kernel) or failed: one
+            // datagram per message from now on, where errors are per datagram.
+            self.segmented = false;
+        }
+        false
     }
 
     pub fn is_empty(&self) -> bool {
@@ -116,6 +174,9 @@ impl SendQueue {
     /// Sends what is queued; what the kernel cannot take now (a full send
     /// buffer) stays queued, in order.
     pub fn flush(&mut self, fd: &impl AsRawFd) {
+        if self.segmented && self.queued > 1 && self.send_segmented(fd) {
+            return;
+        }
         while self.queued > 0 {
             let mut iov: [libc::iovec; BATCH] = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; BATCH];
             // SAFETY: mmsghdr is plain data; every used field is set below.

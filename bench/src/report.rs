@@ -74,6 +74,8 @@ pub struct Report {
     /// Datagrams sent and received.
     pub sent: u64,
     pub send_failed: u64,
+    /// System calls that sent several datagrams segmented (`--segment`).
+    pub segmented_sends: u64,
     pub received: u64,
     /// Replies that were not DHCP, or to no exchange in flight (late).
     pub malformed: u64,

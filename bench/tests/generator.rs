@@ -98,6 +98,13 @@ fn every_exchange_with_the_raw_responder_completes_and_is_timed() {
     }
     // A DORA is two round trips: longer than either.
     assert!(r["dora"]["p50_us"].as_f64() > r["request_ack"]["p50_us"].as_f64(), "{r}");
+    assert_eq!(u(&r["segmented_sends"]), 0, "{r}");
+
+    // Segmented sends (one server socket here): every exchange completes.
+    let r = generate(server, relay, &["--count", "5000", "--clients", "700", "--duration", "20", "--segment"], &dir);
+    assert_eq!((u(&r["leases"]), u(&r["sent"]), u(&r["received"])), (5000, 10_000, 10_000), "{r}");
+    let segmented = u(&r["segmented_sends"]);
+    assert!(segmented > 0 && segmented < 5000, "{segmented} segmented sends for 10,000 datagrams: {r}");
 
     // At a target rate, it starts about that many per second.
     let r = generate(server, relay, &["--rate", "2000", "--duration", "1.5"], &dir);
@@ -107,7 +114,7 @@ fn every_exchange_with_the_raw_responder_completes_and_is_timed() {
 
     let printed = stop(responder);
     assert!(
-        printed.contains(&format!("{} received, {} sent", 10_000 + 2 * started, 10_000 + 2 * started)),
+        printed.contains(&format!("{} received, {} sent", 20_000 + 2 * started, 20_000 + 2 * started)),
         "{printed}"
     );
     let _ = std::fs::remove_dir_all(&dir);
