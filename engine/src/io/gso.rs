@@ -88,31 +88,34 @@ impl Gso {
         SLOTS - self.free.len() - self.open.len()
     }
 
-    /// Puts `reply` in the open group for its destination. Gives back a
-    /// group that is full and must be sent first (`reply` then opens a new
-    /// one), or `reply` itself where it cannot be grouped.
-    pub fn add(&mut self, reply: Outgoing) -> Result<Option<u16>, Outgoing> {
-        if !self.enabled || reply.len > MAX_SEGMENT || reply.trace.to.ip().is_broadcast() {
-            return Err(reply);
-        }
-        let mut closed = None;
-        let same = |g: &Group| g.socket == reply.socket && g.to == reply.trace.to;
-        if let Some(i) = self.open.iter().position(|&g| same(&self.groups[g as usize])) {
+    /// Puts `reply` in the open group for its destination. What is given
+    /// back must be sent first, in this order: a group closed for this
+    /// destination, then the reply if it could not be grouped (so replies
+    /// to one destination leave in the order they came).
+    pub fn add(&mut self, reply: Outgoing) -> (Option<u16>, Option<Outgoing>) {
+        let open = self.open.iter().position(|&g| {
+            let g = &self.groups[g as usize];
+            g.socket == reply.socket && g.to == reply.trace.to
+        });
+        let groupable = self.enabled && reply.len <= MAX_SEGMENT && !reply.trace.to.ip().is_broadcast();
+        if let (Some(i), true) = (open, groupable) {
             let g = &mut self.groups[self.open[i] as usize];
             let segment = g.segment.max(reply.len);
             if g.replies.len() < SEGMENTS && segment * (g.replies.len() + 1) <= MAX_BYTES {
                 g.segment = segment;
                 g.replies.push(reply);
-                return Ok(None);
+                return (None, None);
             }
-            closed = Some(self.open.swap_remove(i));
+        }
+        // This destination's open group (full, or the reply does not fit)
+        // leaves first.
+        let closed = open.map(|i| self.open.swap_remove(i));
+        if !groupable {
+            return (closed, Some(reply));
         }
         let Some(id) = self.free.pop() else {
             // Every group is busy: this reply leaves alone.
-            if let Some(c) = closed {
-                self.open.push(c);
-            }
-            return Err(reply);
+            return (closed, Some(reply));
         };
         let g = &mut self.groups[id as usize];
         g.socket = reply.socket;
@@ -120,7 +123,7 @@ impl Gso {
         g.segment = reply.len;
         g.replies.push(reply);
         self.open.push(id);
-        Ok(closed)
+        (closed, None)
     }
 
     /// The socket group `id` sends from.

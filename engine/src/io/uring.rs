@@ -260,10 +260,12 @@ impl Loop {
             self.send_one(core, o);
         }
         for o in out.drain(..) {
-            match self.gso.add(o) {
-                Ok(Some(full)) => self.send_group(core, full),
-                Ok(None) => {}
-                Err(o) => self.send_one(core, o),
+            let (closed, alone) = self.gso.add(o);
+            if let Some(id) = closed {
+                self.send_group(core, id);
+            }
+            if let Some(o) = alone {
+                self.send_one(core, o);
             }
         }
         while let Some(id) = self.gso.take_open() {
@@ -640,6 +642,29 @@ mod tests {
             let padded = if i % 64 == 63 || i == REPLIES - 1 { len(i) } else { 306 };
             assert_eq!(got.len(), padded, "reply {i}");
             assert!(got[len(i)..].iter().all(|&b| b == 0), "reply {i} padded with zeros");
+        }
+    }
+
+    /// A reply too long to segment leaves alone, after the group before
+    /// it and before the group after it: one destination's replies keep
+    /// their order.
+    #[test]
+    fn a_reply_too_long_to_segment_keeps_its_place() {
+        if probe().is_err() {
+            eprintln!("no io_uring here: nothing to check");
+            return;
+        }
+        const REPLIES: usize = 100;
+        let len = |i: usize| if i == 50 { super::super::gso::MAX_SEGMENT + 50 } else { 300 };
+        let (from, to, dest) = socket_pair();
+        let mut core = Sender { sockets: vec![ShardSocket { socket: from, link: None }], sent: 0 };
+        let mut lp = Loop::new().unwrap();
+        let mut out: Vec<Outgoing> = (0..REPLIES).map(|i| numbered(i, len(i), dest)).collect();
+        lp.send(&mut core, &mut out);
+        until_sent(&mut lp, &mut core, REPLIES);
+        assert_eq!(lp.gso.sends, 2, "replies 0-49 and 51-99");
+        for i in 0..REPLIES {
+            assert_eq!(receive(&to), numbered(i, len(i), dest).bytes(), "reply {i}");
         }
     }
 
