@@ -253,8 +253,9 @@ impl Loop {
     }
 
     /// Queues the replies in `out` (clearing it): replies to one
-    /// destination together as segmented sends ([`super::gso`]), the others one
-    /// each.
+    /// destination together as segmented sends ([`super::gso`]), the
+    /// others one each; first, those of a send the kernel refused to
+    /// segment.
     fn send<H: Handler>(&mut self, core: &mut H, out: &mut Vec<Outgoing>) {
         while let Some(o) = self.gso.retry.pop() {
             self.send_one(core, o);
