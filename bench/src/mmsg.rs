@@ -6,7 +6,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use leased::io::sockaddr;
+use leased::io::{set_segment_size, sockaddr, SegmentControl};
 
 /// Datagrams per system call.
 pub const BATCH: usize = 64;
@@ -116,25 +116,17 @@ impl SendQueue {
             };
             iov[i] = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: sent };
         }
-        let mut control = [0u64; 4];
-        // SAFETY: msghdr is plain data; the fields used are set here and
-        // point at live locals; CMSG_* walk `control`, which has room for
-        // one header and a u16 (CMSG_SPACE(2) = 24 of 32 bytes).
-        let r = unsafe {
-            let mut msg: libc::msghdr = std::mem::zeroed();
-            msg.msg_name = (&mut self.to as *mut libc::sockaddr_in).cast();
-            msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as _;
-            msg.msg_iov = iov.as_mut_ptr();
-            msg.msg_iovlen = n as _;
-            msg.msg_control = control.as_mut_ptr().cast();
-            msg.msg_controllen = libc::CMSG_SPACE(2) as _;
-            let c = libc::CMSG_FIRSTHDR(&msg);
-            (*c).cmsg_level = libc::SOL_UDP;
-            (*c).cmsg_type = libc::UDP_SEGMENT;
-            (*c).cmsg_len = libc::CMSG_LEN(2) as _;
-            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), segment as u16);
-            libc::sendmsg(fd.as_raw_fd(), &msg, 0)
-        };
+        let mut control: SegmentControl = [0; 4];
+        // SAFETY: msghdr is plain data; every field used is set here.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = (&mut self.to as *mut libc::sockaddr_in).cast();
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as _;
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = n as _;
+        set_segment_size(&mut msg, &mut control, segment as u16);
+        // SAFETY: msg points at live locals: the address, iovecs over the
+        // queued buffers, and the control message.
+        let r = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, 0) };
         if r >= 0 {
             self.sent += n as u64;
             self.segmented_sends += 1;

@@ -29,13 +29,32 @@ const MAX_BYTES: usize = 65_000;
 /// Groups in flight at once.
 pub const SLOTS: usize = 32;
 
+/// Room for the one control message of a segmented send (8-byte aligned).
+pub type SegmentControl = [u64; 4];
+
+/// Makes `msg` a segmented send of `segment`-byte datagrams: points its
+/// control field at `control` and writes the `UDP_SEGMENT` message there.
+/// `control` must stay put until the send is done.
+pub fn set_segment_size(msg: &mut libc::msghdr, control: &mut SegmentControl, segment: u16) {
+    msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_* compute sizes and walk `control`, which holds one
+    // header and a u16 (CMSG_SPACE(2) = 24 of its 32 bytes).
+    unsafe {
+        msg.msg_controllen = libc::CMSG_SPACE(2) as _;
+        let c = libc::CMSG_FIRSTHDR(msg);
+        (*c).cmsg_level = libc::SOL_UDP;
+        (*c).cmsg_type = libc::UDP_SEGMENT;
+        (*c).cmsg_len = libc::CMSG_LEN(2) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), segment);
+    }
+}
+
 /// A group of replies to one destination and the headers the kernel reads.
 struct Group {
     replies: Vec<Outgoing>,
     iovs: Box<[libc::iovec; SEGMENTS]>,
     addr: libc::sockaddr_in,
-    /// One cmsg: `UDP_SEGMENT`, a u16 (8-byte aligned).
-    control: [u64; 4],
+    control: SegmentControl,
     msg: libc::msghdr,
     socket: usize,
     to: SocketAddrV4,
@@ -160,18 +179,7 @@ impl Gso {
         g.msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
         g.msg.msg_iov = g.iovs.as_mut_ptr();
         g.msg.msg_iovlen = n;
-        g.msg.msg_control = g.control.as_mut_ptr().cast();
-        // SAFETY: CMSG_* compute sizes and walk the control buffer set
-        // just above, which holds one header and a u16 (CMSG_SPACE(2) = 24
-        // of its 32 bytes).
-        unsafe {
-            g.msg.msg_controllen = libc::CMSG_SPACE(2) as usize;
-            let c = libc::CMSG_FIRSTHDR(&g.msg);
-            (*c).cmsg_level = libc::SOL_UDP;
-            (*c).cmsg_type = libc::UDP_SEGMENT;
-            (*c).cmsg_len = libc::CMSG_LEN(2) as usize;
-            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), segment as u16);
-        }
+        set_segment_size(&mut g.msg, &mut g.control, segment as u16);
         self.sends += 1;
         Ok(opcode::SendMsg::new(Fd(fd), &g.msg).build())
     }

@@ -24,6 +24,7 @@ use std::thread::JoinHandle;
 
 use tracing::{info, warn};
 
+pub use gso::{set_segment_size, SegmentControl};
 pub use interfaces::Interface;
 pub use portable::sockaddr;
 pub use shard::{Handler, Ingress, Outgoing, ReplyBufs, ShardStats, Trace, MAX_DATAGRAM};
