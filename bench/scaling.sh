@@ -4,6 +4,8 @@
 #  1. Offered load: the generator at rising target rates, then flat out
 #     (window), with 1 shard (server on CPU 0) and with 2 shards (server on
 #     CPUs 0-1, so it shares CPU 1 with the generator: this machine has 2).
+#     The raw responder (leased-bench respond) under the same loads: what
+#     this machine's packet path alone gives, leased's figures read against it.
 #  2. Active leases: 10k, 100k and 1M leases already in the store while the
 #     generator runs flat out; the RSS after recovery and at the peak.
 #     They are imported (leased import-leases, Kea CSV) into a parked scope,
@@ -71,6 +73,15 @@ for shards in 1 2; do
     measure "sweep-s$shards-flat" "$pid"
     stop_server "$pid"
 done
+
+echo "== the raw responder at the same loads: the packet path's own rate and latency"
+pid=$(start_server sweep-resp "$BENCH" respond --listen 198.18.0.1:67 --duration 3600)
+wait_bound
+for rate in $RATES; do
+    measure "sweep-resp-r$rate" "$pid" --rate "$rate"
+done
+measure "sweep-resp-flat" "$pid"
+stop_server "$pid"
 
 echo "== active leases: $ACTIVE; then $DURATION s flat out"
 for n in $ACTIVE; do

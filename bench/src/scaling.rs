@@ -1,6 +1,8 @@
 //! The tables and the plot of a `scaling.sh` run: leased FULL under rising
-//! offered load with 1 and 2 shards (`sweep-sS-rRATE`, `sweep-sS-flat`), and
-//! with N active leases in the store (`active-N`, with `active-N.recovered`
+//! offered load with 1 and 2 shards (`sweep-sS-rRATE`, `sweep-sS-flat`), the
+//! raw responder under the same loads (`sweep-resp-…`: the packet path's
+//! own rate and latency, what leased's are read against), and leased with
+//! N active leases in the store (`active-N`, with `active-N.recovered`
 //! holding the RSS after recovery).
 
 use std::fmt::Write;
@@ -21,14 +23,17 @@ struct Point {
     run: Run,
 }
 
-/// The sweep of `shards`, by target rate; flat out last.
-fn sweep(dir: &Path, shards: u32) -> Result<Vec<Point>, String> {
-    let prefix = format!("sweep-s{shards}-");
+/// The sweeps: name, file prefix, plot colour.
+const SWEEPS: [(&str, &str, RGBColor); 3] =
+    [("1 shard", "sweep-s1-", BLUE), ("2 shards", "sweep-s2-", RED), ("raw responder", "sweep-resp-", BLACK)];
+
+/// The runs whose names start with `prefix`, by target rate; flat out last.
+fn sweep(dir: &Path, prefix: &str) -> Result<Vec<Point>, String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter_map(|f| Some(f.strip_suffix(".json")?.to_string()))
-        .filter(|n| n.starts_with(&prefix))
+        .filter(|n| n.starts_with(prefix))
         .collect();
     names.sort();
     let mut points = Vec::new();
@@ -59,14 +64,15 @@ fn active(dir: &Path) -> Result<Vec<(u64, Run, f64)>, String> {
 
 /// The tables (Markdown) of the runs in `dir`; writes `dir/scaling.png`.
 pub fn render(dir: &Path) -> Result<String, String> {
-    let sweeps = [sweep(dir, 1)?, sweep(dir, 2)?];
+    let [one, two, responder] = SWEEPS.map(|(_, prefix, _)| sweep(dir, prefix));
+    let sweeps = [one?, two?, responder?];
     let active = active(dir)?;
     if sweeps.iter().all(Vec::is_empty) && active.is_empty() {
         return Err(format!("no scaling runs in {}", dir.display()));
     }
     let mut out = String::new();
     for (i, points) in sweeps.iter().enumerate().filter(|(_, p)| !p.is_empty()) {
-        let _ = writeln!(out, "\n{} shard{}:\n", i + 1, if i == 0 { "" } else { "s" });
+        let _ = writeln!(out, "\n{}:\n", SWEEPS[i].0);
         out.push_str("| target/s | offered/s | leases/s | drop % | p50 DORA ms | p99 DORA ms | CPU µs/lease |\n");
         out.push_str("|---:|---:|---:|---:|---:|---:|---:|\n");
         for p in points {
@@ -116,8 +122,8 @@ pub fn render(dir: &Path) -> Result<String, String> {
 }
 
 /// Leases/s and p99 DORA latency against offered load, one series per
-/// shard count, side by side.
-fn plot(sweeps: &[Vec<Point>; 2], file: &Path) -> Result<(), String> {
+/// sweep, side by side.
+fn plot(sweeps: &[Vec<Point>; 3], file: &Path) -> Result<(), String> {
     let font = std::fs::read(FONT).map_err(|e| format!("{FONT}: {e} (Debian package fonts-dejavu-core)"))?;
     plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(font.into_boxed_slice()))
         .map_err(|_| format!("{FONT} is not a usable font"))?;
@@ -129,9 +135,8 @@ fn plot(sweeps: &[Vec<Point>; 2], file: &Path) -> Result<(), String> {
         let max_rate = sweeps.iter().flatten().map(|p| p.run.report.leases_per_second).fold(1.0, f64::max) * 1.1;
         let p99s = || sweeps.iter().flatten().map(|p| (p.run.report.dora.p99_us / 1000.0).max(0.01));
         let (min_p99, max_p99) = (p99s().fold(f64::MAX, f64::min) / 2.0, p99s().fold(0.1, f64::max) * 2.0);
-        let colors = [BLUE, RED];
         let mut rate = ChartBuilder::on(&left)
-            .caption("leased FULL: leases/s against offered load", ("sans-serif", 22))
+            .caption("leases/s against offered load (leased FULL)", ("sans-serif", 22))
             .margin(16)
             .x_label_area_size(44)
             .y_label_area_size(70)
@@ -156,8 +161,7 @@ fn plot(sweeps: &[Vec<Point>; 2], file: &Path) -> Result<(), String> {
             .x_label_formatter(&whole)
             .draw()?;
         for (i, points) in sweeps.iter().enumerate().filter(|(_, p)| !p.is_empty()) {
-            let color = colors[i];
-            let label = format!("{} shard{}", i + 1, if i == 0 { "" } else { "s" });
+            let (label, _, color) = SWEEPS[i];
             let mut by_offered: Vec<&Point> = points.iter().collect();
             by_offered.sort_by(|a, b| a.offered.total_cmp(&b.offered));
             let rates: Vec<(f64, f64)> =
@@ -165,7 +169,7 @@ fn plot(sweeps: &[Vec<Point>; 2], file: &Path) -> Result<(), String> {
             let p99s: Vec<(f64, f64)> =
                 by_offered.iter().map(|p| (p.offered, (p.run.report.dora.p99_us / 1000.0).max(0.01))).collect();
             rate.draw_series(LineSeries::new(rates.clone(), color.stroke_width(2)))?
-                .label(label.clone())
+                .label(label)
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
             rate.draw_series(rates.iter().map(|&xy| Circle::new(xy, 4, color.filled())))?;
             latency
@@ -198,13 +202,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("leased-bench-scaling-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        for (shards, rate, started, leases) in
-            [(1, Some(10_000), 30_000, 30_000), (1, None, 150_000, 149_000), (1, Some(20_000), 60_000, 60_000)]
-        {
-            let name = rate.map_or(format!("sweep-s{shards}-flat"), |r| format!("sweep-s{shards}-r{r}"));
+        for (sweep, rate, started, leases, p99_us) in [
+            ("s1", Some(10_000), 30_000, 30_000, 1500.0),
+            ("s1", None, 150_000, 149_000, 1500.0),
+            ("s1", Some(20_000), 60_000, 60_000, 1500.0),
+            ("resp", Some(10_000), 30_000, 30_000, 400.0),
+        ] {
+            let name = rate.map_or(format!("sweep-{sweep}-flat"), |r| format!("sweep-{sweep}-r{r}"));
             let mut report = Report { started, leases, seconds: 3.0, target_rate: rate, ..Default::default() };
             report.leases_per_second = leases as f64 / 3.0;
-            report.dora.p99_us = 1500.0;
+            report.dora.p99_us = p99_us;
             write_run(&dir, &name, report, leases as f64 * 20e-6, 150_000);
         }
         for (n, recovered_kb) in [(10_000u64, 100_000u64), (1_010_000, 300_000)] {
@@ -222,9 +229,12 @@ mod tests {
         );
         assert!(rows[1].starts_with("| 20000 | 20000 | 20000 |"), "{text}");
         assert!(rows[2].starts_with("| flat out | 50000 | 49667 |"), "{text}");
+        // The responder's sweep has its own table, after leased's.
+        assert!(text.contains("\nraw responder:\n"), "{text}");
+        assert!(rows[3].starts_with("| 10000 | 10000 | 10000 |") && rows[3].ends_with("| 0.40 | 20.0 |"), "{text}");
         // 200 MB more for 1M more leases: 205 B each.
-        assert!(rows[4].starts_with("| 10000 | 33000 |") && rows[4].ends_with("| – |"), "{text}");
-        assert!(rows[5].starts_with("| 1010000 |") && rows[5].ends_with("| 293 | 342 | 205 |"), "{text}");
+        assert!(rows[5].starts_with("| 10000 | 33000 |") && rows[5].ends_with("| – |"), "{text}");
+        assert!(rows[6].starts_with("| 1010000 |") && rows[6].ends_with("| 293 | 342 | 205 |"), "{text}");
         let png = std::fs::read(dir.join("scaling.png")).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         assert!(png.len() > 10_000, "a plot, not an empty image: {} bytes", png.len());
