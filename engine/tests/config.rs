@@ -97,6 +97,38 @@ fn check_config_prints_every_error_and_exits_1() {
 }
 
 #[test]
+fn check_config_loads_the_policy_modules_as_serve_would() {
+    let dir = std::env::temp_dir().join(format!("leased-cfg-policy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lease_times = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies/dist/lease_times.wasm");
+    let check = |module: &std::path::Path, config: &str| {
+        let file = dir.join("policy.hcl");
+        let policies =
+            format!("  policies = [ {{ name = \"lt\"  path = {:?}{config} }} ]\n  scope", module.display().to_string());
+        std::fs::write(&file, MINIMAL.replacen("  scope", &policies, 1)).unwrap();
+        check_config(&["--config", file.to_str().unwrap()])
+    };
+    // A module that is not there, that is not WebAssembly, or that refuses
+    // its config: `serve` would not start, so the config is not valid.
+    let (code, _, err) = check(&dir.join("missing.wasm"), "");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("policy \"lt\": cannot read") && err.contains("missing.wasm"), "{err}");
+    std::fs::write(dir.join("text.wasm"), "not a module").unwrap();
+    let (code, _, err) = check(&dir.join("text.wasm"), "");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("policy \"lt\": not a valid module"), "{err}");
+    let (code, _, err) = check(&lease_times, "");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("policy \"lt\": policy_init refused its config"), "{err}");
+    // With the config it expects, it loads and is listed.
+    let rules = "  config = { scopes = { a = [ { lease_time = 60  mac_prefix = \"02:00\" } ] } }";
+    let (code, out, err) = check(&lease_times, rules);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("policy modules: lt"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn the_contracts_shape_with_space_separated_items_parses() {
     let c = config::parse(
         "dhcp {\n  listen = [\"eth1\"]\n  database = { type = \"sled\"  path = \"/tmp/x\"  sync_mode = \"normal\"  journal_mode = \"WAL\" }\n  scope \"lan\" {\n    interface = \"eth1\"\n    subnet = \"198.18.0.0/16\"\n    range_start = \"198.18.1.0\"  range_end = \"198.18.255.254\"\n    lease_time = \"24h\"  max_lease_time = \"7d\"  min_lease_time = \"1h\"\n  }\n}\n",

@@ -1,11 +1,14 @@
-//! `leased check-config`: validate and show what would be served.
+//! `leased check-config`: validate and show what would be served, policy
+//! modules loaded as `serve` loads them.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::ConfigArgs;
 use crate::config::{self, Config, Listen, Scope};
+use crate::policy::{self, PolicySet, StandaloneEnv};
 
 #[derive(Serialize)]
 struct Summary {
@@ -15,6 +18,8 @@ struct Summary {
     listen: Vec<String>,
     scopes: Vec<ScopeSummary>,
     dynamic_addresses: u64,
+    /// The policy modules, in the order they run.
+    policies: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -50,6 +55,7 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
             listen: vec![],
             scopes: vec![],
             dynamic_addresses: 0,
+            policies: vec![],
         },
     };
     if args.json {
@@ -67,14 +73,33 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
 fn summarize(file: String, c: &Config) -> Summary {
     let scopes: Vec<ScopeSummary> = c.scopes.iter().map(scope_summary).collect();
     let dynamic_addresses = scopes.iter().flat_map(|s| &s.pools).map(|p| p.addresses).sum();
+    let (policies, errors) = match load_policies(c) {
+        Ok(names) => (names, vec![]),
+        Err(e) => (vec![], vec![e]),
+    };
     Summary {
         file,
-        valid: true,
-        errors: vec![],
+        valid: errors.is_empty(),
+        errors,
         listen: c.listen.iter().map(describe_listen).collect(),
         scopes,
         dynamic_addresses,
+        policies,
     }
+}
+
+/// The policy modules `c` asks for, read, compiled, checked and
+/// initialised with their config as `serve` does (a module `serve` would
+/// refuse is an error here too), with no server behind their imports;
+/// their names.
+fn load_policies(c: &Config) -> Result<Vec<String>, String> {
+    let specs = policy::standard::specs(c)?;
+    if specs.is_empty() {
+        return Ok(vec![]);
+    }
+    let set = PolicySet::load(specs, &policy::standard::config_scopes_json(c), 1, Arc::new(StandaloneEnv))
+        .map_err(|e| e.to_string())?;
+    Ok(set.names().into_iter().map(str::to_string).collect())
 }
 
 fn scope_summary(s: &Scope) -> ScopeSummary {
@@ -121,6 +146,9 @@ fn print_text(s: &Summary) {
     }
     println!("{}: valid", s.file);
     println!("listen: {}", s.listen.join(", "));
+    if !s.policies.is_empty() {
+        println!("policy modules: {}", s.policies.join(", "));
+    }
     for scope in &s.scopes {
         println!();
         println!(

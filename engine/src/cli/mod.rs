@@ -31,7 +31,8 @@ pub enum Command {
     /// A DHCP client to test any server.
     #[command(subcommand)]
     Client(ClientCommand),
-    /// Validate a config and print the effective scopes and pools; exit 0 when valid, 1 otherwise.
+    /// Validate a config (policy modules loaded as `serve` loads them) and print the effective scopes, pools
+    /// and policy modules; exit 0 when valid, 1 otherwise.
     CheckConfig(ConfigArgs),
     /// Check the lease database's records and indexes; exit 1 on any problem.
     ValidateDatabase(database::DatabaseArgs),

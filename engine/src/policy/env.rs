@@ -1,4 +1,4 @@
-//! [`PolicyEnv`] over the running server: what the imports answer.
+//! [`PolicyEnv`] over the running server (or none): what the imports answer.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -27,13 +27,40 @@ pub struct ServerEnv {
 impl ServerEnv {
     /// Over `server` and the system clock.
     pub fn new(server: SharedServer, store: Option<Arc<SledStore>>) -> Self {
-        let clock = Arc::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64));
-        ServerEnv { server, store, clock }
+        ServerEnv { server, store, clock: Arc::new(system_now) }
     }
 
     /// With another clock (tests that let time pass).
     pub fn with_clock(self, clock: UnixClock) -> Self {
         ServerEnv { clock, ..self }
+    }
+}
+
+/// Unix seconds by the system clock.
+fn system_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The imports' view when no server runs (`leased check-config` loads the
+/// modules as `serve` would): the system clock, no lease, no address in
+/// use; an anomaly raised meanwhile is only logged.
+pub struct StandaloneEnv;
+
+impl PolicyEnv for StandaloneEnv {
+    fn now_unix(&self) -> i64 {
+        system_now()
+    }
+
+    fn pool_utilization(&self, _scope: u16, _pool: u16) -> f32 {
+        0.0
+    }
+
+    fn lease_count(&self, _kind: i32, _key: &[u8]) -> u32 {
+        0
+    }
+
+    fn anomaly(&self, policy: &str, kind: i32, evidence: &str) {
+        warn!(policy, kind, evidence, "anomaly raised with no server running");
     }
 }
 

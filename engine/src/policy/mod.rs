@@ -26,7 +26,7 @@ use wasmtime::{
     StoreLimitsBuilder, Trap, TypedFunc,
 };
 
-pub use env::{ServerEnv, UnixClock};
+pub use env::{ServerEnv, StandaloneEnv, UnixClock};
 pub use host::{HostState, PolicyEnv};
 
 use crate::metrics as m;

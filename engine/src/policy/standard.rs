@@ -32,11 +32,17 @@ fn standard(name: &str, wasm: &[u8], config: serde_json::Value) -> PolicySpec {
 /// The `scopes` member of every module's init input: scope and pool names
 /// in the server's order (their ids).
 pub fn scopes_json(server: &Server) -> String {
-    let scopes: Vec<serde_json::Value> = server
-        .scopes()
-        .iter()
-        .map(|s| json!({ "name": s.name, "pools": s.pools.iter().map(|p| p.name.clone()).collect::<Vec<_>>() }))
-        .collect();
+    names_json(server.scopes().iter().map(|s| (s.name.as_str(), s.pools.iter().map(|p| p.name.as_str()).collect())))
+}
+
+/// [`scopes_json`] of the server `config` would build (it keeps the
+/// config's order of scopes and pools).
+pub fn config_scopes_json(config: &Config) -> String {
+    names_json(config.scopes.iter().map(|s| (s.name.as_str(), s.pools.iter().map(|p| p.name.as_str()).collect())))
+}
+
+fn names_json<'a>(scopes: impl Iterator<Item = (&'a str, Vec<&'a str>)>) -> String {
+    let scopes: Vec<serde_json::Value> = scopes.map(|(name, pools)| json!({ "name": name, "pools": pools })).collect();
     serde_json::Value::Array(scopes).to_string()
 }
 
