@@ -204,11 +204,14 @@ impl ShardWriter {
 /// Lease changes that may wait for the committer.
 const QUEUE: usize = 16 * 1024;
 
-/// How long durable changes may wait before they go to the history
-/// thread. Lab, 40k leases/s (server on one core): handed over per batch,
-/// the thread woke ~1,600 times a second and took 1.5 µs of CPU per
-/// lease; every 20 ms the server took 22.0–22.7 µs per lease in all
-/// instead of 23.1–24.1 (three alternating runs).
+/// How long durable changes may wait, while more keep coming, before they
+/// go to the history thread. Lab, 40k leases/s (server on one core):
+/// handed over per batch, the thread woke ~1,600 times a second and took
+/// 1.5 µs of CPU per lease; on this timer alone the server took 22.0–22.7
+/// µs per lease in all instead of 23.1–24.1 (three alternating runs). The
+/// rule kept (at once whenever no change is queued) wakes it more often:
+/// 1,865 instead of 510 times in 3 s at 40k/s (`perf stat`), against
+/// 6,280 per batch.
 pub const HISTORY_EVERY: Duration = Duration::from_millis(20);
 /// Durable changes that go to the history thread at once, however soon.
 pub const HISTORY_MAX: usize = 8192;
