@@ -44,6 +44,36 @@ fn leases_survive_a_restart_and_the_client_prints_each_step() {
 }
 
 #[test]
+fn auto_export_writes_the_leases_at_start_and_again_at_a_graceful_stop() {
+    let lab = Lab::new("autoexport");
+    let export = lab.dir.join("leases.json");
+    let hcl = std::fs::read_to_string(&lab.config).unwrap().replacen(
+        "  scope",
+        &format!(
+            "  persistence = {{ auto_export = {{ path = {:?}  interval = \"1h\" }} }}\n  scope",
+            export.display().to_string()
+        ),
+        1,
+    );
+    std::fs::write(&lab.config, hcl).unwrap();
+    let (server, _) = lab.serve();
+    // The export at start (the file appears whole: written aside, then renamed).
+    for _ in 0..100 {
+        if export.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let at_start = std::fs::read_to_string(&export).expect("an export at start");
+    assert!(!at_start.contains("198.18.0.100"), "{at_start}");
+    assert!(lab.client("02:00:00:00:01:01").1.contains("IP Address 198.18.0.100 is now leased."));
+    // The next export is an hour away: the stop writes the lease.
+    assert_eq!(stop(server), 0);
+    let at_stop = std::fs::read_to_string(&export).unwrap();
+    assert!(at_stop.contains("198.18.0.100") && at_stop.contains("02:00:00:00:01:01"), "{at_stop}");
+}
+
+#[test]
 fn the_server_keeps_its_memory_out_of_transparent_huge_pages() {
     // This process inherits the system's setting (here: huge pages when asked,
     // which mimalloc does); leased turns them off for itself.

@@ -1,6 +1,7 @@
 //! `persistence.auto_export`: the running server's leases written to a
-//! file at start and then every `interval`, from the cache (the store is
-//! not read), the file replaced whole each time.
+//! file at start, then every `interval`, and once more when the server
+//! stops, from the cache (the store is not read), the file replaced whole
+//! each time.
 
 use std::time::{Duration, Instant};
 
@@ -22,21 +23,31 @@ impl AutoExporter {
     pub fn start(server: SharedServer, schedule: AutoExport) -> std::io::Result<AutoExporter> {
         let (stop, stopped) = channel::bounded::<()>(0);
         let thread = std::thread::Builder::new().name("auto-export".into()).spawn(move || loop {
-            match export_once(&server, &schedule) {
-                Ok((leases, took)) => info!(
-                    path = %schedule.path.display(),
-                    leases,
-                    took_ms = took.as_millis() as u64,
-                    "leases exported (persistence.auto_export)"
-                ),
-                Err(e) => error!(path = %schedule.path.display(), error = %e, "automatic lease export failed; the previous file stays"),
-            }
+            export_logged(&server, &schedule, "");
             match stopped.recv_timeout(Duration::from_secs(u64::from(schedule.interval.0))) {
                 Err(RecvTimeoutError::Timeout) => continue,
-                _ => return,
+                // Stopping (the shards have stopped): the last state, so
+                // that the file does not miss what changed since the last
+                // export.
+                _ => return export_logged(&server, &schedule, " at stop"),
             }
         })?;
         Ok(AutoExporter { stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+/// One export, logged; `when` ends its log line.
+fn export_logged(server: &SharedServer, schedule: &AutoExport, when: &str) {
+    match export_once(server, schedule) {
+        Ok((leases, took)) => info!(
+            path = %schedule.path.display(),
+            leases,
+            took_ms = took.as_millis() as u64,
+            "leases exported (persistence.auto_export){when}"
+        ),
+        Err(e) => {
+            error!(path = %schedule.path.display(), error = %e, "automatic lease export failed{when}; the previous file stays")
+        }
     }
 }
 
