@@ -62,12 +62,37 @@ const HELP: [(&str, &str); 15] = [
     (POOL_UTILIZATION, "Share of a pool's addresses taken, 0 to 1."),
 ];
 
+/// How long a gauge outlives its last setting (they are set at each scrape).
+pub const GAUGE_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The I/O backend serving, for [`IO_BACKEND_INFO`].
+static IO_BACKEND: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// Records the I/O backend that serves (once, at start).
+pub fn record_io_backend(label: &'static str) {
+    let _ = IO_BACKEND.set(label);
+    set_scrape_gauges();
+}
+
+/// Sets the process's own gauges again (before each render: a gauge not
+/// set lately leaves the output, see [`install`]).
+pub fn set_scrape_gauges() {
+    if let Some(backend) = IO_BACKEND.get() {
+        metrics::gauge!(IO_BACKEND_INFO, "backend" => *backend).set(1.0);
+    }
+}
+
 /// Installs the process's Prometheus recorder; its handle renders
 /// `/metrics`. Call it before any handle is created: handles made before
 /// go nowhere.
 pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String> {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-    let mut builder = PrometheusBuilder::new();
+    // Gauges are set at each scrape (`set_scrape_gauges` and the API's pool
+    // gauges); one not set by the last scrape belongs to something gone (a
+    // pool removed by a reload) and leaves the output, rather than keep its
+    // last value, and the alerts on it, forever.
+    let mut builder =
+        PrometheusBuilder::new().idle_timeout(metrics_util::MetricKindMask::GAUGE, Some(GAUGE_IDLE_TIMEOUT));
     for (name, buckets) in BUCKETS {
         builder = builder.set_buckets_for_metric(Matcher::Full(name.into()), buckets).map_err(|e| e.to_string())?;
     }

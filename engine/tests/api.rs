@@ -328,6 +328,37 @@ fn a_new_config_is_checked_written_and_reloaded_live() {
     assert_eq!(stop(server), 0);
 }
 
+#[test]
+fn the_gauges_of_a_scope_removed_by_a_reload_leave_the_scrape() {
+    let (lab, api, server) = lab_with_leases("api-gauges", Some(TOKEN), 1);
+    let before = std::fs::read_to_string(&lab.config).unwrap();
+    let post = |text: &str| {
+        let answer =
+            api.call("POST", "/api/dhcp/config", Some(TOKEN), Some(&serde_json::json!({ "config": text }).to_string()));
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    };
+    let pool_lines = |scrape: &str, scope: &str| {
+        scrape.lines().filter(|l| l.starts_with("leased_pool_") && l.contains(&format!("scope=\"{scope}\""))).count()
+    };
+    let with_second = before.replacen(
+        "  scope \"loopback-lab\"",
+        "  scope \"second\" {\n    relay_addresses = [\"127.0.0.2\"]\n    subnet = \"198.18.1.0/24\"\n    range_start = \"198.18.1.10\"  range_end = \"198.18.1.20\"\n  }\n  scope \"loopback-lab\"",
+        1,
+    );
+    post(&with_second);
+    let scrape = api.get("/metrics", Some(TOKEN)).body;
+    assert_eq!(pool_lines(&scrape, "second"), 2, "addresses and utilisation: {scrape}");
+    post(&before);
+    // Longer than a gauge outlives its last setting.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let scrape = api.get("/metrics", Some(TOKEN)).body;
+    assert_eq!(pool_lines(&scrape, "second"), 0, "{scrape}");
+    assert_eq!(pool_lines(&scrape, "loopback-lab"), 2, "{scrape}");
+    // The process's own gauge, set once at start, is set again at each scrape.
+    assert!(scrape.lines().any(|l| l.starts_with("leased_io_backend_info{backend=")), "{scrape}");
+    assert_eq!(stop(server), 0);
+}
+
 /// Whether `METHOD path` is served (anything but the fallback's 404 or a 405).
 fn served(api: &ApiClient, method: &str, path: &str) -> bool {
     let concrete = path

@@ -155,7 +155,8 @@ pub async fn anomalies(State(state): State<Shared>, Query(q): Query<Limit>) -> A
 }
 
 /// The pool gauges, set from the running server at each scrape (exact, and
-/// no work between scrapes).
+/// no work between scrapes); those of a pool gone since leave the output
+/// ([`m::GAUGE_IDLE_TIMEOUT`]).
 fn set_pool_gauges(server: &Server) {
     for (si, s) in server.scopes().iter().enumerate() {
         for (pi, p) in s.pools.iter().enumerate() {
@@ -173,6 +174,7 @@ pub async fn metrics(State(state): State<Shared>) -> Response {
         return ApiError(StatusCode::SERVICE_UNAVAILABLE, "no metrics recorder in this process".into()).into_response();
     };
     set_pool_gauges(&state.server.read());
+    m::set_scrape_gauges();
     handle.run_upkeep();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
 }

@@ -144,7 +144,7 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot listen on {}: {e}", list(&endpoints))),
     };
-    metrics::gauge!(crate::metrics::IO_BACKEND_INFO, "backend" => backend.label()).set(1.0);
+    crate::metrics::record_io_backend(backend.label());
     let (reconfigure, requests) = crossbeam::channel::bounded::<ConfigRequest>(4);
     let config_text = Arc::new(RwLock::new(std::fs::read_to_string(&path).unwrap_or_default()));
     let api = match &config.api {
