@@ -125,3 +125,24 @@ pub fn specs(config: &Config) -> Result<Vec<PolicySpec>, String> {
     }
     Ok(specs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_configs_scope_names_are_the_servers() {
+        let config = crate::config::parse(
+            "dhcp {\n  listen = [\"127.0.0.1:6767\"]\n  scope \"b\" {\n    relay_addresses = [\"127.0.0.2\"]\n    subnet = \"198.18.1.0/24\"\n    range_start = \"198.18.1.10\"  range_end = \"198.18.1.200\"\n    pools = [ { name = \"cams\"  range = \"198.18.1.100-198.18.1.120\"  allow = [\"cam-*\"] } ]\n  }\n  scope \"a\" {\n    relay_addresses = [\"127.0.0.1\"]\n    subnet = \"198.18.0.0/24\"\n    range_start = \"198.18.0.10\"  range_end = \"198.18.0.20\"\n  }\n}\n",
+            "t.hcl",
+        )
+        .unwrap();
+        let server = Server::new(&config, &Default::default()).unwrap();
+        let json = config_scopes_json(&config);
+        assert_eq!(json, scopes_json(&server));
+        assert_eq!(
+            json, r#"[{"name":"b","pools":["default","cams"]},{"name":"a","pools":["default"]}]"#,
+            "in the config's order, ids by position"
+        );
+    }
+}
