@@ -842,6 +842,69 @@ fn retention_purges_old_released_and_expired_leases_from_cache_and_store() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Runs `sweep_or_purge` with a client's request for the same address
+/// started from another thread during each submit of `sweep_or_purge`,
+/// and returns the order in which the submit ended and the client was
+/// answered. A submit made while the address is still locked comes first.
+fn submit_and_client_order(
+    sweep_or_purge: impl FnOnce(&mut dyn FnMut(LeaseChange)),
+    client: impl Fn() -> leased::wire::MessageType + Sync,
+) -> Vec<String> {
+    let order = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        let mut clients = Vec::new();
+        sweep_or_purge(&mut |change| {
+            clients.push(s.spawn(|| {
+                let kind = client();
+                order.lock().unwrap().push(format!("client {kind:?}"));
+            }));
+            // Time for the client to be answered, were the address not locked.
+            std::thread::sleep(Duration::from_millis(100));
+            order.lock().unwrap().push(format!("{:?} {}", change.kind, change.record.ip));
+        });
+        assert!(!clients.is_empty(), "a change was submitted");
+        clients.into_iter().for_each(|c| c.join().unwrap());
+    });
+    order.into_inner().unwrap()
+}
+
+#[test]
+fn a_purge_submits_each_deletion_before_a_newcomer_can_lease_the_address() {
+    let mut lab = Lab::new(true);
+    let a = ip("198.18.0.100");
+    assert_eq!(lab.dora(&TestClient::new(1)), a);
+    lab.advance(10);
+    lab.send(&TestClient::new(1).release(a)).unwrap();
+    lab.advance(10);
+    // The old record goes; the next newcomer gets its address, the lowest
+    // free. Its lease must reach the store after the deletion (else the
+    // deletion, folded later, removes the new lease from the store).
+    let order = submit_and_client_order(
+        |submit| lab.server.purge_with(lab.now, submit),
+        || {
+            let newcomer = TestClient::new(2);
+            let offer = lab.answer(&newcomer.discover());
+            assert_eq!(offer.yiaddr(), a);
+            lab.answer(&newcomer.select(a, SERVER_ID)).kind()
+        },
+    );
+    assert_eq!(order, ["Purged 198.18.0.100", "client Ack"]);
+}
+
+#[test]
+fn a_sweep_submits_each_expiry_before_the_client_can_take_the_lease_back() {
+    let mut lab = Lab::new(true);
+    let a = ip("198.18.0.100");
+    assert_eq!(lab.dora(&TestClient::new(1)), a);
+    // Past the lease (1 h) and its grace period (5 min).
+    lab.advance(3600 + 300 + 1);
+    let order = submit_and_client_order(
+        |submit| lab.server.sweep_with(lab.now, submit),
+        || lab.answer(&TestClient::new(1).reboot(a)).kind(),
+    );
+    assert_eq!(order, ["Expired 198.18.0.100", "client Ack"]);
+}
+
 #[test]
 fn an_expired_lease_still_held_for_its_client_is_not_purged() {
     let mut lab = Lab::new(true);

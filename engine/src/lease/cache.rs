@@ -254,13 +254,27 @@ impl LeaseCache {
     /// Removes the record at `ip` if `pred` holds for it, and the client's
     /// pointer to it. Returns the removed record.
     pub fn remove_if(&self, ip: Ipv4Addr, pred: impl FnOnce(&LeaseRecord) -> bool) -> Option<LeaseRecord> {
+        self.remove_if_and(ip, pred, |_| {})
+    }
+
+    /// [`LeaseCache::remove_if`], calling `locked` with the removed record
+    /// before the address's lock is let go: nothing else can put a record
+    /// at `ip` meanwhile (so a change submitted there is ahead of theirs).
+    pub fn remove_if_and(
+        &self,
+        ip: Ipv4Addr,
+        pred: impl FnOnce(&LeaseRecord) -> bool,
+        locked: impl FnOnce(&LeaseRecord),
+    ) -> Option<LeaseRecord> {
         let (page, slot) = self.slot(ip)?;
         let removed = {
             let mut s = slot.write();
             if !s.as_ref().is_some_and(pred) {
                 return None;
             }
-            s.take()?
+            let removed = s.take()?;
+            locked(&removed);
+            removed
         };
         page.used.fetch_sub(1, Ordering::Relaxed);
         self.len.fetch_sub(1, Ordering::Relaxed);

@@ -6,10 +6,20 @@ use super::*;
 impl Server {
     /// Expires leases, ends offers and probation, and returns addresses to
     /// their pools per `grace_period`, `reuse_expired` and `reuse_after`.
-    /// Returns the changes the store must persist.
+    /// Returns the changes the store must persist (see [`Server::sweep_with`]).
     pub fn sweep(&self, now: UnixTime) -> Vec<LeaseChange> {
-        let p = &self.policy;
         let mut changes = Vec::new();
+        self.sweep_with(now, &mut |c| changes.push(c));
+        changes
+    }
+
+    /// [`Server::sweep`], handing each change to `submit` while its record
+    /// is still locked. A client that comes back for the address at that
+    /// moment changes the record after, so its change reaches the store
+    /// after the expiry, not before it (which would leave the store with
+    /// the expiry of a lease the client was just granted).
+    pub fn sweep_with(&self, now: UnixTime, submit: &mut dyn FnMut(LeaseChange)) {
+        let p = &self.policy;
         let mut stale_offers = Vec::new();
         self.cache.for_each_mut(|r| {
             let scope = &self.scopes[r.scope as usize];
@@ -21,7 +31,7 @@ impl Server {
                 {
                     r.state = LeaseState::Expired;
                     r.updated = now;
-                    changes.push(LeaseChange { kind: ChangeKind::Expired, record: r.clone() });
+                    submit(LeaseChange { kind: ChangeKind::Expired, record: r.clone() });
                 }
                 LeaseState::Abandoned if r.end <= now => {
                     if !reserved {
@@ -30,7 +40,7 @@ impl Server {
                     }
                     r.state = LeaseState::Expired;
                     r.updated = now;
-                    changes.push(LeaseChange { kind: ChangeKind::Reclaimed, record: r.clone() });
+                    submit(LeaseChange { kind: ChangeKind::Reclaimed, record: r.clone() });
                 }
                 _ => {}
             }
@@ -45,13 +55,22 @@ impl Server {
                 self.free_address(&r);
             }
         }
-        changes
     }
 
     /// Drops expired and released records last updated before `before`
     /// that no longer hold their address (retention of old leases). Returns
-    /// the changes that delete them from the store.
+    /// the changes that delete them from the store (see [`Server::purge_with`]).
     pub fn purge(&self, before: UnixTime) -> Vec<LeaseChange> {
+        let mut changes = Vec::new();
+        self.purge_with(before, &mut |c| changes.push(c));
+        changes
+    }
+
+    /// [`Server::purge`], handing each change to `submit` before the
+    /// address is unlocked: a newcomer may get the address the moment it
+    /// is, and its lease must reach the store after the deletion of the old
+    /// record, not before it (the deletion would remove the new lease).
+    pub fn purge_with(&self, before: UnixTime, submit: &mut dyn FnMut(LeaseChange)) {
         let old = |r: &LeaseRecord| {
             matches!(r.state, LeaseState::Expired | LeaseState::Released) && !r.holds_address && r.updated < before
         };
@@ -61,10 +80,10 @@ impl Server {
                 candidates.push(r.ip);
             }
         });
-        candidates
-            .into_iter()
-            .filter_map(|ip| self.cache.remove_if(ip, old))
-            .map(|record| LeaseChange { kind: ChangeKind::Purged, record })
-            .collect()
+        for ip in candidates {
+            self.cache.remove_if_and(ip, old, |record| {
+                submit(LeaseChange { kind: ChangeKind::Purged, record: record.clone() })
+            });
+        }
     }
 }

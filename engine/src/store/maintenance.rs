@@ -77,15 +77,17 @@ impl Maintenance {
                     // before it renames scopes, so no change of the old
                     // config can be written under the new names.
                     let compact = last_compact.elapsed() >= o.compact_every;
+                    // Each change is submitted while its record is locked,
+                    // ahead of any client's change of the same address.
                     {
                         let running = server.read();
-                        for change in running.sweep(now) {
+                        running.sweep_with(now, &mut |change| {
                             writer.submit(change);
-                        }
+                        });
                         if compact {
-                            for change in running.purge(now.saturating_sub(o.expired_retention.0)) {
+                            running.purge_with(now.saturating_sub(o.expired_retention.0), &mut |change| {
                                 writer.submit(change);
-                            }
+                            });
                         }
                     }
                     if compact {
