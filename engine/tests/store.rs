@@ -906,6 +906,23 @@ fn a_sweep_submits_each_expiry_before_the_client_can_take_the_lease_back() {
 }
 
 #[test]
+fn a_release_by_the_operator_is_submitted_before_the_client_can_take_the_lease_back() {
+    let lab = Lab::new(true);
+    let a = ip("198.18.0.100");
+    assert_eq!(lab.dora(&TestClient::new(1)), a);
+    // The API's release; the client renews at that moment and gets its
+    // address back (it is still its own and free): that ACK must be the
+    // store's last word on the address.
+    let order = submit_and_client_order(
+        |submit| {
+            lab.server.release_lease_and(a, lab.now, |change| submit(change.clone())).expect("a bound lease");
+        },
+        || lab.answer(&TestClient::new(1).renew(a)).kind(),
+    );
+    assert_eq!(order, ["Released 198.18.0.100", "client Ack"]);
+}
+
+#[test]
 fn an_expired_lease_still_held_for_its_client_is_not_purged() {
     let mut lab = Lab::new(true);
     lease_clients(&lab, 1, 1);

@@ -222,17 +222,21 @@ pub async fn release(State(state): State<Shared>, Path(ip): Path<String>) -> Ans
     let ip = parse_ip(&ip)?;
     tokio::task::spawn_blocking(move || {
         let now = (state.clock)();
-        let (change, shown) = {
+        let (change, seq, shown) = {
             let server = state.server.read();
-            let change =
-                server.release_lease(ip, now).ok_or_else(|| ApiError::not_found(format!("no bound lease at {ip}")))?;
+            // Submitted before the record is unlocked: ahead of a renewal
+            // the client may get a moment later.
+            let mut seq = 0;
+            let change = server
+                .release_lease_and(ip, now, |change| seq = state.writer.lock().submit(change.clone()))
+                .ok_or_else(|| ApiError::not_found(format!("no bound lease at {ip}")))?;
             let shown = lease_json(&server, &change.record, now);
-            (change, shown)
+            (change, seq, shown)
         };
         tracing::info!(%ip, mac = %change.record.hw, "lease released through the API");
-        let mut writer = state.writer.lock();
-        let seq = writer.submit(change);
-        if !writer.wait_durable(seq, std::time::Duration::from_secs(5)) {
+        // Waits without holding the writer: the next release submits meanwhile.
+        let waiter = state.writer.lock().waiter();
+        if !waiter.wait(seq, std::time::Duration::from_secs(5)) {
             return Err(ApiError::internal("the store did not make the release durable within 5 s"));
         }
         Ok(ok(json!({ "lease": shown })))

@@ -567,8 +567,23 @@ impl Server {
     /// pool at once (a reserved address stays held for its owner). None
     /// when no lease is bound there.
     pub fn release_lease(&self, ip: Ipv4Addr, now: UnixTime) -> Option<LeaseChange> {
+        self.release_lease_and(ip, now, |_| {})
+    }
+
+    /// [`Server::release_lease`], calling `locked` with the change before
+    /// the record is unlocked: submitted there, it reaches the store ahead
+    /// of the client's next change of the address (a renewal answered a
+    /// moment later must not be journaled before the release).
+    pub fn release_lease_and(
+        &self,
+        ip: Ipv4Addr,
+        now: UnixTime,
+        locked: impl FnOnce(&LeaseChange),
+    ) -> Option<LeaseChange> {
         let mut r = self.cache.get_mut(ip).filter(|r| r.state.is_bound())?;
-        Some(self.release_record(&mut r, now))
+        let change = self.release_record(&mut r, now);
+        locked(&change);
+        Some(change)
     }
 
     fn release_record(&self, r: &mut LeaseRecord, now: UnixTime) -> LeaseChange {

@@ -197,6 +197,25 @@ impl ShardWriter {
 
     /// Blocks until `seq` is durable; false on timeout.
     pub fn wait_durable(&self, seq: u64, timeout: Duration) -> bool {
+        self.waiter().wait(seq, timeout)
+    }
+
+    /// A handle that waits for this writer's changes without holding the
+    /// writer, which others may need meanwhile.
+    pub fn waiter(&self) -> DurableWaiter {
+        DurableWaiter { durability: self.durability.clone(), shard: self.shard }
+    }
+}
+
+/// Waits for the changes of one [`ShardWriter`] to be durable.
+pub struct DurableWaiter {
+    durability: Arc<Durability>,
+    shard: usize,
+}
+
+impl DurableWaiter {
+    /// Waits until the change numbered `seq` is durable; false on timeout.
+    pub fn wait(&self, seq: u64, timeout: Duration) -> bool {
         self.durability.wait(self.shard, seq, timeout)
     }
 }

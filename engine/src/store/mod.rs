@@ -22,7 +22,7 @@ use thiserror::Error;
 
 pub use codec::{decode, encode, CodecError, Names, FORMAT_V1};
 pub(crate) use committer::STORE_OPS;
-pub use committer::{Committer, CommitterOptions, Durability, ShardWriter, Waker};
+pub use committer::{Committer, CommitterOptions, Durability, DurableWaiter, ShardWriter, Waker};
 pub use events::LeaseEvents;
 pub use history::HistoryEvent;
 pub use integrity::{restore, IntegrityReport};
