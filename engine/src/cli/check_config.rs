@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::ConfigArgs;
 use crate::config::{self, Config, Listen, Scope};
-use crate::policy::{self, PolicySet, StandaloneEnv};
+use crate::policy::{self, StandaloneEnv};
 
 #[derive(Serialize)]
 struct Summary {
@@ -93,13 +93,8 @@ fn summarize(file: String, c: &Config) -> Summary {
 /// refuse is an error here too), with no server behind their imports;
 /// their names.
 fn load_policies(c: &Config) -> Result<Vec<String>, String> {
-    let specs = policy::standard::specs(c)?;
-    if specs.is_empty() {
-        return Ok(vec![]);
-    }
-    let set = PolicySet::load(specs, &policy::standard::config_scopes_json(c), 1, Arc::new(StandaloneEnv))
-        .map_err(|e| e.to_string())?;
-    Ok(set.names().into_iter().map(str::to_string).collect())
+    let set = policy::standard::load(c, &policy::standard::config_scopes_json(c), 1, Arc::new(StandaloneEnv))?;
+    Ok(set.map_or_else(Vec::new, |set| set.names().into_iter().map(str::to_string).collect()))
 }
 
 fn scope_summary(s: &Scope) -> ScopeSummary {

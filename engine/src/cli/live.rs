@@ -145,13 +145,10 @@ pub(super) fn load_policies(
     next: &Server,
     host: &PolicyHost,
 ) -> Result<Option<Arc<PolicySet>>, String> {
-    let specs = policy::standard::specs(config)?;
-    if specs.is_empty() {
-        return Ok(None);
-    }
     let env = Arc::new(ServerEnv::new(host.server.clone(), Some(host.db.clone())));
-    let set =
-        PolicySet::load(specs, &policy::standard::scopes_json(next), host.shards, env).map_err(|e| e.to_string())?;
-    info!(modules = ?set.names(), "policy modules loaded");
-    Ok(Some(set))
+    let set = policy::standard::load(config, &policy::standard::scopes_json(next), host.shards, env)?;
+    if let Some(set) = &set {
+        info!(modules = ?set.names(), "policy modules loaded");
+    }
+    Ok(set)
 }

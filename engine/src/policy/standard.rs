@@ -6,7 +6,9 @@
 
 use serde_json::json;
 
-use super::{OnError, PolicySpec, DEFAULT_FUEL, DEFAULT_MEMORY};
+use std::sync::Arc;
+
+use super::{OnError, PolicyEnv, PolicySet, PolicySpec, DEFAULT_FUEL, DEFAULT_MEMORY};
 use crate::config::Config;
 use crate::server::Server;
 
@@ -44,6 +46,23 @@ pub fn config_scopes_json(config: &Config) -> String {
 fn names_json<'a>(scopes: impl Iterator<Item = (&'a str, Vec<&'a str>)>) -> String {
     let scopes: Vec<serde_json::Value> = scopes.map(|(name, pools)| json!({ "name": name, "pools": pools })).collect();
     serde_json::Value::Array(scopes).to_string()
+}
+
+/// The modules `config` asks for, compiled, checked and initialised for
+/// `shards` shards over `env` (`scopes`: [`scopes_json`] of the server
+/// they serve); None when it asks for none. What `serve` and a reload
+/// load, and what `check-config` tries.
+pub fn load(
+    config: &Config,
+    scopes: &str,
+    shards: usize,
+    env: Arc<dyn PolicyEnv>,
+) -> Result<Option<Arc<PolicySet>>, String> {
+    let specs = specs(config)?;
+    if specs.is_empty() {
+        return Ok(None);
+    }
+    PolicySet::load(specs, scopes, shards, env).map(Some).map_err(|e| e.to_string())
 }
 
 /// The modules of `config`; a module file that cannot be read is an error
