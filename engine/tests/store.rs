@@ -842,30 +842,36 @@ fn retention_purges_old_released_and_expired_leases_from_cache_and_store() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Runs `sweep_or_purge` with a client's request for the same address
-/// started from another thread during each submit of `sweep_or_purge`,
-/// and returns the order in which the submit ended and the client was
-/// answered. A submit made while the address is still locked comes first.
-fn submit_and_client_order(
-    sweep_or_purge: impl FnOnce(&mut dyn FnMut(LeaseChange)),
-    client: impl Fn() -> leased::wire::MessageType + Sync,
+/// Runs `change` (a sweep, a purge, a packet, an operator's release) with
+/// `other`, a further change of the same address by someone else, started
+/// from another thread during each submit of `change`, and returns the
+/// order in which the submit ended and `other` was done (its label). A
+/// submit made while the address is still locked comes first.
+fn submit_and_other_order(
+    change: impl FnOnce(&mut dyn FnMut(LeaseChange)),
+    other: impl Fn() -> String + Sync,
 ) -> Vec<String> {
     let order = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
-        let mut clients = Vec::new();
-        sweep_or_purge(&mut |change| {
-            clients.push(s.spawn(|| {
-                let kind = client();
-                order.lock().unwrap().push(format!("client {kind:?}"));
+        let mut others = Vec::new();
+        change(&mut |change| {
+            others.push(s.spawn(|| {
+                let label = other();
+                order.lock().unwrap().push(label);
             }));
-            // Time for the client to be answered, were the address not locked.
+            // Time for the other change to be made, were the address not locked.
             std::thread::sleep(Duration::from_millis(100));
             order.lock().unwrap().push(format!("{:?} {}", change.kind, change.record.ip));
         });
-        assert!(!clients.is_empty(), "a change was submitted");
-        clients.into_iter().for_each(|c| c.join().unwrap());
+        assert!(!others.is_empty(), "a change was submitted");
+        others.into_iter().for_each(|c| c.join().unwrap());
     });
     order.into_inner().unwrap()
+}
+
+/// The label of a client's answer in [`submit_and_other_order`].
+fn client(kind: leased::wire::MessageType) -> String {
+    format!("client {kind:?}")
 }
 
 #[test]
@@ -879,13 +885,13 @@ fn a_purge_submits_each_deletion_before_a_newcomer_can_lease_the_address() {
     // The old record goes; the next newcomer gets its address, the lowest
     // free. Its lease must reach the store after the deletion (else the
     // deletion, folded later, removes the new lease from the store).
-    let order = submit_and_client_order(
+    let order = submit_and_other_order(
         |submit| lab.server.purge_with(lab.now, submit),
         || {
             let newcomer = TestClient::new(2);
             let offer = lab.answer(&newcomer.discover());
             assert_eq!(offer.yiaddr(), a);
-            lab.answer(&newcomer.select(a, SERVER_ID)).kind()
+            client(lab.answer(&newcomer.select(a, SERVER_ID)).kind())
         },
     );
     assert_eq!(order, ["Purged 198.18.0.100", "client Ack"]);
@@ -898,9 +904,9 @@ fn a_sweep_submits_each_expiry_before_the_client_can_take_the_lease_back() {
     assert_eq!(lab.dora(&TestClient::new(1)), a);
     // Past the lease (1 h) and its grace period (5 min).
     lab.advance(3600 + 300 + 1);
-    let order = submit_and_client_order(
+    let order = submit_and_other_order(
         |submit| lab.server.sweep_with(lab.now, submit),
-        || lab.answer(&TestClient::new(1).reboot(a)).kind(),
+        || client(lab.answer(&TestClient::new(1).reboot(a)).kind()),
     );
     assert_eq!(order, ["Expired 198.18.0.100", "client Ack"]);
 }
@@ -913,13 +919,72 @@ fn a_release_by_the_operator_is_submitted_before_the_client_can_take_the_lease_b
     // The API's release; the client renews at that moment and gets its
     // address back (it is still its own and free): that ACK must be the
     // store's last word on the address.
-    let order = submit_and_client_order(
+    let order = submit_and_other_order(
         |submit| {
             lab.server.release_lease_and(a, lab.now, |change| submit(change.clone())).expect("a bound lease");
         },
-        || lab.answer(&TestClient::new(1).renew(a)).kind(),
+        || client(lab.answer(&TestClient::new(1).renew(a)).kind()),
     );
     assert_eq!(order, ["Released 198.18.0.100", "client Ack"]);
+}
+
+/// A packet handled by a shard, its change handed to `submit`.
+fn handle_and_submit(lab: &Lab, packet: &[u8], submit: &mut dyn FnMut(LeaseChange)) {
+    let mut out = [0u8; 1500];
+    lab.server.handle_and_submit(packet, &lab.meta(), &mut out, None, submit).expect("handled");
+}
+
+/// The operator's release of `a` through the API, labelled for [`submit_and_other_order`].
+fn operator_release(lab: &Lab, a: Ipv4Addr) -> String {
+    let released = lab.server.release_lease_and(a, lab.now, |_| {}).is_some();
+    format!("operator release: {}", if released { "done" } else { "nothing bound" })
+}
+
+#[test]
+fn a_client_release_is_submitted_before_a_newcomer_on_another_shard_can_lease_the_address() {
+    let lab = Lab::new(true);
+    let a = ip("198.18.0.100");
+    assert_eq!(lab.dora(&TestClient::new(1)), a);
+    // The address is free again the moment the RELEASE is handled; the
+    // next newcomer (on another shard) gets it, the lowest free. Its lease
+    // must reach the store after the release, else the fold leaves the
+    // address released in the store while the newcomer holds an ACK.
+    let order = submit_and_other_order(
+        |submit| handle_and_submit(&lab, &TestClient::new(1).release(a), submit),
+        || {
+            let newcomer = TestClient::new(2);
+            let offer = lab.answer(&newcomer.discover());
+            assert_eq!(offer.yiaddr(), a);
+            client(lab.answer(&newcomer.select(a, SERVER_ID)).kind())
+        },
+    );
+    assert_eq!(order, ["Released 198.18.0.100", "client Ack"]);
+}
+
+#[test]
+fn a_renewal_is_submitted_before_the_operator_can_release_the_lease() {
+    let lab = Lab::new(true);
+    let a = ip("198.18.0.100");
+    assert_eq!(lab.dora(&TestClient::new(1)), a);
+    // Journaled after the operator's release, the renewal would be the
+    // store's last word: the released lease back after a restart.
+    let order = submit_and_other_order(
+        |submit| handle_and_submit(&lab, &TestClient::new(1).renew(a), submit),
+        || operator_release(&lab, a),
+    );
+    assert_eq!(order, ["Renewed 198.18.0.100", "operator release: done"]);
+}
+
+#[test]
+fn a_new_lease_is_submitted_before_the_operator_can_release_it() {
+    let lab = Lab::new(true);
+    let a = ip("198.18.0.100");
+    // A REQUEST without an OFFER before it: the record is created by the ACK.
+    let order = submit_and_other_order(
+        |submit| handle_and_submit(&lab, &TestClient::new(1).select(a, SERVER_ID), submit),
+        || operator_release(&lab, a),
+    );
+    assert_eq!(order, ["Allocated 198.18.0.100", "operator release: done"]);
 }
 
 #[test]

@@ -16,7 +16,7 @@ use super::sockets::ShardSocket;
 use crate::config::SyncMode;
 use crate::metrics as m;
 use crate::policy::{LivePolicies, ShardPolicies};
-use crate::server::{Destination, Meta, PolicyHook, Server, SharedServer};
+use crate::server::{Destination, LeaseChange, Meta, PolicyHook, Server, SharedServer};
 use crate::store::ShardWriter;
 use crate::wire::{peek_message_type, MessageType};
 
@@ -237,8 +237,21 @@ impl ShardCore {
         let trace = Trace { to: ingress.from, kind: 0, received: self.batch_received };
         let mut reply = Outgoing { socket: ingress.socket, len: 0, trace, buf: self.bufs.take() };
         let hook = self.mine.as_mut().map(|p| p as &mut dyn PolicyHook);
-        let outcome = match server.handle_with(datagram, &meta, &mut reply.buf[..], hook) {
-            Ok(o) => o,
+        // Submitted while the record is locked (Server::handle_and_submit); what
+        // the log line needs is kept for after.
+        let writer = &mut self.writer;
+        let mut submitted = None;
+        let mut submit = |c: LeaseChange| {
+            let what = (c.kind.label(), c.record.ip, c.record.hw);
+            submitted = Some((writer.submit(c), what));
+        };
+        let handled = server.handle_and_submit(datagram, &meta, &mut reply.buf[..], hook, &mut submit);
+        if let Some((_, (kind, ip, mac))) = submitted {
+            debug!(shard = self.index, change = kind, %ip, %mac, "lease");
+        }
+        let r = match handled {
+            Ok(Some(r)) => r,
+            Ok(None) => return self.bufs.put(reply.buf),
             Err(why) => {
                 self.bufs.put(reply.buf);
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -247,31 +260,14 @@ impl ShardCore {
                 return;
             }
         };
-        if let Some(c) = &outcome.change {
-            debug!(shard = self.index, change = c.kind.label(), ip = %c.record.ip, mac = %c.record.hw, "lease");
-        }
-        let Some(r) = outcome.reply else {
-            self.bufs.put(reply.buf);
-            if let Some(change) = outcome.change {
-                self.writer.submit(change);
-            }
-            return;
-        };
         debug!(shard = self.index, reply = ?r.kind, yiaddr = %r.yiaddr, "reply");
         reply.len = r.len;
         reply.trace.to = self.route(r.to, datagram, ingress);
         reply.trace.kind = TypeCounters::index(Some(r.kind));
-        match outcome.change {
-            Some(change) if self.mode == SyncMode::Full => {
-                let seq = self.writer.submit(change);
-                self.held.push_back((seq, reply));
-            }
-            change => {
-                if let Some(change) = change {
-                    self.writer.submit(change);
-                }
-                out.push(reply);
-            }
+        match submitted {
+            // The ACK waits until its lease is durable.
+            Some((seq, _)) if self.mode == SyncMode::Full => self.held.push_back((seq, reply)),
+            _ => out.push(reply),
         }
     }
 

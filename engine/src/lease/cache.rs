@@ -219,9 +219,16 @@ impl LeaseCache {
     /// record it replaces loses its client's pointer. False when the
     /// address is outside every span (the record is not kept).
     pub fn insert(&self, record: LeaseRecord) -> bool {
+        self.insert_and(record, |_| {})
+    }
+
+    /// [`LeaseCache::insert`], calling `locked` with the record before its
+    /// slot is unlocked: a change submitted there is ahead of any later
+    /// one to the address.
+    pub fn insert_and(&self, record: LeaseRecord, locked: impl FnOnce(&LeaseRecord)) -> bool {
         let ip = u32::from(record.ip);
         let client = self.hash_of(&record);
-        let Some(old) = self.put(record) else { return false };
+        let Some(old) = self.put(record, locked) else { return false };
         self.by_client.insert(client, ip);
         if let Some(old) = old {
             let old_client = self.hash_of(&old);
@@ -235,14 +242,22 @@ impl LeaseCache {
     /// Stores a recovered record by address only; [`LeaseCache::index_clients`]
     /// builds the client index once every record is in. False when outside every span.
     pub fn insert_recovered(&self, record: LeaseRecord) -> bool {
-        self.put(record).is_some()
+        self.put(record, |_| {}).is_some()
     }
 
-    /// Puts `record` in its slot: None when there is no slot, else the record replaced.
-    fn put(&self, record: LeaseRecord) -> Option<Option<LeaseRecord>> {
+    /// Puts `record` in its slot, calling `locked` with it there: None when
+    /// there is no slot, else the record replaced.
+    fn put(&self, record: LeaseRecord, locked: impl FnOnce(&LeaseRecord)) -> Option<Option<LeaseRecord>> {
         let (page, slot) = self.slot_or_new(record.ip)?;
         let after = self.active.signature(&record);
-        let old = slot.write().replace(record);
+        let old = {
+            let mut s = slot.write();
+            let old = s.replace(record);
+            if let Some(r) = s.as_ref() {
+                locked(r);
+            }
+            old
+        };
         self.active.shift(old.as_ref().and_then(|o| self.active.signature(o)), after);
         if old.is_none() {
             page.used.fetch_add(1, Ordering::Relaxed);

@@ -46,6 +46,9 @@ pub struct Meta {
     pub now: UnixTime,
 }
 
+/// Receives a lease change while its record is locked (see [`Server::handle_and_submit`]).
+type Submit<'a> = &'a mut dyn FnMut(LeaseChange);
+
 /// The running server, shared by the shards and replaced whole on reload
 /// (the shards hold the read side while they decide a batch).
 pub type SharedServer = std::sync::Arc<parking_lot::RwLock<Server>>;
@@ -185,6 +188,24 @@ impl Server {
         out: &mut [u8],
         policies: Option<&mut dyn PolicyHook>,
     ) -> Result<Outcome, Ignored> {
+        let mut change = None;
+        let reply = self.handle_and_submit(datagram, meta, out, policies, &mut |c| change = Some(c))?;
+        Ok(Outcome { reply, change })
+    }
+
+    /// [`Server::handle_with`], handing the lease change the datagram makes
+    /// (at most one) to `submit` while its record is still locked: whoever
+    /// changes the address next (another shard's client, the API, the
+    /// expiry sweep) submits after it, so the store gets an address's
+    /// changes in the order they were made. The shards use this.
+    pub fn handle_and_submit(
+        &self,
+        datagram: &[u8],
+        meta: &Meta,
+        out: &mut [u8],
+        policies: Option<&mut dyn PolicyHook>,
+        submit: Submit,
+    ) -> Result<Option<Reply>, Ignored> {
         let packet = Packet::new_checked(datagram)?;
         if packet.op() != wire::code::BOOTREQUEST {
             return Err(Ignored::NotClientMessage);
@@ -228,16 +249,16 @@ impl Server {
             }
         }
         match kind {
-            MessageType::Discover => self.discover(&req, out),
-            MessageType::Request => self.request(&req, out),
-            MessageType::Release => self.release(&req),
-            MessageType::Decline => self.decline(&req),
+            MessageType::Discover => self.discover(&req, out, submit),
+            MessageType::Request => self.request(&req, out, submit),
+            MessageType::Release => self.release(&req, submit),
+            MessageType::Decline => self.decline(&req, submit),
             MessageType::Inform => self.inform(&req, out),
             MessageType::Offer | MessageType::Ack | MessageType::Nak => Err(Ignored::NotClientMessage),
         }
     }
 
-    fn discover(&self, req: &Request, out: &mut [u8]) -> Result<Outcome, Ignored> {
+    fn discover(&self, req: &Request, out: &mut [u8], submit: Submit) -> Result<Option<Reply>, Ignored> {
         let si = self.select_scope(req).ok_or(Ignored::NoScope)?;
         let scope = &self.scopes[si];
         let now = req.meta.now;
@@ -246,7 +267,9 @@ impl Server {
         let ip = self.choose_address(req, si, prev, reservation)?;
         // The client moves (a reservation elsewhere, its pool no longer
         // admits it): the server would not ACK its old address again.
-        let superseded = prev.filter(|p| *p != ip).and_then(|p| self.give_up(req, si, p));
+        if let Some(p) = prev.filter(|p| *p != ip) {
+            self.give_up(req, si, p, submit);
+        }
         // Hold the address for this client; a bound lease stays bound.
         let refreshed = self.cache.get_mut(ip).filter(|r| req.owns(r)).map(|mut r| {
             if !r.state.is_bound() {
@@ -262,23 +285,23 @@ impl Server {
             self.cache.insert(self.new_record(req, si, pool, ip, LeaseState::Offered, hold));
         }
         let terms = self.terms(si, scope.pool_of(ip), reservation, req.lease_wanted()?);
-        let reply = self.reply(req, out, MessageType::Offer, ip, Some(terms), si, reservation)?;
-        Ok(Outcome { reply: Some(reply), change: superseded })
+        Ok(Some(self.reply(req, out, MessageType::Offer, ip, Some(terms), si, reservation)?))
     }
 
     /// Frees the client's old address `ip` in scope `si` when it moves to
     /// another: a bound lease is released (the change to persist), a hold
     /// dropped. A lease in another scope is left to run out.
-    fn give_up(&self, req: &Request, si: usize, ip: Ipv4Addr) -> Option<LeaseChange> {
-        let mut r = self.cache.get_mut(ip).filter(|r| req.owns(r) && r.scope as usize == si)?;
+    fn give_up(&self, req: &Request, si: usize, ip: Ipv4Addr, submit: Submit) {
+        let Some(mut r) = self.cache.get_mut(ip).filter(|r| req.owns(r) && r.scope as usize == si) else {
+            return;
+        };
         if r.state.is_bound() {
-            return Some(self.release_record(&mut r, req.meta.now));
+            return submit(self.release_record(&mut r, req.meta.now));
         }
         drop(r);
         if let Some(r) = self.cache.remove_if(ip, |r| r.state == LeaseState::Offered && req.owns(r)) {
             self.free_address(&r);
         }
-        None
     }
 
     /// The address to offer, secured for this client (see the module docs).
@@ -377,7 +400,7 @@ impl Server {
         Some(ip)
     }
 
-    fn request(&self, req: &Request, out: &mut [u8]) -> Result<Outcome, Ignored> {
+    fn request(&self, req: &Request, out: &mut [u8], submit: Submit) -> Result<Option<Reply>, Ignored> {
         let p = req.packet;
         let requested = req.opts.requested_ip()?;
         let ciaddr = p.ciaddr();
@@ -389,7 +412,7 @@ impl Server {
             }
             let ip = requested.or((!ciaddr.is_unspecified()).then_some(ciaddr)).ok_or(Ignored::BadRequest)?;
             let si = self.select_scope(req).ok_or(Ignored::NoScope)?;
-            return self.confirm(req, si, ip, true, out);
+            return self.confirm(req, si, ip, true, out, submit);
         }
         if let (Some(ip), true) = (requested, ciaddr.is_unspecified()) {
             // INIT-REBOOT: the client checks an address it remembers.
@@ -399,7 +422,7 @@ impl Server {
             if !self.scopes[si].subnet.contains(&ip) {
                 return self.nak(req, out, si);
             }
-            return self.confirm(req, si, ip, false, out);
+            return self.confirm(req, si, ip, false, out, submit);
         }
         if ciaddr.is_unspecified() {
             return Err(Ignored::BadRequest);
@@ -415,7 +438,7 @@ impl Server {
         if !self.scopes[si].subnet.contains(&ciaddr) {
             return self.nak(req, out, si);
         }
-        self.confirm(req, si, ciaddr, false, out)
+        self.confirm(req, si, ciaddr, false, out, submit)
     }
 
     /// ACKs `ip` when the client may have it: a reserved client only its
@@ -430,7 +453,8 @@ impl Server {
         ip: Ipv4Addr,
         selecting: bool,
         out: &mut [u8],
-    ) -> Result<Outcome, Ignored> {
+        submit: Submit,
+    ) -> Result<Option<Reply>, Ignored> {
         let scope = &self.scopes[si];
         let reservation = scope.reservation_for(req.hw.htype, req.hw.bytes(), req.hostname);
         let allowed = if let Some(r) = reservation {
@@ -451,12 +475,15 @@ impl Server {
         }
         let pool = scope.pool_of(ip);
         let terms = self.terms(si, pool, reservation, req.lease_wanted()?);
-        let change = self.bind(req, si, ip, pool, reservation.is_some(), terms);
+        // The reply first: a reply that cannot be built leaves the lease as it was.
         let reply = self.reply(req, out, MessageType::Ack, ip, Some(terms), si, reservation)?;
-        Ok(Outcome { reply: Some(reply), change: Some(change) })
+        self.bind(req, si, ip, pool, reservation.is_some(), terms, submit);
+        Ok(Some(reply))
     }
 
-    /// Records the binding of `ip` to the client (its bit already secured).
+    /// Records the binding of `ip` to the client (its bit already secured)
+    /// and submits the change while the record is locked.
+    #[allow(clippy::too_many_arguments)]
     fn bind(
         &self,
         req: &Request,
@@ -465,7 +492,8 @@ impl Server {
         pool: Option<usize>,
         reserved: bool,
         terms: Terms,
-    ) -> LeaseChange {
+        submit: Submit,
+    ) {
         let now = req.meta.now;
         let end = if terms.lease.is_infinite() { NEVER } else { now.saturating_add(terms.lease.0) };
         let state = if reserved { LeaseState::Reserved } else { LeaseState::Allocated };
@@ -486,11 +514,13 @@ impl Server {
             if !r.details.matches(packed) {
                 r.details = LeaseDetails::from_packed(packed);
             }
-            return LeaseChange { kind, record: r.clone() };
+            return submit(LeaseChange { kind, record: r.clone() });
         }
         let record = self.new_record(req, si, pool, ip, state, end);
-        self.cache.insert(record.clone());
-        LeaseChange { kind: ChangeKind::Allocated, record }
+        let stored =
+            self.cache.insert_and(record, |r| submit(LeaseChange { kind: ChangeKind::Allocated, record: r.clone() }));
+        // Cannot fail: a secured address is in a pool or reservation, which the cache spans.
+        debug_assert!(stored, "{ip} has no slot in the lease cache");
     }
 
     fn new_record(
@@ -553,13 +583,14 @@ impl Server {
         }
     }
 
-    fn release(&self, req: &Request) -> Result<Outcome, Ignored> {
+    fn release(&self, req: &Request, submit: Submit) -> Result<Option<Reply>, Ignored> {
         self.server_id_matches(req)?;
         let ip = req.packet.ciaddr();
         let mut r =
             self.cache.get_mut(ip).filter(|r| req.owns(r) && r.state.is_bound()).ok_or(Ignored::UnknownLease)?;
         r.last_seen = req.meta.now;
-        Ok(Outcome { reply: None, change: Some(self.release_record(&mut r, req.meta.now)) })
+        submit(self.release_record(&mut r, req.meta.now));
+        Ok(None)
     }
 
     /// Releases the bound lease at `ip` for an operator (the API), as a
@@ -595,7 +626,7 @@ impl Server {
         LeaseChange { kind: ChangeKind::Released, record: r.clone() }
     }
 
-    fn decline(&self, req: &Request) -> Result<Outcome, Ignored> {
+    fn decline(&self, req: &Request, submit: Submit) -> Result<Option<Reply>, Ignored> {
         self.server_id_matches(req)?;
         let ip = req.opts.requested_ip()?.ok_or(Ignored::BadRequest)?;
         let mut r = self.cache.get_mut(ip).filter(|r| req.owns(r) && r.holds_address).ok_or(Ignored::UnknownLease)?;
@@ -605,20 +636,19 @@ impl Server {
         r.end = now.saturating_add(self.policy.decline_probation.0);
         r.updated = now;
         r.last_seen = now;
-        Ok(Outcome { reply: None, change: Some(LeaseChange { kind: ChangeKind::Declined, record: r.clone() }) })
+        submit(LeaseChange { kind: ChangeKind::Declined, record: r.clone() });
+        Ok(None)
     }
 
-    fn inform(&self, req: &Request, out: &mut [u8]) -> Result<Outcome, Ignored> {
+    fn inform(&self, req: &Request, out: &mut [u8]) -> Result<Option<Reply>, Ignored> {
         let ciaddr = req.packet.ciaddr();
         let si = self.index.by_address(ciaddr).or_else(|| self.select_scope(req)).ok_or(Ignored::NoScope)?;
         let reservation = self.scopes[si].reservation_at(ciaddr).filter(|r| r.mac.is_some_and(|m| m == req.hw.bytes()));
-        let reply = self.reply(req, out, MessageType::Ack, Ipv4Addr::UNSPECIFIED, None, si, reservation)?;
-        Ok(Outcome { reply: Some(reply), change: None })
+        Ok(Some(self.reply(req, out, MessageType::Ack, Ipv4Addr::UNSPECIFIED, None, si, reservation)?))
     }
 
-    fn nak(&self, req: &Request, out: &mut [u8], si: usize) -> Result<Outcome, Ignored> {
-        let reply = self.reply(req, out, MessageType::Nak, Ipv4Addr::UNSPECIFIED, None, si, None)?;
-        Ok(Outcome { reply: Some(reply), change: None })
+    fn nak(&self, req: &Request, out: &mut [u8], si: usize) -> Result<Option<Reply>, Ignored> {
+        Ok(Some(self.reply(req, out, MessageType::Nak, Ipv4Addr::UNSPECIFIED, None, si, None)?))
     }
 
     /// Scope of a client: link or subnet selection, else the relay, else the interface.
