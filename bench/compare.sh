@@ -6,11 +6,16 @@
 # and generator to CPU 1; then perfdhcp against Kea and leased as an outside
 # cross-check. Prints one table (also written to $OUT/table.md).
 #
+# With --rounds N the generator-driven servers run N times, interleaved
+# (responder, FULL, NORMAL, OFF, Kea; again), each on fresh data: the table
+# shows each server's median round and the median of its per-round ratios,
+# so that the machine's drifts during a run do not decide a ratio.
+#
 # Needs root (network namespaces). Everything runs inside two namespaces
 # created here, joined by a veth pair, with addresses from 198.18.0.0/15;
 # every process started here is stopped by PID, the namespaces are removed.
 #
-#   bench/compare.sh [--duration SECONDS] [--window N] [--out DIR] [--only NAMES]
+#   bench/compare.sh [--duration SECONDS] [--window N] [--rounds N] [--out DIR] [--only NAMES]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,15 +23,18 @@ DURATION=10
 WINDOW=4096
 OUT=target/compare
 ONLY=""
+ROUNDS=1
 while (($#)); do
     case $1 in
         --duration) DURATION=$2; shift 2 ;;
         --window) WINDOW=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
         --only) ONLY=$2; shift 2 ;;
+        --rounds) ROUNDS=$2; shift 2 ;;
         *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: --rounds needs a positive number" >&2; exit 2; }
 [[ $(id -u) == 0 ]] || { echo "compare.sh: needs root (network namespaces)" >&2; exit 2; }
 
 # Kea and perfdhcp from Debian's packages, installed without starting anything.
@@ -54,33 +62,46 @@ EOF
 
 wanted() { [[ -z $ONLY || ",$ONLY," == *",$1,"* ]]; }
 
-echo "== $DURATION s per server, window $WINDOW, $CLIENTS clients, pool $POOL_START-$POOL_END; server on CPU 0, generator on CPU 1"
+echo "== $DURATION s per server, window $WINDOW, $CLIENTS clients, pool $POOL_START-$POOL_END; server on CPU 0, generator on CPU 1; $ROUNDS round(s)"
 
-if wanted responder; then
-    pid=$(start_server responder "$BENCH" respond --listen 198.18.0.1:67 --duration 3600)
-    wait_bound
-    measure responder "$pid"
-    stop_server "$pid"
-fi
+# A round's file name: NAME alone for a single round, else NAME.rK.
+run_name() { # name round
+    if ((ROUNDS == 1)); then echo "$1"; else echo "$1.r$2"; fi
+}
 
-for mode in FULL NORMAL OFF; do
-    name=leased-$(echo "$mode" | tr 'A-Z' 'a-z')
-    wanted "$name" || continue
-    leased_config "$mode" > "$WORK/$name.hcl"
-    pid=$(start_server "$name" "$LEASED" serve --config "$WORK/$name.hcl")
-    wait_bound
-    measure "$name" "$pid"
-    stop_server "$pid"
+for round in $(seq "$ROUNDS"); do
+    if wanted responder; then
+        run=$(run_name responder "$round")
+        pid=$(start_server "$run" "$BENCH" respond --listen 198.18.0.1:67 --duration 3600)
+        wait_bound
+        measure "$run" "$pid"
+        stop_server "$pid"
+    fi
+
+    for mode in FULL NORMAL OFF; do
+        name=leased-$(echo "$mode" | tr 'A-Z' 'a-z')
+        wanted "$name" || continue
+        run=$(run_name "$name" "$round")
+        leased_config "$mode" > "$WORK/$name.hcl"
+        pid=$(start_server "$run" "$LEASED" serve --config "$WORK/$name.hcl")
+        wait_bound
+        measure "$run" "$pid"
+        stop_server "$pid"
+        # Every round starts from an empty store.
+        rm -rf "$WORK/leased-$mode"
+    done
+
+    if wanted kea; then
+        run=$(run_name kea "$round")
+        kea_config > "$WORK/kea.json"
+        ip netns exec "$SRV" kea-dhcp4 -t "$WORK/kea.json" > /dev/null
+        pid=$(start_server "$run" kea-dhcp4 -c "$WORK/kea.json")
+        wait_bound
+        measure "$run" "$pid"
+        stop_server "$pid"
+        rm -f "$WORK"/kea-leases4.csv*
+    fi
 done
-
-if wanted kea; then
-    kea_config > "$WORK/kea.json"
-    ip netns exec "$SRV" kea-dhcp4 -t "$WORK/kea.json" > /dev/null
-    pid=$(start_server kea kea-dhcp4 -c "$WORK/kea.json")
-    wait_bound
-    measure kea "$pid"
-    stop_server "$pid"
-fi
 
 # perfdhcp as an outside check: directly on the link (no relay), at a rate
 # it can keep (it saturates its own core near 17k exchanges/s here).

@@ -13,7 +13,6 @@ const ORDER: [&str; 5] = ["responder", "leased-full", "leased-normal", "leased-o
 /// One server run of a harness: the generator's report (`NAME.json`) and
 /// the server's CPU and peak RSS (`NAME.server`, `key=value` lines).
 pub struct Run {
-    pub name: String,
     pub report: Report,
     pub cpu_seconds: f64,
     pub peak_rss_kb: f64,
@@ -26,7 +25,7 @@ impl Run {
         let report: Report = serde_json::from_slice(&json).map_err(|e| format!("{name}.json: {e}"))?;
         let server = std::fs::read_to_string(dir.join(format!("{name}.server"))).unwrap_or_default();
         let (cpu_seconds, peak_rss_kb) = (figure(&server, "cpu_seconds"), figure(&server, "peak_rss_kb"));
-        Ok(Some(Run { name: name.to_string(), report, cpu_seconds, peak_rss_kb }))
+        Ok(Some(Run { report, cpu_seconds, peak_rss_kb }))
     }
 
     /// Server CPU (user + system) per lease, µs.
@@ -40,37 +39,87 @@ pub fn figure(text: &str, key: &str) -> f64 {
     text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('=')?.trim().parse().ok()).unwrap_or(f64::NAN)
 }
 
-/// The table (Markdown) of the runs in `dir`.
-pub fn render(dir: &Path) -> Result<String, String> {
-    let mut rows = Vec::new();
-    for name in ORDER {
-        rows.extend(Run::load(dir, name)?);
+/// The rounds of server `name` in `dir`, in order: `NAME` alone (one
+/// round), or `NAME.r1`, `NAME.r2`, ... (`compare.sh --rounds`).
+pub fn rounds(dir: &Path, name: &str) -> Result<Vec<Run>, String> {
+    if let Some(run) = Run::load(dir, name)? {
+        return Ok(vec![run]);
     }
-    if rows.is_empty() {
+    let mut runs = Vec::new();
+    while let Some(run) = Run::load(dir, &format!("{name}.r{}", runs.len() + 1))? {
+        runs.push(run);
+    }
+    Ok(runs)
+}
+
+/// The middle value (the lower of the two middle ones for an even count).
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len().saturating_sub(1) / 2).copied()
+}
+
+/// The table (Markdown) of the runs in `dir`. With several rounds, a
+/// server's row is its median round (by leases/s), and its ratios are the
+/// medians of each round's ratio to Kea's and the responder's rate in the
+/// same round: figures measured seconds apart, so that the machine's
+/// drifts (this VM's speed changes within minutes) do not skew them. A
+/// line per server lists every round.
+pub fn render(dir: &Path) -> Result<String, String> {
+    let mut servers = Vec::new();
+    for name in ORDER {
+        let runs = rounds(dir, name)?;
+        if !runs.is_empty() {
+            servers.push((name, runs));
+        }
+    }
+    if servers.is_empty() {
         return Err(format!("no run reports in {}", dir.display()));
     }
-    let rate = |name: &str| rows.iter().find(|r| r.name == name).map(|r| r.report.leases_per_second);
-    let (kea, responder) = (rate("kea"), rate("responder"));
-    let ratio =
-        |v: f64, base: Option<f64>| base.filter(|b| *b > 0.0).map_or("–".to_string(), |b| format!("{:.2}", v / b));
+    let rates = |name: &str| -> Vec<f64> {
+        servers.iter().find(|s| s.0 == name).map_or(Vec::new(), |s| s.1.iter().map(|r| r.report.leases_per_second).collect())
+    };
+    let (kea, responder) = (rates("kea"), rates("responder"));
+    // Round k's rate over the base's in round k, for the rounds both ran.
+    let ratios = |runs: &[Run], base: &[f64]| -> Vec<f64> {
+        runs.iter().zip(base).filter(|(_, b)| **b > 0.0).map(|(r, b)| r.report.leases_per_second / b).collect()
+    };
+    let shown = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.2}"));
     let mut out = String::new();
     out.push_str("| server | leases/s | drop % | p99 DORA ms | CPU µs/lease | CPU s per 1,000 leases | peak RSS MB | × Kea | × responder |\n");
     out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-    for r in &rows {
+    for (name, runs) in &servers {
+        let middle = median(runs.iter().map(|r| r.report.leases_per_second).collect()).unwrap_or_default();
+        let r = runs.iter().find(|r| r.report.leases_per_second == middle).unwrap_or(&runs[0]);
         let per_lease_us = r.cpu_us_per_lease();
         let _ = writeln!(
             out,
             "| {} | {:.0} | {:.3} | {:.2} | {:.1} | {:.4} | {:.0} | {} | {} |",
-            r.name,
+            name,
             r.report.leases_per_second,
             r.report.drop_percent,
             r.report.dora.p99_us / 1000.0,
             per_lease_us,
             per_lease_us / 1000.0,
             r.peak_rss_kb / 1024.0,
-            ratio(r.report.leases_per_second, kea),
-            ratio(r.report.leases_per_second, responder),
+            shown(median(ratios(runs, &kea))),
+            shown(median(ratios(runs, &responder))),
         );
+    }
+    if servers.iter().any(|(_, runs)| runs.len() > 1) {
+        out.push_str("\nEach round (leases/s, CPU µs per lease, × responder in that round):\n\n");
+        for (name, runs) in &servers {
+            let each: Vec<String> = runs
+                .iter()
+                .enumerate()
+                .map(|(k, r)| {
+                    let x = responder.get(k).filter(|b| **b > 0.0).map_or(String::new(), |b| {
+                        format!(", {:.2}×", r.report.leases_per_second / b)
+                    });
+                    format!("{:.0} ({:.1} µs{x})", r.report.leases_per_second, r.cpu_us_per_lease())
+                })
+                .collect();
+            let _ = writeln!(out, "- {name}: {}", each.join("; "));
+        }
     }
     Ok(out)
 }
@@ -102,5 +151,35 @@ mod tests {
         assert!(lines[4].contains("| 50.0 |") && lines[4].ends_with("| 1.00 | 0.05 |"), "{table}");
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(render(&dir).is_err());
+    }
+
+    #[test]
+    fn rounds_show_the_median_round_and_the_median_of_each_rounds_ratio() {
+        let dir = std::env::temp_dir().join(format!("leased-bench-rounds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // The machine slows in round 2: every server's rate falls.
+        for (name, rates) in [
+            ("responder", [200_000.0, 100_000.0, 210_000.0]),
+            ("leased-full", [150_000.0, 90_000.0, 100_000.0]),
+            ("kea", [10_000.0, 10_000.0, 10_000.0]),
+        ] {
+            for (k, rate) in rates.into_iter().enumerate() {
+                let report = Report { leases: rate as u64, leases_per_second: rate, ..Default::default() };
+                let file = format!("{name}.r{}", k + 1);
+                std::fs::write(dir.join(format!("{file}.json")), serde_json::to_vec(&report).unwrap()).unwrap();
+                std::fs::write(dir.join(format!("{file}.server")), format!("cpu_seconds={}\n", k + 1)).unwrap();
+            }
+        }
+        let table = render(&dir).unwrap();
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[2].starts_with("| responder | 200000 |"), "{table}");
+        // Median round 100k (round 3, 3 s of CPU: 30 µs a lease); × responder
+        // the median of 0.75, 0.90 and 0.48 (not 100k / 200k); × Kea of 15, 9 and 10.
+        assert!(lines[3].starts_with("| leased-full | 100000 | 0.000 | 0.00 | 30.0 |"), "{table}");
+        assert!(lines[3].ends_with("| 10.00 | 0.75 |"), "{table}");
+        assert!(table.contains("- leased-full: 150000 (6.7 µs, 0.75×); 90000 (22.2 µs, 0.90×); 100000 (30.0 µs, 0.48×)\n"), "{table}");
+        assert_eq!(rounds(&dir, "leased-full").unwrap().len(), 3);
+        assert!(rounds(&dir, "leased-off").unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
