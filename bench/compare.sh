@@ -10,6 +10,8 @@
 # (responder, FULL, NORMAL, OFF, Kea; again), each on fresh data: the table
 # shows each server's median round and the median of its per-round ratios,
 # so that the machine's drifts during a run do not decide a ratio.
+# Then leased FULL and the responder run at half of FULL's maximum rate
+# (the latency target's load), as many rounds, in a second table.
 #
 # Needs root (network namespaces). Everything runs inside two namespaces
 # created here, joined by a veth pair, with addresses from 198.18.0.0/15;
@@ -102,6 +104,35 @@ for round in $(seq "$ROUNDS"); do
         rm -f "$WORK"/kea-leases4.csv*
     fi
 done
+
+# The latency target's load: leased FULL and the responder at half of
+# FULL's (median) maximum, the same fixed rate for both, each after a 1 s
+# warm-up with 20k other clients (a fresh store's first flushes are slow;
+# a serving store is warm).
+if wanted leased-full && wanted responder; then
+    half=$(awk -v r="$("$BENCH" table --median-rate leased-full "$OUT")" 'BEGIN { printf "%d", r / 2 }')
+    echo "== p99 at half of leased FULL's maximum: $half leases/s"
+    warm_up() { # pid
+        CLIENTS=20000 DURATION=1 measure warm "$1" --first-client 200001 --rate 20000 > /dev/null
+    }
+    leased_config FULL > "$WORK/leased-full.hcl"
+    for round in $(seq "$ROUNDS"); do
+        run=$(run_name responder-half "$round")
+        pid=$(start_server "$run" "$BENCH" respond --listen 198.18.0.1:67 --duration 3600)
+        wait_bound
+        warm_up "$pid"
+        measure "$run" "$pid" --rate "$half"
+        stop_server "$pid"
+        run=$(run_name leased-full-half "$round")
+        pid=$(start_server "$run" "$LEASED" serve --config "$WORK/leased-full.hcl")
+        wait_bound
+        warm_up "$pid"
+        measure "$run" "$pid" --rate "$half"
+        stop_server "$pid"
+        rm -rf "$WORK/leased-FULL"
+    done
+    rm -f "$OUT"/warm.*
+fi
 
 # perfdhcp as an outside check: directly on the link (no relay), at a rate
 # it can keep (it saturates its own core near 17k exchanges/s here).

@@ -33,7 +33,12 @@ enum Command {
     /// ends or SIGTERM/SIGINT: the packet-path limit of this machine.
     Respond(RespondArgs),
     /// Print the comparison table of the runs compare.sh left in DIR.
-    Table { dir: PathBuf },
+    Table {
+        dir: PathBuf,
+        /// Print only this server's median rate (leases/s) over its rounds.
+        #[arg(long, value_name = "SERVER")]
+        median_rate: Option<String>,
+    },
     /// Print the tables of the runs scaling.sh left in DIR and plot them
     /// (DIR/scaling.png).
     Scaling { dir: PathBuf },
@@ -128,7 +133,10 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run(a) => run(a),
         Command::Respond(a) => respond(a),
-        Command::Table { dir } => print_or_fail(table::render(&dir)),
+        Command::Table { dir, median_rate: None } => print_or_fail(table::render(&dir)),
+        Command::Table { dir, median_rate: Some(name) } => {
+            print_or_fail(table::median_rate(&dir, &name).map(|r| format!("{r:.0}\n")))
+        }
         Command::Scaling { dir } => print_or_fail(scaling::render(&dir)),
     }
 }

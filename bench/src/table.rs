@@ -9,6 +9,8 @@ use crate::report::Report;
 
 /// Rows in the order compare.sh runs them.
 const ORDER: [&str; 5] = ["responder", "leased-full", "leased-normal", "leased-off", "kea"];
+/// The runs at half of leased FULL's maximum rate (`NAME-half`).
+const HALF: [&str; 2] = ["responder", "leased-full"];
 
 /// One server run of a harness: the generator's report (`NAME.json`) and
 /// the server's CPU and peak RSS (`NAME.server`, `key=value` lines).
@@ -58,6 +60,44 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
     values.get(values.len().saturating_sub(1) / 2).copied()
 }
 
+/// The median rate (leases/s) of server `name`'s rounds in `dir`.
+pub fn median_rate(dir: &Path, name: &str) -> Result<f64, String> {
+    median(rounds(dir, name)?.iter().map(|r| r.report.leases_per_second).collect())
+        .ok_or_else(|| format!("no run of {name} in {}", dir.display()))
+}
+
+/// The table of the runs at a fixed rate, half of leased FULL's maximum
+/// (`NAME-half` rounds): each server's round with the median p99 DORA.
+/// None when there are none.
+fn render_half(dir: &Path) -> Result<Option<String>, String> {
+    let mut out = String::new();
+    for name in HALF {
+        let runs = rounds(dir, &format!("{name}-half"))?;
+        let Some(p99) = median(runs.iter().map(|r| r.report.dora.p99_us).collect()) else { continue };
+        let Some(r) = runs.iter().find(|r| r.report.dora.p99_us == p99) else { continue };
+        if out.is_empty() {
+            let rate = r.report.target_rate.unwrap_or_default();
+            let _ =
+                writeln!(out, "\nAt half of leased FULL's maximum, {rate} leases/s offered (median round by p99):\n");
+            out.push_str("| server | leases/s | drop % | p50 DORA ms | p99 DORA ms | p99 REQUEST→ACK ms | CPU µs/lease | rounds' p99 DORA ms |\n");
+            out.push_str("|---|---:|---:|---:|---:|---:|---:|---|\n");
+        }
+        let each: Vec<String> = runs.iter().map(|r| format!("{:.2}", r.report.dora.p99_us / 1000.0)).collect();
+        let _ = writeln!(
+            out,
+            "| {name} | {:.0} | {:.3} | {:.2} | {:.2} | {:.2} | {:.1} | {} |",
+            r.report.leases_per_second,
+            r.report.drop_percent,
+            r.report.dora.p50_us / 1000.0,
+            r.report.dora.p99_us / 1000.0,
+            r.report.request_ack.p99_us / 1000.0,
+            r.cpu_us_per_lease(),
+            each.join(", "),
+        );
+    }
+    Ok((!out.is_empty()).then_some(out))
+}
+
 /// The table (Markdown) of the runs in `dir`. With several rounds, a
 /// server's row is its median round (by leases/s), and its ratios are the
 /// medians of each round's ratio to Kea's and the responder's rate in the
@@ -76,7 +116,10 @@ pub fn render(dir: &Path) -> Result<String, String> {
         return Err(format!("no run reports in {}", dir.display()));
     }
     let rates = |name: &str| -> Vec<f64> {
-        servers.iter().find(|s| s.0 == name).map_or(Vec::new(), |s| s.1.iter().map(|r| r.report.leases_per_second).collect())
+        servers
+            .iter()
+            .find(|s| s.0 == name)
+            .map_or(Vec::new(), |s| s.1.iter().map(|r| r.report.leases_per_second).collect())
     };
     let (kea, responder) = (rates("kea"), rates("responder"));
     // Round k's rate over the base's in round k, for the rounds both ran.
@@ -112,14 +155,18 @@ pub fn render(dir: &Path) -> Result<String, String> {
                 .iter()
                 .enumerate()
                 .map(|(k, r)| {
-                    let x = responder.get(k).filter(|b| **b > 0.0).map_or(String::new(), |b| {
-                        format!(", {:.2}×", r.report.leases_per_second / b)
-                    });
+                    let x = responder
+                        .get(k)
+                        .filter(|b| **b > 0.0)
+                        .map_or(String::new(), |b| format!(", {:.2}×", r.report.leases_per_second / b));
                     format!("{:.0} ({:.1} µs{x})", r.report.leases_per_second, r.cpu_us_per_lease())
                 })
                 .collect();
             let _ = writeln!(out, "- {name}: {}", each.join("; "));
         }
+    }
+    if let Some(half) = render_half(dir)? {
+        out.push_str(&half);
     }
     Ok(out)
 }
@@ -177,9 +224,43 @@ mod tests {
         // the median of 0.75, 0.90 and 0.48 (not 100k / 200k); × Kea of 15, 9 and 10.
         assert!(lines[3].starts_with("| leased-full | 100000 | 0.000 | 0.00 | 30.0 |"), "{table}");
         assert!(lines[3].ends_with("| 10.00 | 0.75 |"), "{table}");
-        assert!(table.contains("- leased-full: 150000 (6.7 µs, 0.75×); 90000 (22.2 µs, 0.90×); 100000 (30.0 µs, 0.48×)\n"), "{table}");
+        assert!(
+            table.contains("- leased-full: 150000 (6.7 µs, 0.75×); 90000 (22.2 µs, 0.90×); 100000 (30.0 µs, 0.48×)\n"),
+            "{table}"
+        );
         assert_eq!(rounds(&dir, "leased-full").unwrap().len(), 3);
         assert!(rounds(&dir, "leased-off").unwrap().is_empty());
+        assert_eq!(median_rate(&dir, "leased-full").unwrap(), 100_000.0);
+        assert!(median_rate(&dir, "leased-off").is_err());
+        assert!(!table.contains("At half"), "{table}");
+        // Then the runs at half of FULL's maximum: the round with the median p99.
+        for (name, p99s) in
+            [("responder-half", [400.0, 4_500.0, 2_200.0]), ("leased-full-half", [3_800.0, 7_000.0, 3_300.0])]
+        {
+            for (k, p99_us) in p99s.into_iter().enumerate() {
+                let dora = crate::report::Percentiles { p50_us: 900.0, p99_us, ..Default::default() };
+                let report = Report {
+                    leases: 150_000,
+                    leases_per_second: 50_000.0,
+                    target_rate: Some(50_000),
+                    dora,
+                    ..Default::default()
+                };
+                let file = format!("{name}.r{}", k + 1);
+                std::fs::write(dir.join(format!("{file}.json")), serde_json::to_vec(&report).unwrap()).unwrap();
+                std::fs::write(dir.join(format!("{file}.server")), "cpu_seconds=1.5\n").unwrap();
+            }
+        }
+        let table = render(&dir).unwrap();
+        assert!(table.contains("At half of leased FULL's maximum, 50000 leases/s offered"), "{table}");
+        assert!(
+            table.contains("\n| responder | 50000 | 0.000 | 0.90 | 2.20 | 0.00 | 10.0 | 0.40, 4.50, 2.20 |\n"),
+            "{table}"
+        );
+        assert!(
+            table.contains("\n| leased-full | 50000 | 0.000 | 0.90 | 3.80 | 0.00 | 10.0 | 3.80, 7.00, 3.30 |\n"),
+            "{table}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
