@@ -18,16 +18,21 @@ fn check_config(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn check_config_into_a_closed_pipe_ends_by_sigpipe_without_a_panic() {
+    use std::os::fd::{FromRawFd, OwnedFd};
     use std::os::unix::process::ExitStatusExt;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_leased"))
+    // A pipe whose read end is closed before leased starts: its first
+    // write finds no reader, however fast it runs.
+    let mut fds = [0; 2];
+    // SAFETY: pipe() fills both descriptors, owned here from then on.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let (reader, writer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_leased"))
         .args(["check-config", "--config", examples().join("quickstart.hcl").to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
+        .stdout(writer)
         .stderr(std::process::Stdio::piped())
-        .spawn()
+        .output()
         .unwrap();
-    // Closed before leased has read its config, so its first write finds no reader.
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}: {err}", out.status);
     assert!(!err.contains("panicked"), "{err}");
