@@ -199,6 +199,10 @@ pub fn batch_seq(key: &[u8]) -> Option<u64> {
     batches::seq(PREFIX, key)
 }
 
+/// Most bytes an event takes in a batch value: the hardware address's
+/// length and the address (16 bytes at most, chaddr), time, address, kind.
+pub const EVENT_MAX: usize = 1 + 16 + 4 + 4 + 1;
+
 /// Encodes the events of `changes` (purges are not history) as one batch
 /// value into `out`: the event count (u32 LE), then per event the
 /// hardware address length and bytes, time (u32 BE), address and kind.

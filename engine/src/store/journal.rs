@@ -63,6 +63,11 @@ impl<'b> BatchWriter<'b> {
         self.n += 1;
     }
 
+    /// The value's length so far.
+    pub fn bytes(&self) -> usize {
+        self.out.len()
+    }
+
     /// The number of changes; writes it into the value.
     pub fn finish(self) -> u32 {
         batches::finish(self.out, self.n);

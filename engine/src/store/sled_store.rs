@@ -78,6 +78,15 @@ pub struct Compaction {
     pub anomalies: usize,
 }
 
+/// Most bytes of a journal or history value (one may pass it by a record).
+/// sled 0.34 writes an item over a quarter of its 512 KiB segment — a
+/// value, or a leaf (up to ~17 keys before it splits) when sled rewrites
+/// it whole — to a file of its own, which it never fsyncs: a power cut
+/// could lose changes a flush had reported durable. Flat out, whole
+/// committer batches as one value made ~50 such files a second, 0.2–1 MB
+/// each; values of 4 KiB keep a leaf under 100 KiB.
+pub const VALUE_MAX: usize = 4096;
+
 /// A sled database holding the leases.
 pub struct SledStore {
     db: sled::Db,
@@ -426,6 +435,18 @@ impl SledStore {
         Ok(self.db.size_on_disk()?)
     }
 
+    /// Inserts a written batch of `n` entries under `key`, counted in
+    /// `backlog` first: a fold that finds the key has it to subtract.
+    fn insert_batch(&self, key: [u8; 9], value: Vec<u8>, n: u32, backlog: &AtomicU64) -> Result<(), StoreError> {
+        backlog.fetch_add(u64::from(n), Ordering::Relaxed);
+        if let Err(e) = self.tree.insert(key, value) {
+            let _ =
+                backlog.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(u64::from(n))));
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
     /// The underlying tree, for tests that damage records on purpose.
     #[doc(hidden)]
     pub fn raw_tree(&self) -> &sled::Tree {
@@ -434,35 +455,47 @@ impl SledStore {
 }
 
 impl LeaseStore for SledStore {
-    /// One journal key for the whole batch ([`super::journal`]), folded
-    /// into the records' keys later.
+    /// Journal keys for the batch ([`super::journal`]), as few as values of
+    /// at most [`VALUE_MAX`] allow, folded into the records' keys later.
     fn write(&self, changes: &[LeaseChange]) -> Result<(), StoreError> {
-        let mut value = Vec::with_capacity(4 + changes.len() * 96);
-        let mut w = journal::BatchWriter::new(&mut value);
         let names = self.names.read();
-        for change in changes {
-            let encode = (change.kind != ChangeKind::Purged).then_some(|out: &mut Vec<u8>| {
-                codec::encode(&change.record, &names, out);
-            });
-            w.push(change.record.ip, encode);
-        }
-        let n = w.finish();
-        if n > 0 {
-            let seq = self.journal_seq.fetch_add(1, Ordering::Relaxed);
-            self.tree.insert(journal::key(seq), value)?;
-            self.journaled.fetch_add(u64::from(n), Ordering::Relaxed);
+        let mut rest = changes;
+        while !rest.is_empty() {
+            let mut value = Vec::with_capacity(VALUE_MAX + 1024);
+            let mut w = journal::BatchWriter::new(&mut value);
+            let mut taken = 0;
+            for change in rest {
+                let encode = (change.kind != ChangeKind::Purged).then_some(|out: &mut Vec<u8>| {
+                    codec::encode(&change.record, &names, out);
+                });
+                w.push(change.record.ip, encode);
+                taken += 1;
+                if w.bytes() >= VALUE_MAX {
+                    break;
+                }
+            }
+            rest = &rest[taken..];
+            let n = w.finish();
+            self.insert_batch(
+                journal::key(self.journal_seq.fetch_add(1, Ordering::Relaxed)),
+                value,
+                n,
+                &self.journaled,
+            )?;
         }
         Ok(())
     }
 
-    /// One key for the whole batch ([`super::history`]).
+    /// History keys for the batch ([`super::history`]), values of at most
+    /// [`VALUE_MAX`].
     fn write_history(&self, changes: &[LeaseChange]) -> Result<(), StoreError> {
-        let mut value = Vec::with_capacity(4 + changes.len() * 16);
-        let n = history::encode_batch(changes, &mut value);
-        if n > 0 {
-            let seq = self.history_seq.fetch_add(1, Ordering::Relaxed);
-            self.tree.insert(history::batch_key(seq), value)?;
-            self.unfolded.fetch_add(u64::from(n), Ordering::Relaxed);
+        for part in changes.chunks(VALUE_MAX / history::EVENT_MAX) {
+            let mut value = Vec::with_capacity(VALUE_MAX);
+            let n = history::encode_batch(part, &mut value);
+            if n > 0 {
+                let key = history::batch_key(self.history_seq.fetch_add(1, Ordering::Relaxed));
+                self.insert_batch(key, value, n, &self.unfolded)?;
+            }
         }
         Ok(())
     }
