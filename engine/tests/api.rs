@@ -447,7 +447,7 @@ fn reservations_and_the_pool_boundary_change_the_config_live() {
     assert_eq!(moved.json()["reserved_range"], "198.18.0.100-198.18.0.119");
     assert_eq!(moved.json()["dynamic_range"], "198.18.0.120-198.18.0.199");
     // Live: a newcomer gets a dynamic address past the boundary.
-    assert!(lab.client("02:00:00:00:07:44").1.contains("IP Address 198.18.0.120 is now leased."));
+    lab.assert_leased("02:00:00:00:07:44", "198.18.0.120");
 
     // Auto-assigned: the lowest address of the reserved range nobody uses (.100-.102 are leased).
     let made = post("/api/dhcp/reservations", serde_json::json!({ "mac": cam, "hostname": "cam1" }));
@@ -471,7 +471,7 @@ fn reservations_and_the_pool_boundary_change_the_config_live() {
     let list = api.get("/api/dhcp/reservations", t).json();
     let ips: Vec<&str> = list["reservations"].as_array().unwrap().iter().map(|r| r["ip"].as_str().unwrap()).collect();
     assert_eq!(ips, ["198.18.0.10", "198.18.0.103", "198.18.0.119"], "{list}");
-    assert!(lab.client(cam).1.contains("IP Address 198.18.0.103 is now leased."));
+    lab.assert_leased(cam, "198.18.0.103");
 
     // Edit IP, then remove; a key that names nothing.
     let edited = api.call("PUT", &format!("/api/dhcp/reservations/{cam}"), t, Some(r#"{"ip": "198.18.0.110"}"#));
@@ -480,7 +480,7 @@ fn reservations_and_the_pool_boundary_change_the_config_live() {
         (edited.json()["reservation"]["ip"].as_str(), edited.json()["reservation"]["hostname"].as_str()),
         (Some("198.18.0.110"), Some("cam1"))
     );
-    assert!(lab.client(cam).1.contains("IP Address 198.18.0.110 is now leased."));
+    lab.assert_leased(cam, "198.18.0.110");
     assert_eq!(api.call("DELETE", "/api/dhcp/reservations/198.18.0.119", t, None).status, 200);
     let gone = api.call("DELETE", "/api/dhcp/reservations/198.18.0.119", t, None);
     assert_eq!(gone.status, 404, "{}", gone.body);

@@ -29,17 +29,17 @@ fn leases_survive_a_restart_and_the_client_prints_each_step() {
         ],
         "{out}"
     );
-    assert!(lab.client("02:00:00:00:01:02").1.contains("IP Address 198.18.0.101 is now leased."));
+    lab.assert_leased("02:00:00:00:01:02", "198.18.0.101");
     // A reservation from the config.
-    assert!(lab.client("02:00:00:00:00:10").1.contains("IP Address 198.18.0.10 is now leased."));
+    lab.assert_leased("02:00:00:00:00:10", "198.18.0.10");
     assert_eq!(stop(server), 0, "graceful stop exits 0");
 
     let (server, line) = lab.serve();
     assert!(line.contains("3 leases recovered"), "{line}");
     // A newcomer gets the lowest address nobody held: the old ones were remembered.
-    assert!(lab.client("02:00:00:00:01:03").1.contains("IP Address 198.18.0.102 is now leased."));
+    lab.assert_leased("02:00:00:00:01:03", "198.18.0.102");
     // The first client comes back to its address.
-    assert!(lab.client("02:00:00:00:01:01").1.contains("IP Address 198.18.0.100 is now leased."));
+    lab.assert_leased("02:00:00:00:01:01", "198.18.0.100");
     assert_eq!(stop(server), 0);
 }
 
@@ -66,7 +66,7 @@ fn auto_export_writes_the_leases_at_start_and_again_at_a_graceful_stop() {
     }
     let at_start = std::fs::read_to_string(&export).expect("an export at start");
     assert!(!at_start.contains("198.18.0.100"), "{at_start}");
-    assert!(lab.client("02:00:00:00:01:01").1.contains("IP Address 198.18.0.100 is now leased."));
+    lab.assert_leased("02:00:00:00:01:01", "198.18.0.100");
     // The next export is an hour away: the stop writes the lease.
     assert_eq!(stop(server), 0);
     let at_stop = std::fs::read_to_string(&export).unwrap();
@@ -110,7 +110,7 @@ fn the_client_renews_informs_and_releases_through_a_relay() {
     let lab = Lab::new("renew");
     let (server, _) = lab.serve();
     let mac = "02:00:00:00:03:01";
-    assert!(lab.client(mac).1.contains("IP Address 198.18.0.100 is now leased."));
+    lab.assert_leased(mac, "198.18.0.100");
 
     let (code, out, err) = lab.run_client("renew", &["--mac", mac, "--ip", "198.18.0.100"]);
     assert_eq!(code, 0, "{out}{err}");
@@ -128,7 +128,7 @@ fn the_client_renews_informs_and_releases_through_a_relay() {
     assert!(out.contains("IP Address 198.18.0.100 is released."), "{out}");
     // Released: the address is free at once for the next newcomer...
     std::thread::sleep(Duration::from_millis(200));
-    assert!(lab.client("02:00:00:00:03:02").1.contains("IP Address 198.18.0.100 is now leased."));
+    lab.assert_leased("02:00:00:00:03:02", "198.18.0.100");
     // ...and the old client's renewal of it is refused.
     let (code, out, err) = lab.run_client("renew", &["--mac", mac, "--ip", "198.18.0.100", "--timeout", "2"]);
     assert_eq!(code, 1, "{out}{err}");
@@ -155,7 +155,7 @@ fn reload(server: &Child, lines: &mpsc::Receiver<String>) -> String {
 fn sighup_reloads_scopes_reservations_and_options_and_refuses_a_bad_config() {
     let lab = Lab::new("reload");
     let (server, _, lines) = lab.serve_following();
-    assert!(lab.client("02:00:00:00:04:01").1.contains("IP Address 198.18.0.100 is now leased."));
+    lab.assert_leased("02:00:00:00:04:01", "198.18.0.100");
     let before = std::fs::read_to_string(&lab.config).unwrap();
 
     // A reservation, other options, a second scope ahead of the first (indexes move).
@@ -172,14 +172,14 @@ fn sighup_reloads_scopes_reservations_and_options_and_refuses_a_bad_config() {
     std::fs::write(&lab.config, &changed).unwrap();
     let answer = reload(&server, &lines);
     assert!(answer.starts_with("leased: config reloaded (1 leases kept, 0 dropped"), "{answer}");
-    assert!(lab.client("02:00:00:00:04:02").1.contains("IP Address 198.18.0.20 is now leased."));
+    lab.assert_leased("02:00:00:00:04:02", "198.18.0.20");
     let (code, out, _) = lab.run_client("inform", &["--ip", "198.18.0.60"]);
     assert_eq!(code, 0);
     assert!(out.contains("DNS servers: 198.18.0.53"), "{out}");
     // The lease from before the reload is still the client's.
     let (code, out, _) = lab.run_client("renew", &["--mac", "02:00:00:00:04:01", "--ip", "198.18.0.100"]);
     assert_eq!(code, 0, "{out}");
-    assert!(lab.client("02:00:00:00:04:03").1.contains("IP Address 198.18.0.101 is now leased."));
+    lab.assert_leased("02:00:00:00:04:03", "198.18.0.101");
 
     // A broken config is refused; the running one keeps serving.
     std::fs::write(&lab.config, changed.replace("range_end = \"198.18.0.199\"", "range_end = \"198.18.1.300\""))
@@ -187,7 +187,7 @@ fn sighup_reloads_scopes_reservations_and_options_and_refuses_a_bad_config() {
     let answer = reload(&server, &lines);
     assert!(answer.starts_with("leased: reload refused, the running config stays:"), "{answer}");
     assert!(answer.contains("range_end"), "{answer}");
-    assert!(lab.client("02:00:00:00:04:04").1.contains("IP Address 198.18.0.102 is now leased."));
+    lab.assert_leased("02:00:00:00:04:04", "198.18.0.102");
     assert_eq!(stop(server), 0);
 
     // What the reload persisted reads back under the new scope names.
@@ -228,7 +228,7 @@ fn declarative_policies_run_in_serve_and_anomalies_reach_the_store() {
     std::fs::write(&lab.config, &hcl).unwrap();
     let (server, _) = lab.serve();
     let mac = "02:00:00:00:04:01";
-    assert!(lab.client(mac).1.contains("IP Address 198.18.0.100 is now leased."));
+    lab.assert_leased(mac, "198.18.0.100");
     let renew = |timeout: &str| lab.run_client("renew", &["--mac", mac, "--ip", "198.18.0.100", "--timeout", timeout]);
     for _ in 0..2 {
         let (code, out, err) = renew("5");

@@ -98,6 +98,12 @@ impl Lab {
         self.client_waiting(mac, 5)
     }
 
+    /// Runs a client for `mac` and asserts that it was leased `ip`.
+    pub fn assert_leased(&self, mac: &str, ip: &str) {
+        let (code, out, err) = self.client(mac);
+        assert!(out.contains(&format!("IP Address {ip} is now leased.")), "{mac}: exit {code}: {out}{err}");
+    }
+
     pub fn client_waiting(&self, mac: &str, timeout: u64) -> (i32, String, String) {
         self.run_client("request", &["--timeout", &timeout.to_string(), "--mac", mac])
     }
