@@ -1,8 +1,8 @@
 //! Per-client lease history, written in two steps.
 //!
 //! Written: once a batch of lease changes is durable, its events go into
-//! the store as one key (`b` and a sequence number): one sled insert per
-//! batch instead of one per event, which kept a third of the server's CPU
+//! the store as keys of up to 4 KiB (`b` and a sequence number): a sled
+//! insert per ~150 events instead of one per event, which kept a third of the server's CPU
 //! per lease busy (bench/README.md). Folded: later, the history thread
 //! appends each batch's events to their clients' chunks (`g`, hardware
 //! address, chunk number: up to [`CHUNK_EVENTS`] events each, 9 bytes an

@@ -1,9 +1,11 @@
-//! The lease journal: each group-committed batch of lease changes is one
-//! sled key (`w` and a sequence number) holding the records exactly as
-//! they go under their addresses (`i` keys), so that a batch costs one
-//! sled insert instead of one per lease (sled clones a B-tree leaf on
-//! every insert: ~3 µs of this machine's CPU, a quarter of the server's
-//! per lease). The store folds journal batches into the `i` keys in the
+//! The lease journal: each group-committed batch of lease changes goes
+//! into sled keys (`w` and a sequence number) of up to 4 KiB each
+//! ([`super::sled_store::VALUE_MAX`]: larger items become sled blob files,
+//! which sled 0.34 never fsyncs), holding the records exactly as they go
+//! under their addresses (`i` keys), so that a batch costs a few sled
+//! inserts instead of one per lease (sled clones a B-tree leaf on every
+//! insert: ~3 µs of this machine's CPU, a quarter of the server's per
+//! lease). The store folds journal batches into the `i` keys in the
 //! background, oldest first, each batch removed in the same atomic sled
 //! batch that applies it; opening a store folds whatever is left, so
 //! every reader after an open sees only `i` keys.
