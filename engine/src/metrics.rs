@@ -45,7 +45,7 @@ const BUCKETS: [(&str, &[f64]); 4] = [
 
 /// What each metric means, for the `# HELP` lines of a scrape.
 const HELP: [(&str, &str); 15] = [
-    (STORE_FLUSH_DURATION, "Seconds one store flush (apply and fsync of a batch) took."),
+    (STORE_FLUSH_DURATION, "Seconds one store flush (a batch made stable in sled's log) took."),
     (STORE_BATCH_SIZE, "Lease changes per committed store batch."),
     (STORE_ERRORS, "Failed store writes and flushes, each retried."),
     (RECOVERY_PROBLEMS, "Problems found and resolved at start-up recovery."),
