@@ -472,6 +472,11 @@ fn reservations_and_the_pool_boundary_change_the_config_live() {
     let ips: Vec<&str> = list["reservations"].as_array().unwrap().iter().map(|r| r["ip"].as_str().unwrap()).collect();
     assert_eq!(ips, ["198.18.0.10", "198.18.0.103", "198.18.0.119"], "{list}");
     lab.assert_leased(cam, "198.18.0.103");
+    // Five leases in the range, one of them on its reservation (inside the
+    // reserved range): the dynamic range needs room for the other four.
+    let b = api.get("/api/dhcp/pool-boundary", t).json();
+    assert_eq!(b["active_in_range"], 4, "{b}");
+    assert_eq!(b["max"], 96, "{b}");
 
     // Edit IP, then remove; a key that names nothing.
     let edited = api.call("PUT", &format!("/api/dhcp/reservations/{cam}"), t, Some(r#"{"ip": "198.18.0.110"}"#));

@@ -325,7 +325,17 @@ fn boundary(server: &Server, si: usize) -> Value {
     let current = s.reserved_range.map_or(0, |r| r.len());
     let active = u64::from(super::info::active(server, si, None));
     let reservations_in_range = s.reservations.iter().filter(|r| range.contains(r.ip)).count() as u64;
-    let (min, max) = (reservations_in_range, (range.len() - 1).min(range.len().saturating_sub(active)));
+    // The dynamic range must keep room for every active lease of the range
+    // but those on reservations (they stay in the reserved range, counted by `min`).
+    let mut dynamic_active = 0u64;
+    server.cache().scan_from(range.start, |r| {
+        if r.ip > range.end {
+            return false;
+        }
+        dynamic_active += u64::from(r.state.is_bound() && s.reservation_at(r.ip).is_none());
+        true
+    });
+    let (min, max) = (reservations_in_range, (range.len() - 1).min(range.len().saturating_sub(dynamic_active)));
     json!({
         "scope": s.name,
         "range": range.to_string(),
@@ -335,6 +345,7 @@ fn boundary(server: &Server, si: usize) -> Value {
         "dynamic_range": dynamic.to_string(),
         "reservations": reservations_in_range,
         "active_leases": active,
+        "active_in_range": dynamic_active,
         "min": min,
         "max": max,
         "recommended": (range.len() / 5).clamp(min, max.max(min)),
@@ -367,7 +378,7 @@ pub async fn set_boundary(
         let (min, max) = (b["min"].as_u64().unwrap_or(0), b["max"].as_u64().unwrap_or(0));
         if !(min..=max).contains(&new.max_reservations) {
             return Err(ApiError::bad_request(format!(
-                "max_reservations {} is out of range: {min} (reservations in the range) to {max} (range size less active leases)",
+                "max_reservations {} is out of range: {min} (reservations in the range) to {max} (range size less its active leases not on a reservation)",
                 new.max_reservations
             )));
         }

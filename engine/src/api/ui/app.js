@@ -186,7 +186,7 @@ function renderBoundary(b) {
       el("div", { class: "ranges" }, el("span", { class: "reserved", style: `width:${share}%` }, n ? `reserved ${n}` : ""), el("span", { class: "dynamic", style: `width:${100 - share}%` }, `dynamic ${b.size - n}`)),
       el("div", {}, `Reserved: ${reserved}`),
       el("div", {}, `Dynamic: ${dynamic}`),
-      el("div", { class: "muted" }, `Allowed ${b.min} (reservations in the range) to ${b.max} (range size less active leases)`),
+      el("div", { class: "muted" }, `Allowed ${b.min} (reservations in the range) to ${b.max} (range size less its active leases not on a reservation)`),
     );
   };
   slider.addEventListener("input", show);
