@@ -435,11 +435,14 @@ impl SledStore {
         Ok(self.db.size_on_disk()?)
     }
 
-    /// Inserts a written batch of `n` entries under `key`, counted in
-    /// `backlog` first: a fold that finds the key has it to subtract.
-    fn insert_batch(&self, key: [u8; 9], value: Vec<u8>, n: u32, backlog: &AtomicU64) -> Result<(), StoreError> {
+    /// Applies `batch` of written batches holding `n` entries, counted in
+    /// `backlog` first: a fold that finds their keys has them to subtract.
+    fn apply_counted(&self, batch: sled::Batch, n: u32, backlog: &AtomicU64) -> Result<(), StoreError> {
+        if n == 0 {
+            return Ok(());
+        }
         backlog.fetch_add(u64::from(n), Ordering::Relaxed);
-        if let Err(e) = self.tree.insert(key, value) {
+        if let Err(e) = self.tree.apply_batch(batch) {
             let _ =
                 backlog.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(u64::from(n))));
             return Err(e.into());
@@ -456,9 +459,12 @@ impl SledStore {
 
 impl LeaseStore for SledStore {
     /// Journal keys for the batch ([`super::journal`]), as few as values of
-    /// at most [`VALUE_MAX`] allow, folded into the records' keys later.
+    /// at most [`VALUE_MAX`] allow, in one atomic sled batch (a failed
+    /// write, retried, leaves no part behind), folded into the records'
+    /// keys later.
     fn write(&self, changes: &[LeaseChange]) -> Result<(), StoreError> {
         let names = self.names.read();
+        let (mut batch, mut total) = (sled::Batch::default(), 0);
         let mut rest = changes;
         while !rest.is_empty() {
             let mut value = Vec::with_capacity(VALUE_MAX + 1024);
@@ -475,29 +481,25 @@ impl LeaseStore for SledStore {
                 }
             }
             rest = &rest[taken..];
-            let n = w.finish();
-            self.insert_batch(
-                journal::key(self.journal_seq.fetch_add(1, Ordering::Relaxed)),
-                value,
-                n,
-                &self.journaled,
-            )?;
+            total += w.finish();
+            batch.insert(&journal::key(self.journal_seq.fetch_add(1, Ordering::Relaxed)), value);
         }
-        Ok(())
+        self.apply_counted(batch, total, &self.journaled)
     }
 
     /// History keys for the batch ([`super::history`]), values of at most
-    /// [`VALUE_MAX`].
+    /// [`VALUE_MAX`], in one atomic sled batch.
     fn write_history(&self, changes: &[LeaseChange]) -> Result<(), StoreError> {
+        let (mut batch, mut total) = (sled::Batch::default(), 0);
         for part in changes.chunks(VALUE_MAX / history::EVENT_MAX) {
             let mut value = Vec::with_capacity(VALUE_MAX);
             let n = history::encode_batch(part, &mut value);
             if n > 0 {
-                let key = history::batch_key(self.history_seq.fetch_add(1, Ordering::Relaxed));
-                self.insert_batch(key, value, n, &self.unfolded)?;
+                total += n;
+                batch.insert(&history::batch_key(self.history_seq.fetch_add(1, Ordering::Relaxed)), value);
             }
         }
-        Ok(())
+        self.apply_counted(batch, total, &self.unfolded)
     }
 
     fn fold(&self, budget: u64) -> Result<u64, StoreError> {
