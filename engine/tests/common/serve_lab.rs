@@ -11,11 +11,29 @@ use std::time::Duration;
 
 pub const LEASED: &str = env!("CARGO_BIN_EXE_leased");
 
-/// Two free loopback UDP ports.
+/// A loopback port free for UDP and TCP, for a server a test starts.
+/// Below the kernel's ephemeral range (32768 and up): a port the kernel
+/// handed out for `:0` and the test let go could be given to another
+/// test's outgoing connection or `:0` socket before the server bound it
+/// (a parallel test's server then failed at once). Each port is handed out
+/// once per test process, from a block that depends on the process.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = std::process::id() % 40 * 300;
+    loop {
+        let port = (20_000 + (base + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000) as u16;
+        let udp = UdpSocket::bind(("127.0.0.1", port));
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        if udp.is_ok() && tcp.is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Two free loopback ports ([`free_port`]).
 pub fn free_ports() -> (u16, u16) {
-    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
-    (a.local_addr().unwrap().port(), b.local_addr().unwrap().port())
+    (free_port(), free_port())
 }
 
 pub struct Lab {
@@ -177,7 +195,7 @@ impl Lab {
     /// Serves the API on a free loopback port, with `token` in a token
     /// file when given; the client that talks to it.
     pub fn enable_api(&self, token: Option<&str>) -> ApiClient {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let token_file = match token {
             Some(t) => {
                 let file = self.dir.join("api.token");

@@ -40,7 +40,7 @@ impl Browser {
             eprintln!("skipped: chromium or chromium-driver is not installed");
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = super::serve_lab::free_port();
         let driver = Command::new(CHROMEDRIVER)
             .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
             .stdout(Stdio::null())
