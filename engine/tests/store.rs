@@ -885,15 +885,7 @@ fn a_purge_submits_each_deletion_before_a_newcomer_can_lease_the_address() {
     // The old record goes; the next newcomer gets its address, the lowest
     // free. Its lease must reach the store after the deletion (else the
     // deletion, folded later, removes the new lease from the store).
-    let order = submit_and_other_order(
-        |submit| lab.server.purge_with(lab.now, submit),
-        || {
-            let newcomer = TestClient::new(2);
-            let offer = lab.answer(&newcomer.discover());
-            assert_eq!(offer.yiaddr(), a);
-            client(lab.answer(&newcomer.select(a, SERVER_ID)).kind())
-        },
-    );
+    let order = submit_and_other_order(|submit| lab.server.purge_with(lab.now, submit), || newcomer_leases(&lab, a));
     assert_eq!(order, ["Purged 198.18.0.100", "client Ack"]);
 }
 
@@ -928,6 +920,14 @@ fn a_release_by_the_operator_is_submitted_before_the_client_can_take_the_lease_b
     assert_eq!(order, ["Released 198.18.0.100", "client Ack"]);
 }
 
+/// A newcomer's DORA, offered `a`, labelled for [`submit_and_other_order`].
+fn newcomer_leases(lab: &Lab, a: Ipv4Addr) -> String {
+    let newcomer = TestClient::new(2);
+    let offer = lab.answer(&newcomer.discover());
+    assert_eq!(offer.yiaddr(), a);
+    client(lab.answer(&newcomer.select(a, SERVER_ID)).kind())
+}
+
 /// A packet handled by a shard, its change handed to `submit`.
 fn handle_and_submit(lab: &Lab, packet: &[u8], submit: &mut dyn FnMut(LeaseChange)) {
     let mut out = [0u8; 1500];
@@ -951,12 +951,7 @@ fn a_client_release_is_submitted_before_a_newcomer_on_another_shard_can_lease_th
     // address released in the store while the newcomer holds an ACK.
     let order = submit_and_other_order(
         |submit| handle_and_submit(&lab, &TestClient::new(1).release(a), submit),
-        || {
-            let newcomer = TestClient::new(2);
-            let offer = lab.answer(&newcomer.discover());
-            assert_eq!(offer.yiaddr(), a);
-            client(lab.answer(&newcomer.select(a, SERVER_ID)).kind())
-        },
+        || newcomer_leases(&lab, a),
     );
     assert_eq!(order, ["Released 198.18.0.100", "client Ack"]);
 }
