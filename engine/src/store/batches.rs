@@ -3,6 +3,7 @@
 //! they sort in the order written), each value starting with its entry
 //! count (u32 LE); and when the store's background thread folds them.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::history::FOLD_BACKLOG;
@@ -112,6 +113,73 @@ where
     Ok(count)
 }
 
+/// Where one kind of batch is appended: the next sequence number under
+/// `prefix`, and the entries written but not folded yet.
+pub struct Appender {
+    prefix: u8,
+    next: parking_lot::Mutex<u64>,
+    /// Entries in batches not yet folded (a fold subtracts what it folds).
+    pub unfolded: AtomicU64,
+}
+
+impl Appender {
+    /// Appends after `next` (from [`written`]), `unfolded` entries waiting.
+    pub fn new(prefix: u8, (next, unfolded): (u64, u64)) -> Self {
+        Appender { prefix, next: parking_lot::Mutex::new(next), unfolded: AtomicU64::new(unfolded) }
+    }
+
+    /// Starts a write into `tree`: one at a time, its batches under the
+    /// next keys in order.
+    pub fn begin<'a>(&'a self, tree: &'a sled::Tree) -> Append<'a> {
+        let next = self.next.lock();
+        Append { seq: *next, next, tree, appender: self }
+    }
+}
+
+/// A write in progress ([`Appender::begin`]). Its batches are separate
+/// sled inserts, not one sled batch (which writes out sled's log buffer
+/// twice and holds every other writer: the store's largest cost at
+/// moderate load). The keys advance only at [`Append::done`], so a write
+/// that failed part way and is retried with the same changes rewrites
+/// the same keys: nothing is journaled twice. A crash leaves a prefix of
+/// a write, as it does of the changes the shards made.
+pub struct Append<'a> {
+    seq: u64,
+    next: parking_lot::MutexGuard<'a, u64>,
+    tree: &'a sled::Tree,
+    appender: &'a Appender,
+}
+
+impl Append<'_> {
+    /// Inserts the batch `value` holding `n` entries, counted as unfolded
+    /// first (a fold that finds it has them to subtract) and once only
+    /// when it replaces the same batch of a failed try.
+    pub fn insert(&mut self, value: Vec<u8>, n: u32) -> sled::Result<()> {
+        let unfolded = &self.appender.unfolded;
+        let uncount = |n: u32| {
+            let _ =
+                unfolded.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(u64::from(n))));
+        };
+        unfolded.fetch_add(u64::from(n), Ordering::Relaxed);
+        match self.tree.insert(key(self.appender.prefix, self.seq), value) {
+            Ok(replaced) => {
+                replaced.and_then(|old| count(&old)).map(uncount);
+                self.seq += 1;
+                Ok(())
+            }
+            Err(e) => {
+                uncount(n);
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends the write: the next write goes on after its batches.
+    pub fn done(mut self) {
+        *self.next = self.seq;
+    }
+}
+
 /// The sequence number after the last batch under `prefix` in `tree`, and
 /// the entries its batches hold (a damaged header counts none).
 pub fn written(tree: &sled::Tree, prefix: u8) -> sled::Result<(u64, u64)> {
@@ -155,5 +223,39 @@ mod tests {
         v.push(1);
         finish(&mut v, 7);
         assert_eq!((count(&v), count(&v[..3])), (Some(7), None));
+    }
+    fn batch(n: u32) -> Vec<u8> {
+        let mut v = Vec::new();
+        begin(&mut v);
+        v.extend(std::iter::repeat_n(7, n as usize));
+        finish(&mut v, n);
+        v
+    }
+
+    #[test]
+    fn a_write_retried_after_failing_part_way_rewrites_the_same_keys_and_counts_them_once() {
+        let tree = sled::Config::new().temporary(true).open().unwrap().open_tree("t").unwrap();
+        tree.insert(key(b'w', 4), batch(1)).unwrap();
+        let appender = Appender::new(b'w', written(&tree, b'w').unwrap());
+        // A write that got its first batch in, then failed (never done).
+        let mut failed = appender.begin(&tree);
+        failed.insert(batch(3), 3).unwrap();
+        drop(failed);
+        assert_eq!(appender.unfolded.load(Ordering::Relaxed), 4);
+        // Its retry: the same batch, then the one that had failed.
+        let mut retry = appender.begin(&tree);
+        retry.insert(batch(3), 3).unwrap();
+        retry.insert(batch(2), 2).unwrap();
+        retry.done();
+        let keys: Vec<_> = tree.iter().keys().map(|k| seq(b'w', &k.unwrap())).collect();
+        assert_eq!(keys, [Some(4), Some(5), Some(6)]);
+        assert_eq!(appender.unfolded.load(Ordering::Relaxed), 6);
+        assert_eq!(written(&tree, b'w').unwrap(), (7, 6));
+        // The next write goes on after them.
+        let mut next = appender.begin(&tree);
+        next.insert(batch(1), 1).unwrap();
+        next.done();
+        assert_eq!(written(&tree, b'w').unwrap(), (8, 7));
+        assert_eq!(appender.unfolded.load(Ordering::Relaxed), 7);
     }
 }

@@ -189,11 +189,6 @@ pub fn legacy_event<'k>(key: &'k [u8], value: &[u8]) -> Option<Stored<'k>> {
 /// Prefix of written history batches.
 pub const PREFIX: u8 = b'b';
 
-/// `b` and the sequence number: the key of a written batch.
-pub fn batch_key(seq: u64) -> [u8; 9] {
-    batches::key(PREFIX, seq)
-}
-
 /// The sequence number of a batch key.
 pub fn batch_seq(key: &[u8]) -> Option<u64> {
     batches::seq(PREFIX, key)

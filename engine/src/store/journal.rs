@@ -28,11 +28,6 @@ pub const JOURNAL_BACKLOG: u64 = 1_000_000;
 /// Prefix of journal batches.
 pub const PREFIX: u8 = b'w';
 
-/// `w` and the sequence number: the key of a journal batch.
-pub fn key(seq: u64) -> [u8; 9] {
-    batches::key(PREFIX, seq)
-}
-
 /// The sequence number of a journal key.
 pub fn seq(key: &[u8]) -> Option<u64> {
     batches::seq(PREFIX, key)

@@ -52,9 +52,11 @@ impl From<sled::Error> for StoreError {
     }
 }
 
-/// Where leases persist. One call to [`LeaseStore::write`] is atomic.
+/// Where leases persist.
 pub trait LeaseStore: Send + Sync + 'static {
-    /// Writes `changes` as one atomic batch (not yet durable).
+    /// Writes `changes` in order (not yet durable). A crash may keep a
+    /// prefix of them; a call that failed, retried with the same
+    /// changes, writes each once.
     fn write(&self, changes: &[LeaseChange]) -> Result<(), StoreError>;
     /// Records `changes` in per-client history (not needed for an ACK;
     /// written off the commit path). Stores without history ignore it.

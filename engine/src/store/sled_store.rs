@@ -95,14 +95,10 @@ pub struct SledStore {
     names: parking_lot::RwLock<Names>,
     /// Tells apart anomalies recorded in the same second.
     anomaly_seq: std::sync::atomic::AtomicU32,
-    /// Sequence number of the next history batch.
-    history_seq: AtomicU64,
-    /// Events in history batches not yet folded.
-    unfolded: AtomicU64,
-    /// Sequence number of the next journal batch.
-    journal_seq: AtomicU64,
-    /// Lease changes in journal batches not yet folded.
-    journaled: AtomicU64,
+    /// History batches, and their events not yet folded.
+    history: batches::Appender,
+    /// Journal batches, and their lease changes not yet folded.
+    journal: batches::Appender,
     /// Held by whoever folds, and by a backup for its whole copy: journal
     /// batches must be applied one at a time, oldest first, and a copy
     /// must not see a batch folded between its `i` and `w` keys.
@@ -166,17 +162,15 @@ impl SledStore {
             None => return Err(StoreError::NoSchema(display)),
         }
         // Where the batches go on, and how many entries wait to be folded.
-        let (history_next, unfolded) = batches::written(&tree, history::PREFIX)?;
-        let (journal_next, journaled) = batches::written(&tree, journal::PREFIX)?;
+        let history = batches::Appender::new(history::PREFIX, batches::written(&tree, history::PREFIX)?);
+        let journal = batches::Appender::new(journal::PREFIX, batches::written(&tree, journal::PREFIX)?);
         let store = SledStore {
-            journal_seq: AtomicU64::new(journal_next),
-            journaled: AtomicU64::new(journaled),
+            journal,
+            history,
             db,
             tree,
             names: parking_lot::RwLock::new(names),
             anomaly_seq: Default::default(),
-            history_seq: AtomicU64::new(history_next),
-            unfolded: AtomicU64::new(unfolded),
             folding: Default::default(),
         };
         Ok(store)
@@ -208,7 +202,10 @@ impl SledStore {
 
     /// What waits to be folded.
     pub fn backlog(&self) -> Backlog {
-        Backlog { journal: self.journaled.load(Ordering::Relaxed), history: self.unfolded.load(Ordering::Relaxed) }
+        Backlog {
+            journal: self.journal.unfolded.load(Ordering::Relaxed),
+            history: self.history.unfolded.load(Ordering::Relaxed),
+        }
     }
 
     /// Folds written batches, oldest first, into the keys readers use: the
@@ -229,7 +226,7 @@ impl SledStore {
     /// a damaged record at recovery.
     pub fn fold_journal(&self, budget: u64) -> Result<u64, StoreError> {
         let _folding = self.folding.lock();
-        self.fold_batches(journal::PREFIX, budget, &self.journaled, |key, value, batch| {
+        self.fold_batches(journal::PREFIX, budget, &self.journal.unfolded, |key, value, batch| {
             let applied = journal::decode(value, |ip, record| match record {
                 Some(r) => batch.insert(&ip_key(ip), r),
                 None => batch.remove(&ip_key(ip)),
@@ -287,7 +284,7 @@ impl SledStore {
             u64::from(history::batch_len(value).unwrap_or(0))
         };
         let tree = &self.tree;
-        self.fold_batches(history::PREFIX, budget, &self.unfolded, apply, |batch| {
+        self.fold_batches(history::PREFIX, budget, &self.history.unfolded, apply, |batch| {
             clients.take().iter().try_for_each(|(hw, events)| append_history(tree, batch, hw, events))
         })
     }
@@ -435,21 +432,6 @@ impl SledStore {
         Ok(self.db.size_on_disk()?)
     }
 
-    /// Applies `batch` of written batches holding `n` entries, counted in
-    /// `backlog` first: a fold that finds their keys has them to subtract.
-    fn apply_counted(&self, batch: sled::Batch, n: u32, backlog: &AtomicU64) -> Result<(), StoreError> {
-        if n == 0 {
-            return Ok(());
-        }
-        backlog.fetch_add(u64::from(n), Ordering::Relaxed);
-        if let Err(e) = self.tree.apply_batch(batch) {
-            let _ =
-                backlog.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(u64::from(n))));
-            return Err(e.into());
-        }
-        Ok(())
-    }
-
     /// The underlying tree, for tests that damage records on purpose.
     #[doc(hidden)]
     pub fn raw_tree(&self) -> &sled::Tree {
@@ -459,12 +441,11 @@ impl SledStore {
 
 impl LeaseStore for SledStore {
     /// Journal keys for the batch ([`super::journal`]), as few as values of
-    /// at most [`VALUE_MAX`] allow, in one atomic sled batch (a failed
-    /// write, retried, leaves no part behind), folded into the records'
-    /// keys later.
+    /// at most [`VALUE_MAX`] allow ([`batches::Append`]: a failed write,
+    /// retried, leaves nothing twice), folded into the records' keys later.
     fn write(&self, changes: &[LeaseChange]) -> Result<(), StoreError> {
         let names = self.names.read();
-        let (mut batch, mut total) = (sled::Batch::default(), 0);
+        let mut append = self.journal.begin(&self.tree);
         let mut rest = changes;
         while !rest.is_empty() {
             let mut value = Vec::with_capacity(VALUE_MAX + 1024);
@@ -481,25 +462,26 @@ impl LeaseStore for SledStore {
                 }
             }
             rest = &rest[taken..];
-            total += w.finish();
-            batch.insert(&journal::key(self.journal_seq.fetch_add(1, Ordering::Relaxed)), value);
+            let n = w.finish();
+            append.insert(value, n)?;
         }
-        self.apply_counted(batch, total, &self.journaled)
+        append.done();
+        Ok(())
     }
 
     /// History keys for the batch ([`super::history`]), values of at most
-    /// [`VALUE_MAX`], in one atomic sled batch.
+    /// [`VALUE_MAX`].
     fn write_history(&self, changes: &[LeaseChange]) -> Result<(), StoreError> {
-        let (mut batch, mut total) = (sled::Batch::default(), 0);
+        let mut append = self.history.begin(&self.tree);
         for part in changes.chunks(VALUE_MAX / history::EVENT_MAX) {
             let mut value = Vec::with_capacity(VALUE_MAX);
             let n = history::encode_batch(part, &mut value);
             if n > 0 {
-                total += n;
-                batch.insert(&history::batch_key(self.history_seq.fetch_add(1, Ordering::Relaxed)), value);
+                append.insert(value, n)?;
             }
         }
-        self.apply_counted(batch, total, &self.unfolded)
+        append.done();
+        Ok(())
     }
 
     fn fold(&self, budget: u64) -> Result<u64, StoreError> {
