@@ -224,6 +224,7 @@ mod tests {
         finish(&mut v, 7);
         assert_eq!((count(&v), count(&v[..3])), (Some(7), None));
     }
+
     fn batch(n: u32) -> Vec<u8> {
         let mut v = Vec::new();
         begin(&mut v);

@@ -9,16 +9,17 @@
 //! | `a` time (u64 BE) seq (u32 BE) | an [`AnomalyRecord`] (JSON) |
 //! | `m` "schema" | schema version (u32 LE) |
 //!
-//! One key per lease change. Schema 1 also kept a by-client (`c`) and a
+//! Schema 1 kept a key per lease and also a by-client (`c`) and a
 //! by-expiry (`e`) index; nothing read them (recovery loads every record
 //! and the lease cache indexes them in memory), and they were two of the
 //! three sled inserts of each lease: 40 % of the server's CPU per lease
 //! (bench/README.md). Opening a schema 1 store removes them. Schema 2 wrote
 //! history as one `h` key per event and each lease straight into its `i`
-//! key; schema 3 writes one `b` and one `w` key per batch and folds them
-//! into `h` and `i` keys later. Schema 4 folds history into chunks of
-//! events per client (`g`) instead of `h` keys: opening a schema 2 or 3
-//! store moves its `h` keys into chunks.
+//! key; schema 3 writes each committed batch as `b` and `w` keys (values of
+//! at most [`VALUE_MAX`]) and folds them into `h` and `i` keys later.
+//! Schema 4 folds history into chunks of events per client (`g`) instead
+//! of `h` keys: opening a schema 2 or 3 store moves its `h` keys into
+//! chunks.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
