@@ -79,17 +79,18 @@ fn render_half(dir: &Path) -> Result<Option<String>, String> {
             let rate = r.report.target_rate.unwrap_or_default();
             let _ =
                 writeln!(out, "\nAt half of leased FULL's maximum, {rate} leases/s offered (median round by p99):\n");
-            out.push_str("| server | leases/s | drop % | p50 DORA ms | p99 DORA ms | p99 REQUEST→ACK ms | CPU µs/lease | rounds' p99 DORA ms |\n");
-            out.push_str("|---|---:|---:|---:|---:|---:|---:|---|\n");
+            out.push_str("| server | leases/s | drop % | p50 DORA ms | p99 DORA ms | p99 DISCOVER→OFFER ms | p99 REQUEST→ACK ms | CPU µs/lease | rounds' p99 DORA ms |\n");
+            out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
         }
         let each: Vec<String> = runs.iter().map(|r| format!("{:.2}", r.report.dora.p99_us / 1000.0)).collect();
         let _ = writeln!(
             out,
-            "| {name} | {:.0} | {:.3} | {:.2} | {:.2} | {:.2} | {:.1} | {} |",
+            "| {name} | {:.0} | {:.3} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} |",
             r.report.leases_per_second,
             r.report.drop_percent,
             r.report.dora.p50_us / 1000.0,
             r.report.dora.p99_us / 1000.0,
+            r.report.discover_offer.p99_us / 1000.0,
             r.report.request_ack.p99_us / 1000.0,
             r.cpu_us_per_lease(),
             each.join(", "),
@@ -239,11 +240,15 @@ mod tests {
         {
             for (k, p99_us) in p99s.into_iter().enumerate() {
                 let dora = crate::report::Percentiles { p50_us: 900.0, p99_us, ..Default::default() };
+                // The halves' tails: a third and two thirds of the whole.
+                let half = |part: f64| crate::report::Percentiles { p99_us: p99_us * part, ..Default::default() };
                 let report = Report {
                     leases: 150_000,
                     leases_per_second: 50_000.0,
                     target_rate: Some(50_000),
                     dora,
+                    discover_offer: half(1.0 / 3.0),
+                    request_ack: half(2.0 / 3.0),
                     ..Default::default()
                 };
                 let file = format!("{name}.r{}", k + 1);
@@ -254,11 +259,11 @@ mod tests {
         let table = render(&dir).unwrap();
         assert!(table.contains("At half of leased FULL's maximum, 50000 leases/s offered"), "{table}");
         assert!(
-            table.contains("\n| responder | 50000 | 0.000 | 0.90 | 2.20 | 0.00 | 10.0 | 0.40, 4.50, 2.20 |\n"),
+            table.contains("\n| responder | 50000 | 0.000 | 0.90 | 2.20 | 0.73 | 1.47 | 10.0 | 0.40, 4.50, 2.20 |\n"),
             "{table}"
         );
         assert!(
-            table.contains("\n| leased-full | 50000 | 0.000 | 0.90 | 3.80 | 0.00 | 10.0 | 3.80, 7.00, 3.30 |\n"),
+            table.contains("\n| leased-full | 50000 | 0.000 | 0.90 | 3.80 | 1.27 | 2.53 | 10.0 | 3.80, 7.00, 3.30 |\n"),
             "{table}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
