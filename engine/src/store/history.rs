@@ -2,12 +2,13 @@
 //!
 //! Written: once a batch of lease changes is durable, its events go into
 //! the store as keys of up to 4 KiB (`b` and a sequence number): a sled
-//! insert per ~150 events instead of one per event, which kept a third of the server's CPU
-//! per lease busy (bench/README.md). Folded: later, the history thread
-//! appends each batch's events to their clients' chunks (`g`, hardware
-//! address, chunk number: up to [`CHUNK_EVENTS`] events each, 9 bytes an
-//! event) and removes the batch, in one atomic sled batch, so an event is
-//! never in both forms for a reader of the store and never lost. Folding
+//! insert per ~150 events instead of one per event, which kept a third of
+//! the server's CPU per lease busy (bench/README.md). Folded: later, the
+//! history thread appends each batch's events to their clients' chunks
+//! (`g`, hardware address, chunk number: up to [`CHUNK_EVENTS`] events
+//! each, 9 bytes an event) and removes the batch, in one atomic sled
+//! batch, so an event is never in both forms for a reader of the store
+//! and never lost. Folding
 //! waits while the server is busy (a DHCP storm,
 //! [`super::batches::should_fold`]) unless the unfolded backlog grows past
 //! [`FOLD_BACKLOG`]; a query reads both forms, so nothing is missing
