@@ -38,7 +38,7 @@ pub struct CommitterOptions {
     pub mode: SyncMode,
     /// Number of shards that submit changes.
     pub shards: usize,
-    /// Most changes in one batch.
+    /// Most changes in one batch (`FULL` 256, `NORMAL` and `OFF` 4,096).
     pub max_batch: usize,
     /// Least time a batch stays open after its first change. Zero by
     /// default: a batch is what queued during the last write and flush
@@ -46,12 +46,12 @@ pub struct CommitterOptions {
     /// earlier 1 ms (lab, 43k leases/s, half the maximum): median DORA
     /// 2.1–2.3 → 1.0–1.1 ms; the same rate flat out.
     pub max_wait: Duration,
-    /// Least time between the starts of two batches: a change that comes
-    /// long after the last batch is written at once; under load a batch
-    /// gathers for this long instead of paying a flush (fsync) per few
-    /// changes. Lab, 10k leases/s, 0 → 500 µs: 7.6k → 1.8k flushes a
-    /// second, committer and sled CPU ~48 → ~12 µs per lease, median
-    /// DORA 0.35 → 0.54 ms.
+    /// Least time between the starts of two batches (`FULL` 500 µs,
+    /// `NORMAL` and `OFF` 2 ms): a change that comes long after the last
+    /// batch is written at once; under load a batch gathers for this long
+    /// instead of paying a flush (fsync) per few changes. Lab, 10k
+    /// leases/s, 0 → 500 µs: 7.6k → 1.8k flushes a second, committer and
+    /// sled CPU ~48 → ~12 µs per lease, median DORA 0.35 → 0.54 ms.
     pub batch_spacing: Duration,
     /// How often `NORMAL` mode flushes.
     pub normal_interval: Duration,
@@ -70,12 +70,24 @@ impl CommitterOptions {
     }
 
     pub fn new(mode: SyncMode, shards: usize) -> Self {
+        // FULL's ACKs wait for their batch: short batches. NORMAL's and
+        // OFF's wait for nothing, and each batch costs the shards' core
+        // the committer's wake-up (a timed sleep costs ~12 µs of CPU on
+        // the lab VM) and sled's: 2 ms batches, with room for 2 ms of
+        // changes flat out. Lab, 86k leases/s, two rounds: OFF 8.2 / 7.8
+        // → 7.6 / 7.6 µs per lease, NORMAL 7.6 / 7.7 → 6.9 / 7.4; flat
+        // out OFF 245.6k / 226.0k → 258.7k / 239.4k leases/s, NORMAL
+        // 188.1k / 224.4k → 230.4k / 247.3k.
+        let (max_batch, batch_spacing) = match mode {
+            SyncMode::Full => (256, Duration::from_micros(500)),
+            SyncMode::Normal | SyncMode::Off => (4096, Duration::from_millis(2)),
+        };
         CommitterOptions {
             mode,
             shards,
-            max_batch: 256,
+            max_batch,
             max_wait: Duration::ZERO,
-            batch_spacing: Duration::from_micros(500),
+            batch_spacing,
             normal_interval: Duration::from_millis(200),
             history: true,
             history_every: HISTORY_EVERY,
@@ -506,13 +518,16 @@ mod tests {
     #[derive(Default)]
     struct Counting {
         batches: AtomicUsize,
+        /// The most changes in one batch.
+        largest: AtomicUsize,
         /// The size of each history hand-over.
         history: Mutex<Vec<usize>>,
     }
 
     impl LeaseStore for Counting {
-        fn write(&self, _changes: &[LeaseChange]) -> Result<(), StoreError> {
+        fn write(&self, changes: &[LeaseChange]) -> Result<(), StoreError> {
             self.batches.fetch_add(1, Ordering::Relaxed);
+            self.largest.fetch_max(changes.len(), Ordering::Relaxed);
             Ok(())
         }
         fn write_history(&self, changes: &[LeaseChange]) -> Result<(), StoreError> {
@@ -560,6 +575,29 @@ mod tests {
         assert!(batches >= CHANGES / 256, "{batches} batches");
         assert!(handed.len() * 2 < batches, "{} hand-overs for {batches} batches", handed.len());
         committer.shutdown();
+    }
+
+    /// A burst of changes: FULL writes them in batches of at most 256 (its
+    /// ACKs wait for them); NORMAL and OFF, whose replies wait for nothing,
+    /// in larger ones, each batch's wake-ups shared by more changes.
+    #[test]
+    fn only_full_keeps_its_batches_small() {
+        const CHANGES: usize = 3_000;
+        for mode in [SyncMode::Full, SyncMode::Normal, SyncMode::Off] {
+            let store = Arc::new(Counting::default());
+            let committer = Committer::start(store.clone(), CommitterOptions::new(mode, 1));
+            let mut w = committer.writer(0);
+            for n in 0..CHANGES {
+                w.submit(change(n as u8));
+            }
+            assert_eq!(handed_over(&store, CHANGES).iter().sum::<usize>(), CHANGES);
+            let largest = store.largest.load(Ordering::Relaxed);
+            match mode {
+                SyncMode::Full => assert!(largest <= 256, "FULL: a batch of {largest}"),
+                _ => assert!(largest > 256, "{mode:?}: no batch over 256 ({largest} at most)"),
+            }
+            committer.shutdown();
+        }
     }
 
     /// A quiet server's change reaches the history thread at once, so that
