@@ -1,7 +1,8 @@
 //! Group commit: one thread gathers lease changes from the shards (what
 //! queued while the previous batch was being written and flushed, and at
-//! least 500 µs after the previous batch began; a few hundred at most),
-//! writes them as one batch and, in `FULL` mode, flushes once; then
+//! least 500 µs after the previous batch began, 256 at most; in `NORMAL`
+//! and `OFF`, whose replies wait for no batch, 2 ms and 4,096), writes
+//! them as one batch and, in `FULL` mode, flushes once; then
 //! it publishes "durable up to sequence N" per shard. A shard sends an ACK
 //! only once its change's sequence is durable, so a crash never loses an
 //! acknowledged lease.
