@@ -8,10 +8,9 @@
 //! (`g`, hardware address, chunk number: up to [`CHUNK_EVENTS`] events
 //! each, 9 bytes an event) and removes the batch, in one atomic sled
 //! batch, so an event is never in both forms for a reader of the store
-//! and never lost. Folding
-//! waits while the server is busy (a DHCP storm,
-//! [`super::batches::should_fold`]) unless the unfolded backlog grows past
-//! [`FOLD_BACKLOG`]; a query reads both forms, so nothing is missing
+//! and never lost. Folding waits while the server is busy (a DHCP storm,
+//! [`super::batches::should_fold`]) unless the unfolded backlog grows
+//! past [`FOLD_BACKLOG`]; a query reads both forms, so nothing is missing
 //! meanwhile, at the cost of reading the backlog.
 //!
 //! Chunks, not a key per event (schema 3 and before, `h` keys): sled keeps
