@@ -19,16 +19,18 @@
 //! not per batch: the thread shares the shards' core, and each hand-over is
 //! a wake-up. When no change is queued they go at once.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
+use crossbeam::channel::{self, Sender};
 use tracing::{error, info};
 
 use super::batches;
 use super::events::LeaseEvents;
+use super::mailbox::{CloseOnDrop, Mailbox, Received};
 use super::{LeaseStore, StoreError};
 use crate::config::SyncMode;
 use crate::server::LeaseChange;
@@ -173,7 +175,8 @@ enum Msg {
 
 /// The running committer thread.
 pub struct Committer {
-    tx: Option<Sender<Msg>>,
+    /// Its inbox; `None` once stopped.
+    inbox: Option<Arc<Mailbox<Msg>>>,
     durability: Arc<Durability>,
     thread: Option<JoinHandle<()>>,
     background: Option<JoinHandle<()>>,
@@ -184,7 +187,7 @@ pub struct Committer {
 pub struct ShardWriter {
     shard: usize,
     next: u64,
-    tx: Sender<Msg>,
+    inbox: Arc<Mailbox<Msg>>,
     durability: Arc<Durability>,
 }
 
@@ -192,7 +195,7 @@ impl ShardWriter {
     /// Queues `change`; returns its sequence number (1, 2, ...).
     pub fn submit(&mut self, change: LeaseChange) -> u64 {
         self.next += 1;
-        if self.tx.send(Msg::Change { shard: self.shard, seq: self.next, change }).is_err() {
+        if self.inbox.send(Msg::Change { shard: self.shard, seq: self.next, change }).is_err() {
             error!(shard = self.shard, "lease store committer has stopped: the change will never be durable");
         }
         self.next
@@ -251,28 +254,29 @@ pub const HISTORY_MAX: usize = 8192;
 impl Committer {
     /// Starts the committer thread over `store`.
     pub fn start(store: Arc<dyn LeaseStore>, options: CommitterOptions) -> Self {
-        // Bounded: its slots are allocated once (an unbounded channel
-        // allocates a block every few dozen sends, on the shard's thread),
-        // and a store that falls behind slows the shards instead of memory
-        // growing without end.
-        let (tx, rx) = channel::bounded(QUEUE);
+        // Bounded, allocated once (nothing is allocated on the shards'
+        // threads), and a store that falls behind slows the shards instead
+        // of memory growing without end.
+        let inbox = Arc::new(Mailbox::new(QUEUE, QUEUE));
         let durability = Arc::new(Durability::new(options.shards));
         let d = durability.clone();
         let events = Arc::new(LeaseEvents::default());
         let counted = events.clone();
         // The background thread runs while the committer does (it ends when
-        // the committer drops its sender), with or without history.
-        let (history_tx, history_rx) = channel::unbounded::<Vec<LeaseChange>>();
-        let bstore = store.clone();
+        // the committer closes its mailbox), with or without history.
+        // Unbounded: the committer never waits for it.
+        let history = Arc::new(Mailbox::new(usize::MAX, 0));
+        let (bstore, bhistory) = (store.clone(), history.clone());
         let background = std::thread::Builder::new()
             .name("lease-folder".into())
-            .spawn(move || fold_in_background(bstore.as_ref(), &history_rx, options.history))
+            .spawn(move || fold_in_background(bstore.as_ref(), &bhistory, options.history))
             .expect("spawn the store's background thread");
+        let rx = inbox.clone();
         let thread = std::thread::Builder::new()
             .name("lease-committer".into())
-            .spawn(move || run(store.as_ref(), &rx, &d, options, &history_tx, &counted))
+            .spawn(move || run(store.as_ref(), &rx, &d, options, &history, &counted))
             .expect("spawn the committer thread");
-        Committer { tx: Some(tx), durability, thread: Some(thread), background: Some(background), events }
+        Committer { inbox: Some(inbox), durability, thread: Some(thread), background: Some(background), events }
     }
 
     /// Counts of the changes written, by kind and minute.
@@ -285,7 +289,7 @@ impl Committer {
         ShardWriter {
             shard,
             next: 0,
-            tx: self.tx.clone().expect("committer running"),
+            inbox: self.inbox.clone().expect("committer running"),
             durability: self.durability.clone(),
         }
     }
@@ -297,7 +301,7 @@ impl Committer {
     /// Makes everything submitted so far durable, whatever the mode.
     pub fn sync(&self) -> Result<(), StoreError> {
         let (tx, rx) = channel::bounded(1);
-        self.tx
+        self.inbox
             .as_ref()
             .expect("committer running")
             .send(Msg::Sync(tx))
@@ -312,14 +316,14 @@ impl Committer {
 
     fn stop(&mut self) {
         // Writers may outlive the committer: stop by message, not by disconnection.
-        if let Some(tx) = self.tx.take() {
-            let _ = tx.send(Msg::Stop);
+        if let Some(inbox) = self.inbox.take() {
+            let _ = inbox.send(Msg::Stop);
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        // The committer dropped its sender: the background thread writes the
-        // history it was sent and ends.
+        // The committer closed the history mailbox: the background thread
+        // writes the history it was sent and ends.
         if let Some(t) = self.background.take() {
             let _ = t.join();
         }
@@ -334,12 +338,18 @@ impl Drop for Committer {
 
 fn run(
     store: &dyn LeaseStore,
-    rx: &Receiver<Msg>,
+    inbox: &Mailbox<Msg>,
     durability: &Durability,
     o: CommitterOptions,
-    history: &Sender<Vec<LeaseChange>>,
+    history: &Mailbox<LeaseChange>,
     events: &LeaseEvents,
 ) {
+    // However this thread ends, shards never wait on a full inbox, and the
+    // background thread writes what it was sent and ends.
+    let _inbox_closed = CloseOnDrop(inbox);
+    let _history_closed = CloseOnDrop(history);
+    // What was taken from the inbox and not yet filed (beyond a full batch).
+    let mut pending: VecDeque<Msg> = VecDeque::with_capacity(QUEUE);
     let mut recorded: Vec<LeaseChange> = Vec::new();
     let mut changes: Vec<LeaseChange> = Vec::with_capacity(o.max_batch);
     let mut written = vec![0u64; o.shards];
@@ -349,20 +359,20 @@ fn run(
     let mut last_history = Instant::now();
     let mut dirty = false;
     loop {
-        let first = match o.mode {
-            SyncMode::Normal if dirty => rx.recv_timeout(o.normal_interval.saturating_sub(last_flush.elapsed())),
-            // Durable history waits to be handed over: not past its time.
-            _ if !recorded.is_empty() => rx.recv_timeout(o.history_every.saturating_sub(last_history.elapsed())),
-            _ => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        };
-        let mut closed = match first {
-            Ok(msg) => take(msg, &mut changes, &mut written, &mut waiting),
-            Err(RecvTimeoutError::Timeout) => false,
-            Err(RecvTimeoutError::Disconnected) => true,
-        };
+        let mut closed = false;
+        if pending.is_empty() {
+            let deadline = match o.mode {
+                SyncMode::Normal if dirty => Some(last_flush + o.normal_interval),
+                // Durable history waits to be handed over: not past its time.
+                _ if !recorded.is_empty() => Some(last_history + o.history_every),
+                _ => None,
+            };
+            closed = inbox.recv_into(&mut pending, deadline) == Received::Closed;
+        }
+        if let Some(msg) = pending.pop_front() {
+            closed |= take(msg, &mut changes, &mut written, &mut waiting);
+        }
         if !closed && !changes.is_empty() && waiting.is_empty() {
-            // Sleeping, not waiting on the channel: crossbeam's timed
-            // receive spins and yields, which cost the shards CPU.
             let open_until = (last_batch + o.batch_spacing).max(Instant::now() + o.max_wait);
             let rest = open_until.saturating_duration_since(Instant::now());
             if !rest.is_zero() {
@@ -370,15 +380,25 @@ fn run(
             }
         }
         while !closed && !changes.is_empty() && changes.len() < o.max_batch && waiting.is_empty() {
-            match rx.try_recv() {
-                Ok(msg) => closed = take(msg, &mut changes, &mut written, &mut waiting),
-                Err(_) => break,
+            if pending.is_empty() && !inbox.try_recv_into(&mut pending) {
+                break;
+            }
+            match pending.pop_front() {
+                Some(msg) => closed = take(msg, &mut changes, &mut written, &mut waiting),
+                None => break,
             }
         }
         if closed {
-            // Stopping: take everything already queued, then flush below.
-            while let Ok(msg) = rx.try_recv() {
-                take(msg, &mut changes, &mut written, &mut waiting);
+            // Stopping: later sends fail (and say so); everything already
+            // queued is taken, then flushed below.
+            inbox.close();
+            loop {
+                for msg in pending.drain(..) {
+                    take(msg, &mut changes, &mut written, &mut waiting);
+                }
+                if !inbox.try_recv_into(&mut pending) {
+                    break;
+                }
             }
         }
         if !changes.is_empty() {
@@ -389,7 +409,6 @@ fn run(
             events.publish(&changes);
             // To the background thread: history to write, and the load.
             recorded.append(&mut changes);
-            changes.clear();
             dirty = true;
         }
         let flush_now = closed
@@ -413,11 +432,12 @@ fn run(
             // a quiet server records is visible to a query at once).
             let due = closed
                 || !waiting.is_empty()
-                || rx.is_empty()
+                || (pending.is_empty() && inbox.is_empty())
                 || recorded.len() >= HISTORY_MAX
                 || last_history.elapsed() >= o.history_every;
             if !recorded.is_empty() && due {
-                let _ = history.send(std::mem::take(&mut recorded));
+                // Moved, not handed over: both sides keep their buffers.
+                history.send_all(&mut recorded);
                 last_history = Instant::now();
             }
         }
@@ -431,34 +451,33 @@ fn run(
     }
 }
 
-/// The background thread of the store: writes the history of each
-/// hand-over of durable changes (one key; unless `history` is off), counts the load from them,
-/// and folds written batches (lease journal, history)
-/// into the keys readers use while the server is quiet, or whatever the
-/// load once a backlog is large. Between folds it takes new history first,
-/// so that it never queues up in memory.
-fn fold_in_background(store: &dyn LeaseStore, rx: &Receiver<Vec<LeaseChange>>, history: bool) {
+/// The background thread of the store: writes the history of what the
+/// committer moved to it since its last look (one key; unless `history` is
+/// off), counts the load from it, and folds written batches (lease
+/// journal, history) into the keys readers use while the server is quiet,
+/// or whatever the load once a backlog is large. Between folds it takes new
+/// history first, so that it never queues up in memory.
+fn fold_in_background(store: &dyn LeaseStore, rx: &Mailbox<LeaseChange>, history: bool) {
     let mut load = batches::Load::default();
+    let mut changes = VecDeque::new();
     loop {
         let backlog = store.backlog();
-        let next = if backlog.journal + backlog.history > 0 {
-            rx.recv_timeout(batches::IDLE_LOOK)
-        } else {
-            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
-        };
-        match next {
-            Ok(changes) => {
+        let deadline = (backlog.journal + backlog.history > 0).then(|| Instant::now() + batches::IDLE_LOOK);
+        match rx.recv_into(&mut changes, deadline) {
+            Received::Items => {
                 if history {
-                    retry(OP_HISTORY, || store.write_history(&changes));
+                    let changes: &[LeaseChange] = changes.make_contiguous();
+                    retry(OP_HISTORY, || store.write_history(changes));
                 }
                 load.add(changes.len() as u64);
+                changes.clear();
             }
-            Err(RecvTimeoutError::Timeout) => {}
+            Received::TimedOut => {}
             // Stopping (the committer has flushed and ended): what is not
             // folded is read at the next start; what this thread wrote
             // since that flush (history, folds) is flushed here, so that a
             // stop leaves nothing to the database's drop.
-            Err(RecvTimeoutError::Disconnected) => {
+            Received::Closed => {
                 retry(OP_FLUSH, || store.flush());
                 return;
             }

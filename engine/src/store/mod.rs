@@ -11,6 +11,7 @@ mod events;
 mod history;
 mod integrity;
 mod journal;
+mod mailbox;
 mod maintenance;
 mod recovery;
 mod sled_store;
