@@ -1074,6 +1074,8 @@ fn maintenance_persists_expiry_purges_compacts_and_backs_up_on_schedule() {
     );
     let backup_times = || store::backups::list(&backups_dir).into_iter().map(|b| b.0).collect::<Vec<_>>();
     eventually("the first backup", || backup_times() == vec![T0]);
+    // The upkeep runs at the lowest priority, the shards' core its only when they wait.
+    assert_eq!(thread_nice("lease-maintenan"), Some(19));
 
     // Past lease end and grace period: the expiry reaches the store.
     now.store(T0 + 3600 + 300 + 1, Ordering::SeqCst);
@@ -1089,6 +1091,20 @@ fn maintenance_persists_expiry_purges_compacts_and_backs_up_on_schedule() {
     drop(maintenance);
     committer.shutdown();
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The nice value of this process's thread named `name` (as the kernel
+/// keeps it: 15 bytes at most).
+fn thread_nice(name: &str) -> Option<i32> {
+    std::fs::read_dir("/proc/self/task").unwrap().flatten().find_map(|task| {
+        let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+        if comm.trim_end() != name {
+            return None;
+        }
+        // Fields after the parenthesised name: state is field 3, nice field 19.
+        let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+        stat[stat.rfind(')')? + 2..].split(' ').nth(16)?.parse().ok()
+    })
 }
 
 /// Random batches of writes and removals over a few addresses, folded in

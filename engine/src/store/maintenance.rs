@@ -1,14 +1,15 @@
 //! The store's background upkeep, beside (never inside) the committer:
 //! expiry sweeps persisted through a shard writer of its own, retention
 //! (old leases purged, old history and anomalies compacted), and
-//! scheduled backups with their pruning. `serve` starts one.
+//! scheduled backups with their pruning. `serve` starts one; it runs at the
+//! lowest priority ([`NICE`]).
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam::channel::{self, RecvTimeoutError, Sender};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::{backups, ShardWriter, SledStore};
 use crate::config::{BackupSchedule, Secs};
@@ -64,6 +65,7 @@ impl Maintenance {
         let thread = std::thread::Builder::new()
             .name("lease-maintenance".into())
             .spawn(move || {
+                yield_to_the_packet_path();
                 let mut last_compact = Instant::now();
                 let mut last_backup: Option<UnixTime> =
                     o.backup.as_ref().and_then(|b| backups::list(&b.path).last().map(|x| x.0));
@@ -119,6 +121,26 @@ impl Maintenance {
             })
             .expect("spawn the maintenance thread");
         Maintenance { stop: Some(stop), thread: Some(thread) }
+    }
+}
+
+/// The upkeep thread's nice value. An expiry sweep reads every lease of
+/// the cache at once (lab, 1M leases: 21 ms of CPU a second, in one go when
+/// the core is free), and at the default priority it held the shards' core
+/// in slices of milliseconds. At the lowest it runs whenever they wait.
+/// Lab, 1M active leases, FULL at 86k leases/s, five interleaved rounds:
+/// p99 DORA 2.8–5.9 ms against 6.8–17.2. (Its own writes to sled,
+/// retention and backups, are rare; one preempted inside sled can hold a
+/// flush up until the shards next wait, a fraction of a millisecond below
+/// their maximum rate.)
+const NICE: i32 = 19;
+
+/// Lowers this thread's priority to [`NICE`] (never needs a privilege).
+fn yield_to_the_packet_path() {
+    // SAFETY: gettid has no preconditions; setpriority only sets this thread's nice value.
+    let failed = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, NICE) } != 0;
+    if failed {
+        warn!(error = %std::io::Error::last_os_error(), "could not lower the maintenance thread's priority: expiry sweeps may delay replies");
     }
 }
 
