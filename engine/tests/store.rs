@@ -885,7 +885,10 @@ fn a_purge_submits_each_deletion_before_a_newcomer_can_lease_the_address() {
     // The old record goes; the next newcomer gets its address, the lowest
     // free. Its lease must reach the store after the deletion (else the
     // deletion, folded later, removes the new lease from the store).
-    let order = submit_and_other_order(|submit| lab.server.purge_with(lab.now, submit), || newcomer_leases(&lab, a));
+    let order = submit_and_other_order(
+        |submit| lab.server.purge_with(lab.now, submit, &mut || {}),
+        || newcomer_leases(&lab, a),
+    );
     assert_eq!(order, ["Purged 198.18.0.100", "client Ack"]);
 }
 
@@ -897,7 +900,7 @@ fn a_sweep_submits_each_expiry_before_the_client_can_take_the_lease_back() {
     // Past the lease (1 h) and its grace period (5 min).
     lab.advance(3600 + 300 + 1);
     let order = submit_and_other_order(
-        |submit| lab.server.sweep_with(lab.now, submit),
+        |submit| lab.server.sweep_with(lab.now, submit, &mut || {}),
         || client(lab.answer(&TestClient::new(1).reboot(a)).kind()),
     );
     assert_eq!(order, ["Expired 198.18.0.100", "client Ack"]);

@@ -328,7 +328,9 @@ impl LeaseCache {
     }
 
     /// Calls `f` on every record, each locked for update in turn.
-    pub fn for_each_mut(&self, mut f: impl FnMut(&mut LeaseRecord)) {
+    /// `pause` is called after each page of 256 addresses, with no lock
+    /// held: where a background caller lets others have the core.
+    pub fn for_each_mut(&self, mut f: impl FnMut(&mut LeaseRecord), mut pause: impl FnMut()) {
         for slots in self.pages() {
             for slot in slots {
                 if let Some(r) = slot.write().as_mut() {
@@ -337,17 +339,25 @@ impl LeaseCache {
                     self.active.update(&before, r);
                 }
             }
+            pause();
         }
     }
 
     /// Calls `f` on every record, each read-locked in turn.
-    pub fn for_each(&self, mut f: impl FnMut(&LeaseRecord)) {
+    pub fn for_each(&self, f: impl FnMut(&LeaseRecord)) {
+        self.for_each_pausing(f, || {});
+    }
+
+    /// [`LeaseCache::for_each`], calling `pause` after each page of 256
+    /// addresses, with no lock held.
+    pub fn for_each_pausing(&self, mut f: impl FnMut(&LeaseRecord), mut pause: impl FnMut()) {
         for slots in self.pages() {
             for slot in slots {
                 if let Some(r) = slot.read().as_ref() {
                     f(r);
                 }
             }
+            pause();
         }
     }
 
@@ -458,7 +468,7 @@ mod tests {
         cache.get_mut(Ipv4Addr::new(198, 18, 0, 3)).unwrap().pool = 1;
         assert_eq!(counts(&cache), (0, 1, 10));
         assert_eq!(cache.active_count(CountBy::Pool, &[0, 0, 1, 0]), 1);
-        cache.for_each_mut(|r| r.state = LeaseState::Expired);
+        cache.for_each_mut(|r| r.state = LeaseState::Expired, || {});
         assert_eq!(counts(&cache), (0, 0, 0));
         cache.insert(record(4, 9, b"printer", LeaseState::Allocated));
         assert_eq!(cache.remove_if(Ipv4Addr::new(198, 18, 0, 4), |_| true).unwrap().ip, Ipv4Addr::new(198, 18, 0, 4));
@@ -481,5 +491,34 @@ mod tests {
             (vec![1, 2, 3, 5, 7, 200], vec![5, 7], vec![7, 200], vec![])
         );
         assert_eq!(cache.active_count(CountBy::Hostname, b""), 0);
+    }
+
+    /// A walk over every record pauses after each page in use, not over
+    /// pages never used.
+    #[test]
+    fn walks_pause_after_each_page_in_use() {
+        let cache = LeaseCache::new([(Ipv4Addr::new(198, 18, 0, 0), 4 * 256)]);
+        let at = |page: u8, last: u8| LeaseRecord {
+            ip: Ipv4Addr::new(198, 18, page, last),
+            ..record(last, last, b"", LeaseState::Allocated)
+        };
+        for (page, last) in [(0, 1), (0, 9), (2, 1), (3, 255)] {
+            cache.insert(at(page, last));
+        }
+        let seen = std::cell::RefCell::new(Vec::new());
+        let pause = || seen.borrow_mut().push(Ipv4Addr::UNSPECIFIED);
+        cache.for_each_mut(|r| seen.borrow_mut().push(r.ip), pause);
+        let pauses_after = |seen: &[Ipv4Addr]| {
+            seen.iter()
+                .enumerate()
+                .filter(|(_, ip)| ip.is_unspecified())
+                .map(|(i, _)| seen[i - 1].octets()[2])
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pauses_after(&seen.borrow()), [0, 2, 3], "{:?}", seen.borrow());
+        assert_eq!(seen.borrow().len(), 4 + 3);
+        seen.borrow_mut().clear();
+        cache.for_each_pausing(|r| seen.borrow_mut().push(r.ip), pause);
+        assert_eq!(pauses_after(&seen.borrow()), [0, 2, 3]);
     }
 }
