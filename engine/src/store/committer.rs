@@ -14,7 +14,7 @@
 //! go to a second thread that records them with
 //! [`LeaseStore::write_history`] (and become durable with a later flush),
 //! and folds written batches ([`LeaseStore::fold`]) while the server is
-//! quiet (see [`super::batches::should_fold`]). Under load, durable changes
+//! quiet (see [`super::batches::fold_now`]). Under load, durable changes
 //! are handed over every [`HISTORY_EVERY`] (or [`HISTORY_MAX`] of them),
 //! not per batch: the thread shares the shards' core, and each hand-over is
 //! a wake-up. When no change is queued they go at once.
@@ -455,8 +455,9 @@ fn run(
 /// committer moved to it since its last look (one key; unless `history` is
 /// off), counts the load from it, and folds written batches (lease
 /// journal, history) into the keys readers use while the server is quiet,
-/// or whatever the load once a backlog is large. Between folds it takes new
-/// history first, so that it never queues up in memory.
+/// or, paced, whatever the load once a backlog is large
+/// ([`batches::fold_now`]). Between folds it takes new history first, so
+/// that it never queues up in memory.
 fn fold_in_background(store: &dyn LeaseStore, rx: &Mailbox<LeaseChange>, history: bool) {
     let mut load = batches::Load::default();
     let mut changes = VecDeque::new();
@@ -482,8 +483,17 @@ fn fold_in_background(store: &dyn LeaseStore, rx: &Mailbox<LeaseChange>, history
                 return;
             }
         }
-        while rx.is_empty() && batches::should_fold(store.backlog(), load.quiet()) {
+        while rx.is_empty() {
+            let mode = batches::fold_now(store.backlog(), load.quiet());
+            if mode == batches::Fold::No {
+                break;
+            }
+            let started = Instant::now();
             retry(OP_FOLD, || store.fold(super::FOLD_BUDGET).map(drop));
+            if mode == batches::Fold::Paced {
+                // Never inside a fold: a batch holds sled's other writers.
+                std::thread::sleep(started.elapsed() * (batches::PACED_SHARE - 1));
+            }
         }
     }
 }

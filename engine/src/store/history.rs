@@ -9,9 +9,10 @@
 //! each, 9 bytes an event) and removes the batch, in one atomic sled
 //! batch, so an event is never in both forms for a reader of the store
 //! and never lost. Folding waits while the server is busy (a DHCP storm,
-//! [`super::batches::should_fold`]) unless the unfolded backlog grows
-//! past [`FOLD_BACKLOG`]; a query reads both forms, so nothing is missing
-//! meanwhile, at the cost of reading the backlog.
+//! [`super::batches::fold_now`]) unless the unfolded backlog grows
+//! past [`FOLD_BACKLOG`] (then paced, and without rest past 4× that); a
+//! query reads both forms, so nothing is missing meanwhile, at the cost
+//! of reading the backlog.
 //!
 //! Chunks, not a key per event (schema 3 and before, `h` keys): sled keeps
 //! ~40 B of RAM per key whatever its size (its leaves split at 16 keys),

@@ -21,8 +21,9 @@ use super::batches;
 /// Length marking a purge: the address's key goes.
 pub const REMOVED: u32 = u32::MAX;
 
-/// Journaled changes beyond which folding goes on whatever the load (an
-/// open after a crash folds at most this many: a few seconds).
+/// Journaled changes beyond which folding goes on whatever the load,
+/// paced, and beyond 4× without rest ([`super::batches::fold_now`]): an
+/// open after a crash folds at most four times this many.
 pub const JOURNAL_BACKLOG: u64 = 1_000_000;
 
 /// Prefix of journal batches.
