@@ -220,6 +220,12 @@ fn metrics_move_with_traffic_and_promtool_accepts_the_scrape() {
     assert_eq!(sample(&scrape, &format!("leased_leases_active{labels}")), Some(2.0), "{scrape}");
     assert_eq!(sample(&scrape, &format!("leased_pool_addresses{labels}")), Some(100.0));
     assert_eq!(sample(&scrape, &format!("leased_pool_utilization_ratio{labels}")), Some(0.02));
+    // The few changes and events written so far, folded or not yet (the
+    // store folds once the server is quiet).
+    for kind in ["journal", "history"] {
+        let backlog = sample(&scrape, &format!("leased_store_backlog{{kind=\"{kind}\"}}"));
+        assert!(backlog.is_some_and(|b| (0.0..=6.0).contains(&b)), "{kind} backlog {backlog:?}: {scrape}");
+    }
     for name in [
         "leased_request_duration_seconds_bucket",
         "leased_store_flush_duration_seconds_bucket",

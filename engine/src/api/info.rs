@@ -174,6 +174,9 @@ pub async fn metrics(State(state): State<Shared>) -> Response {
         return ApiError(StatusCode::SERVICE_UNAVAILABLE, "no metrics recorder in this process".into()).into_response();
     };
     set_pool_gauges(&state.server.read());
+    let backlog = state.store.backlog();
+    metrics::gauge!(m::STORE_BACKLOG, "kind" => "journal").set(backlog.journal as f64);
+    metrics::gauge!(m::STORE_BACKLOG, "kind" => "history").set(backlog.history as f64);
     m::set_scrape_gauges();
     handle.run_upkeep();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
