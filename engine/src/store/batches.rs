@@ -62,8 +62,8 @@ pub enum Fold {
     /// Nothing unfolded, or the server is busy and the backlogs are small.
     No,
     /// A backlog is past its threshold ([`JOURNAL_BACKLOG`],
-    /// [`FOLD_BACKLOG`]) while the server is busy: folding takes at most
-    /// [`PACED_SHARE`] of the time, resting between batches.
+    /// [`FOLD_BACKLOG`]) while the server is busy: folding takes one part
+    /// of the time in [`PACED_PARTS`], resting between batches.
     Paced,
     /// The server is quiet, or a backlog is past [`HARD_FACTOR`] times its
     /// threshold: folding goes on without rest.
@@ -76,12 +76,12 @@ pub enum Fold {
 /// reads at most 8M events from the backlog.
 pub const HARD_FACTOR: u64 = 4;
 
-/// The share of the time a paced fold takes (it rests three times as long
-/// as each batch took). Unpaced, a fold forced by the backlog shared the
+/// A paced fold takes one part of the time in this many: it rests three
+/// times as long as each batch took. Unpaced, a fold forced by the backlog shared the
 /// core half and half with the shards; where the fold costs more than the
 /// writes (history at 50k leases/s, lab) the rate then fell to 22–35k/s
 /// with a p50 DORA of 50–180 ms for several seconds.
-pub const PACED_SHARE: u32 = 4;
+pub const PACED_PARTS: u32 = 4;
 
 /// Whether and how to fold now (see [`Fold`]).
 pub fn fold_now(backlog: Backlog, quiet: bool) -> Fold {

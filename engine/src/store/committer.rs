@@ -492,7 +492,7 @@ fn fold_in_background(store: &dyn LeaseStore, rx: &Mailbox<LeaseChange>, history
             retry(OP_FOLD, || store.fold(super::FOLD_BUDGET).map(drop));
             if mode == batches::Fold::Paced {
                 // Never inside a fold: a batch holds sled's other writers.
-                std::thread::sleep(started.elapsed() * (batches::PACED_SHARE - 1));
+                std::thread::sleep(started.elapsed() * (batches::PACED_PARTS - 1));
             }
         }
     }
