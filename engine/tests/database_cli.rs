@@ -10,7 +10,7 @@ use common::*;
 use leased::store::{LeaseStore, Names, SledStore};
 
 struct Fixture {
-    dir: PathBuf,
+    dir: common::Scratch,
     config: PathBuf,
     data: PathBuf,
 }
@@ -48,12 +48,6 @@ impl Fixture {
     fn store(&self, path: &Path) -> SledStore {
         let config = leased::config::load(&self.config).unwrap();
         SledStore::open(path, Names::from_config(&config), 1 << 20).unwrap()
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

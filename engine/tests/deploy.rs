@@ -164,7 +164,6 @@ fn verify_unit(unit: &str) -> Option<String> {
     std::fs::write(&file, unit.replace("/usr/bin/leased", common::serve_lab::LEASED)).unwrap();
     let out = Command::new(analyze).args(["verify"]).arg(&file).output().unwrap();
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let _ = std::fs::remove_dir_all(&dir);
     Some(if out.status.success() { said } else { format!("exit {:?}: {said}", out.status.code()) })
 }
 
@@ -370,7 +369,6 @@ fn the_container_image_builds_here_and_serves_leases_from_its_own_root() {
         "{text}{}",
         String::from_utf8_lossy(&listed.stderr)
     );
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 /// SIGTERM, then its exit code, with its stderr read into `log`.
@@ -441,7 +439,6 @@ fn the_kubernetes_manifests_validate_against_the_schemas_and_fit_together() {
     let checked =
         Command::new(common::serve_lab::LEASED).args(["check-config", "--config"]).arg(&hcl).output().unwrap();
     assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
-    let _ = std::fs::remove_dir_all(&dir);
 
     // The pieces point at each other.
     let set = manifest("statefulset.yaml");

@@ -325,5 +325,4 @@ fn the_sdk_tutorial_works_as_written_with_leased_serve_and_reloads() {
     assert!(ok && out.contains("leased for 1800 s."), "{out}");
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     assert!(server.wait().unwrap().success());
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -51,7 +51,8 @@ struct Harness {
     policies: ShardPolicies,
     store: Arc<SledStore>,
     now: Arc<AtomicI64>,
-    dir: std::path::PathBuf,
+    /// Last: removed after the store is closed.
+    _dir: common::Scratch,
 }
 
 /// What a request came to.
@@ -82,7 +83,7 @@ impl Harness {
         let specs = standard::specs(&config).unwrap();
         let set = PolicySet::load(specs, &scopes, shards, Arc::new(env)).unwrap();
         let policies = set.shard(shard).unwrap();
-        Harness { server, policies, store, now, dir }
+        Harness { server, policies, store, now, _dir: dir }
     }
 
     fn advance(&self, secs: i64) {
@@ -120,12 +121,6 @@ impl Harness {
         let mut all = self.store.anomalies(1000).unwrap();
         all.reverse();
         all
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

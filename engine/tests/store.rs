@@ -217,7 +217,6 @@ fn full_mode_loses_no_durable_lease_across_30_sigkills() {
     }
     eprintln!("30 SIGKILLs, {} acknowledged leases checked after each, 0 lost", all.len());
     assert!(all.len() > 1000, "the children should have committed many leases ({})", all.len());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -241,7 +240,6 @@ fn normal_mode_loses_at_most_the_last_flush_interval() {
         lost_total += recent.iter().filter(|r| server.cache().get(r.0).is_none()).count();
     }
     eprintln!("NORMAL: {lost_total} leases of the last interval before each kill were lost (allowed), none older");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Leases `n` clients through `server` and returns their ACK changes.
@@ -294,7 +292,6 @@ fn committer_round_trip_then_recovery_restores_cache_bitmaps_and_clients() {
     assert_eq!(fresh.answer(&TestClient::new(8).renew(ip("198.18.0.107"))).kind(), leased::wire::MessageType::Ack);
     // ...and a client asking for someone else's address does not get it.
     assert_eq!(fresh.answer(&TestClient::new(9).reboot(addr)).kind(), leased::wire::MessageType::Nak);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -319,7 +316,6 @@ fn leases_that_expired_while_down_are_expired_at_recovery() {
     let mut returning = Lab::with(again.server);
     returning.now = later;
     assert_eq!(returning.dora(&TestClient::new(3)), ip("198.18.0.102"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -352,7 +348,6 @@ fn a_client_with_two_leases_is_resolved_per_conflict_resolution() {
             fresh.cache().client_ip(fresh.cache().get(ip(kept)).unwrap().client_key(&mut [0; CLIENT_KEY_MAX])),
             Some(ip(kept))
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
 
@@ -374,7 +369,6 @@ fn without_validate_on_recover_conflicts_are_counted_and_left() {
     assert!([ip("198.18.0.100"), ip("198.18.0.101")]
         .iter()
         .all(|a| fresh.cache().get(*a).unwrap().state == LeaseState::Allocated));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -392,7 +386,6 @@ fn a_damaged_record_is_reported_and_the_rest_recovers() {
     assert_eq!((report.loaded, report.corrupt), (8, 2));
     assert!(fresh.cache().get(ip("198.18.0.103")).is_none());
     assert_eq!(fresh.cache().get(ip("198.18.0.105")).unwrap().state, LeaseState::Allocated);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -416,7 +409,6 @@ fn leases_of_a_removed_scope_stay_in_the_store_and_are_reported() {
     let (report, _) = store::recover(&store, &lan_only, T0);
     assert_eq!((report.loaded, report.unknown_scope, report.corrupt), (3, 2, 0));
     assert_eq!(store.len(), 5, "nothing is deleted");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -430,7 +422,6 @@ fn a_schema_version_mismatch_is_a_clear_error() {
     let err = SledStore::open(&dir, Names::of(&lab.server), 1 << 20).err().unwrap();
     assert!(matches!(err, StoreError::SchemaMismatch { found: 99, expected: SCHEMA_VERSION, .. }), "{err:?}");
     assert!(err.to_string().contains(&format!("schema version 99, this leased needs {SCHEMA_VERSION}")), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The first byte of every key but the schema's.
@@ -460,7 +451,6 @@ fn a_schema_1_store_loses_its_unused_indexes_when_opened() {
     assert_eq!(store.raw_tree().get(b"mschema").unwrap().unwrap().as_ref(), SCHEMA_VERSION.to_le_bytes());
     assert_eq!(store.get(ip("198.18.0.101")).unwrap().unwrap().hw.bytes(), &TestClient::new(2).mac);
     assert!(store.validate().unwrap().is_ok());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Schema 2 and 3's history: one `h` key per event (hardware address with
@@ -510,7 +500,6 @@ fn a_schema_2_or_3_store_moves_its_per_event_history_into_chunks_when_opened() {
         let events: Vec<_> = store.history(&two).unwrap().into_iter().map(|e| (e.ip, e.kind)).collect();
         assert_eq!(events, [(at, "allocated"), (at, "released")]);
         assert!(store.validate().unwrap().is_ok());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
 
@@ -529,7 +518,6 @@ fn off_and_normal_modes_do_not_make_callers_wait_for_a_flush() {
         assert!(started.elapsed() < Duration::from_secs(5));
         committer.shutdown();
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -593,7 +581,6 @@ fn each_batch_is_one_journal_key_folded_into_one_key_per_lease_holding_its_lates
     // Validation reads the records' own keys: it folds first.
     assert!(store.validate().unwrap().is_ok());
     assert_eq!(store.backlog().journal, 0);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -613,7 +600,6 @@ fn a_journaled_removal_hides_the_stored_record_from_a_scan() {
     assert_eq!(ips, [changes[0].record.ip, changes[2].record.ip]);
     assert_eq!(store.len(), 2);
     assert!(store.get(changes[1].record.ip).unwrap().is_none());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Writes changes as the committer does: records, then their history.
@@ -692,7 +678,6 @@ fn history_records_each_change_per_mac_and_compaction_keeps_only_whats_current()
     // The live lease and its history are untouched.
     assert_eq!(store.get(addr).unwrap().unwrap().hw.bytes(), &taker.mac);
     assert_eq!(store.history(&taker.mac).unwrap().len(), 1);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Polls `done` every 10 ms for up to `timeout`; whether it held.
@@ -736,7 +721,6 @@ fn the_history_thread_folds_while_quiet_and_waits_through_a_storm() {
     assert!(!key_kinds(&store).contains(&b'b'));
     assert_eq!(store.history(&TestClient::new(7).mac).unwrap().len(), 1);
     committer.shutdown();
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -754,7 +738,6 @@ fn without_history_the_leases_are_still_journaled_and_folded() {
     committer.shutdown();
     assert_eq!(key_kinds(&store), [b'i'; 5]);
     assert!(store.history(&TestClient::new(1).mac).unwrap().is_empty());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -781,7 +764,6 @@ fn a_damaged_history_chunk_is_reported_skipped_and_not_appended_to() {
     assert_eq!(store.raw_tree().get(&key).unwrap().unwrap(), value[..value.len() - 1]);
     let kinds: Vec<_> = store.history(&c.mac).unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds, ["renewed"]);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -800,7 +782,6 @@ fn a_damaged_history_batch_is_reported_and_dropped_by_the_fold() {
     assert_eq!(store.fold_history(10).unwrap(), 2, "counted as written, so the backlog drains");
     assert_eq!((key_kinds(&store), store.backlog().history), (vec![b'i', b'i'], 0));
     assert!(store.validate().unwrap().is_ok());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -839,7 +820,6 @@ fn retention_purges_old_released_and_expired_leases_from_cache_and_store() {
     let (report, _) = store::recover(&store, &fresh, lab.now);
     assert_eq!(report.loaded, 1);
     assert!(!fresh.scopes()[0].map.is_taken(a) && !fresh.scopes()[0].map.is_taken(b));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Runs `change` (a sweep, a purge, a packet, an operator's release) with
@@ -1022,7 +1002,6 @@ fn scheduled_backups_are_named_by_time_and_pruned_by_retention() {
     let copy = open(&backups.join(format!("leases-{}", T0 + 7200)), &lab.server);
     let (report, _) = store::recover(&copy, &lab_server(true), T0);
     assert_eq!(report.loaded, 4);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Polls `cond` for up to 10 s.
@@ -1093,7 +1072,6 @@ fn maintenance_persists_expiry_purges_compacts_and_backs_up_on_schedule() {
     eventually("backup rotation", || backup_times() == vec![T0 + 4 * 3600 + 600]);
     drop(maintenance);
     committer.shutdown();
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The nice value of this process's thread named `name` (as the kernel
@@ -1163,7 +1141,6 @@ fn the_journal_reads_like_the_writes_it_holds_at_every_fold_step() {
             Ok(())
         })
         .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Files in the sled database's blob directory (sled 0.34 writes an item

@@ -37,7 +37,7 @@ pub fn free_ports() -> (u16, u16) {
 }
 
 pub struct Lab {
-    pub dir: PathBuf,
+    pub dir: super::Scratch,
     pub config: PathBuf,
     pub server_port: u16,
     pub relay_port: u16,
@@ -225,7 +225,7 @@ impl Drop for Lab {
                 unsafe { libc::kill(pid as i32, libc::SIGKILL) };
             }
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // The directory goes after this (kept if the test failed).
     }
 }
 
