@@ -142,6 +142,53 @@ fn the_client_renews_informs_and_releases_through_a_relay() {
     assert_eq!(stop(server), 0);
 }
 
+#[test]
+fn the_client_sends_a_client_identifier_that_a_server_requiring_one_leases_by() {
+    let lab = Lab::new("client-id");
+    let hcl = std::fs::read_to_string(&lab.config).unwrap();
+    let hcl =
+        hcl.replacen("offer_hold_time = \"30s\"", "offer_hold_time = \"30s\"  require_client_identifier = true", 1);
+    std::fs::write(&lab.config, hcl).unwrap();
+    let (server, _) = lab.serve();
+    let (mac, id) = ("02:00:00:00:04:01", "01:02:00:00:00:04:01");
+
+    // Without option 61 the server drops the DISCOVER.
+    let (code, out, err) = lab.run_client("request", &["--timeout", "2", "--mac", mac]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("no DHCPOFFER within"), "{err}");
+
+    let (code, out, err) = lab.run_client("request", &["--timeout", "5", "--mac", mac, "--client-id", id]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("IP Address 198.18.0.100 is now leased."), "{out}");
+    // The lease is the identifier's: renewing under it is granted, under
+    // another identifier with the same MAC refused.
+    let (code, out, err) = lab.run_client("renew", &["--mac", mac, "--client-id", id, "--ip", "198.18.0.100"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let other = ["--mac", mac, "--client-id", "01:02:00:00:00:04:02", "--ip", "198.18.0.100", "--timeout", "2"];
+    let (code, out, err) = lab.run_client("renew", &other);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("[N] Received DHCPNAK"), "{out}");
+    assert_eq!(stop(server), 0);
+
+    // Stored with the lease.
+    let export = lab.dir.join("leases.json");
+    let out = Command::new(LEASED)
+        .args(["export-leases", "--format", "json", "--output"])
+        .arg(&export)
+        .arg("--config")
+        .arg(&lab.config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let leases: serde_json::Value = serde_json::from_slice(&std::fs::read(&export).unwrap()).unwrap();
+    assert_eq!(leases[0]["client_id"], "01020000000401", "{leases}");
+
+    // A malformed identifier is refused before anything is sent.
+    let (code, _, err) = lab.run_client("request", &["--mac", mac, "--client-id", "01"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("invalid client identifier \"01\": expected 2 to 255 hex bytes"), "{err}");
+}
+
 /// Sends SIGHUP and waits for the server's answer line on stdout.
 fn reload(server: &Child, lines: &mpsc::Receiver<String>) -> String {
     // SAFETY: kill(2) on the PID of a child this test started.

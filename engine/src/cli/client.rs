@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::client::{mac, Client, ClientError, Via};
-use crate::config::Mac;
+use crate::config::{ClientId, Mac};
 
 /// How to reach the server and as which client.
 #[derive(Debug, clap::Args)]
@@ -35,6 +35,10 @@ pub struct Target {
     /// Send this vendor class (option 60), e.g. to test a policy.
     #[arg(long)]
     pub vendor_class: Option<String>,
+    /// Send this client identifier (option 61): hex bytes, a type and the
+    /// identifier, e.g. 01:02:00:00:00:00:01 (type 1, a MAC address).
+    #[arg(long)]
+    pub client_id: Option<ClientId>,
 }
 
 /// `request`: DISCOVER, OFFER, REQUEST, ACK.
@@ -92,6 +96,7 @@ impl Target {
         client.timeout = Duration::from_secs(self.timeout);
         client.hostname = self.hostname.clone();
         client.vendor_class = self.vendor_class.clone();
+        client.client_id = self.client_id.clone().map(|id| id.0);
         Ok(client)
     }
 }

@@ -58,6 +58,8 @@ pub struct Client {
     pub hostname: Option<String>,
     /// Option 60 to send, if any.
     pub vendor_class: Option<String>,
+    /// Option 61 to send, if any (type byte, then the identifier).
+    pub client_id: Option<Vec<u8>>,
 }
 
 /// What the client needs of a reply.
@@ -97,6 +99,7 @@ impl Client {
             timeout: Duration::from_secs(10),
             hostname: None,
             vendor_class: None,
+            client_id: None,
         })
     }
 
@@ -201,6 +204,9 @@ impl Client {
         }
         if let Some(v) = &self.vendor_class {
             b.option(opt::VENDOR_CLASS, v.as_bytes()).map_err(io)?;
+        }
+        if let Some(id) = &self.client_id {
+            b.option(opt::CLIENT_ID, id).map_err(io)?;
         }
         b.option(
             opt::PARAMETER_LIST,

@@ -15,7 +15,7 @@ use std::fmt;
 use std::path::Path;
 
 pub use model::*;
-pub use values::{AddrRange, Mac, MacPrefix, Secs};
+pub use values::{AddrRange, ClientId, Mac, MacPrefix, Secs};
 
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]

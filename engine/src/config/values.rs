@@ -129,6 +129,24 @@ impl FromStr for MacPrefix {
     }
 }
 
+/// A DHCP client identifier (option 61) as its bytes: a type byte, then
+/// the identifier (RFC 2132 §9.14), `"01:02:00:00:00:00:01"` for type 1
+/// (Ethernet) and a MAC address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientId(pub Vec<u8>);
+
+impl FromStr for ClientId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match parse_hex_bytes(s) {
+            Some(b) if (2..=255).contains(&b.len()) => Ok(ClientId(b)),
+            _ => Err(format!(
+                "invalid client identifier {s:?}: expected 2 to 255 hex bytes, a type and the identifier, like \"01:02:00:00:00:00:01\""
+            )),
+        }
+    }
+}
+
 /// Hex bytes separated by `:` or `-`, or a run of hex digit pairs.
 fn parse_hex_bytes(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();
@@ -224,5 +242,15 @@ mod tests {
         assert_eq!(r.len(), 41);
         assert!("198.18.0.50-198.18.0.10".parse::<AddrRange>().is_err());
         assert!("198.18.0.10".parse::<AddrRange>().is_err());
+    }
+
+    #[test]
+    fn client_ids_are_two_to_255_hex_bytes() {
+        assert_eq!("01:02:00:00:00:00:01".parse::<ClientId>(), Ok(ClientId(vec![1, 2, 0, 0, 0, 0, 1])));
+        assert_eq!("ff00".parse::<ClientId>(), Ok(ClientId(vec![0xff, 0])));
+        assert!("ff".parse::<ClientId>().is_err(), "option 61 is at least two bytes");
+        assert!(["00"; 256].join(":").parse::<ClientId>().is_err());
+        assert_eq!(["00"; 255].join(":").parse::<ClientId>().map(|c| c.0.len()), Ok(255));
+        assert!("01:0g".parse::<ClientId>().is_err());
     }
 }
