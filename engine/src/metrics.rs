@@ -49,7 +49,7 @@ const BUCKETS: [(&str, &[f64]); 4] = [
 
 /// What each metric means, for the `# HELP` lines of a scrape.
 const HELP: [(&str, &str); 16] = [
-    (STORE_FLUSH_DURATION, "Seconds one store flush (a batch made stable in sled's log) took."),
+    (STORE_FLUSH_DURATION, "Seconds one store flush (a batch made stable in sled's log and synced to the disk) took."),
     (STORE_BATCH_SIZE, "Lease changes per committed store batch."),
     (
         STORE_BACKLOG,

@@ -143,6 +143,47 @@ fn the_client_renews_informs_and_releases_through_a_relay() {
 }
 
 #[test]
+fn full_mode_syncs_sleds_log_to_the_disk_before_every_ack() {
+    let lab = Lab::new("fdatasync");
+    let (server, _) = lab.serve();
+    // Every thread of the running server traced for fdatasync, with the
+    // file each call names (-y).
+    let trace = lab.dir.join("strace.txt");
+    let mut strace = Command::new("strace");
+    strace.args(["-qq", "-y", "-e", "trace=fdatasync", "-o"]).arg(&trace);
+    let tasks: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", server.id()))
+        .unwrap()
+        .map(|t| t.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for task in &tasks {
+        strace.args(["-p", task]);
+    }
+    let mut tracer = strace.spawn().expect("strace (Debian package strace, installed by .ci/setup)");
+    let traced = |task: &String| {
+        let status = std::fs::read_to_string(format!("/proc/{}/task/{task}/status", server.id())).unwrap_or_default();
+        status.lines().any(|l| l.starts_with("TracerPid:") && l.split_whitespace().nth(1) != Some("0"))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !tasks.iter().all(traced) {
+        assert!(std::time::Instant::now() < deadline, "strace did not attach to every thread");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // One client after the other: each ACK waits for a commit of its own.
+    for k in 1..=3 {
+        let (code, out, err) = lab.client(&format!("02:00:00:00:05:0{k}"));
+        assert!(code == 0 && out.contains("is now leased."), "{out}{err}");
+    }
+    // SAFETY: kill(2) on the strace this test started; it detaches and exits.
+    unsafe { libc::kill(tracer.id() as i32, libc::SIGTERM) };
+    tracer.wait().unwrap();
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let syncs = trace.lines().filter(|l| l.contains("fdatasync(") && l.contains("/data/db>")).count();
+    assert!(syncs >= 3, "{syncs} fdatasync of sled's log for 3 commits:\n{trace}");
+    assert_eq!(stop(server), 0);
+}
+
+#[test]
 fn the_client_sends_a_client_identifier_that_a_server_requiring_one_leases_by() {
     let lab = Lab::new("client-id");
     let hcl = std::fs::read_to_string(&lab.config).unwrap();

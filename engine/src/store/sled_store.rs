@@ -88,6 +88,9 @@ pub struct Compaction {
 /// each; values of 4 KiB keep a leaf under 100 KiB.
 pub const VALUE_MAX: usize = 4096;
 
+/// The file sled 0.34 keeps its log in, in the database's directory.
+const LOG_FILE: &str = "db";
+
 /// A sled database holding the leases.
 pub struct SledStore {
     db: sled::Db,
@@ -104,6 +107,12 @@ pub struct SledStore {
     /// batches must be applied one at a time, oldest first, and a copy
     /// must not see a batch folded between its `i` and `w` keys.
     folding: parking_lot::Mutex<()>,
+    /// sled's log file (`db` in its directory), synced after each flush:
+    /// sled 0.34 writes its log with `sync_file_range`, which neither
+    /// empties the disk's write cache nor commits the file system's record
+    /// of the blocks the log appends, so a power cut could take what a
+    /// flush had reported durable.
+    log: std::fs::File,
 }
 
 /// What waits to be folded: lease changes and history events.
@@ -163,6 +172,9 @@ impl SledStore {
             None => return Err(StoreError::NoSchema(display)),
         }
         // Where the batches go on, and how many entries wait to be folded.
+        let log = std::fs::File::open(path.join(LOG_FILE)).map_err(|e| {
+            StoreError::Engine(format!("cannot open sled's log {}: {e}", path.join(LOG_FILE).display()))
+        })?;
         let history = batches::Appender::new(history::PREFIX, batches::written(&tree, history::PREFIX)?);
         let journal = batches::Appender::new(journal::PREFIX, batches::written(&tree, journal::PREFIX)?);
         let store = SledStore {
@@ -173,6 +185,7 @@ impl SledStore {
             names: parking_lot::RwLock::new(names),
             anomaly_seq: Default::default(),
             folding: Default::default(),
+            log,
         };
         Ok(store)
     }
@@ -493,9 +506,12 @@ impl LeaseStore for SledStore {
         SledStore::backlog(self)
     }
 
+    /// sled's flush, then `fdatasync` of its log: what the flush wrote is
+    /// on the disk itself, past its write cache, and findable after a
+    /// power cut.
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
-        Ok(())
+        self.log.sync_data().map_err(|e| StoreError::Engine(format!("syncing sled's log: {e}")))
     }
 
     /// Records in address order, each as its latest write: the `i` keys
