@@ -171,10 +171,10 @@ impl SledStore {
             }
             None => return Err(StoreError::NoSchema(display)),
         }
-        // Where the batches go on, and how many entries wait to be folded.
         let log = std::fs::File::open(path.join(LOG_FILE)).map_err(|e| {
             StoreError::Engine(format!("cannot open sled's log {}: {e}", path.join(LOG_FILE).display()))
         })?;
+        // Where the batches go on, and how many entries wait to be folded.
         let history = batches::Appender::new(history::PREFIX, batches::written(&tree, history::PREFIX)?);
         let journal = batches::Appender::new(journal::PREFIX, batches::written(&tree, journal::PREFIX)?);
         let store = SledStore {
