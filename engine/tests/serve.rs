@@ -159,9 +159,10 @@ fn full_mode_syncs_sleds_log_to_the_disk_before_every_ack() {
         strace.args(["-p", task]);
     }
     let mut tracer = strace.spawn().expect("strace (Debian package strace, installed by .ci/setup)");
-    let traced = |task: &String| {
-        let status = std::fs::read_to_string(format!("/proc/{}/task/{task}/status", server.id())).unwrap_or_default();
-        status.lines().any(|l| l.starts_with("TracerPid:") && l.split_whitespace().nth(1) != Some("0"))
+    // Attached, or gone meanwhile (a thread that ended cannot commit).
+    let traced = |task: &String| match std::fs::read_to_string(format!("/proc/{}/task/{task}/status", server.id())) {
+        Ok(status) => status.lines().any(|l| l.starts_with("TracerPid:") && l.split_whitespace().nth(1) != Some("0")),
+        Err(_) => true,
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !tasks.iter().all(traced) {
