@@ -143,7 +143,7 @@ fn the_client_renews_informs_and_releases_through_a_relay() {
 }
 
 #[test]
-fn full_mode_syncs_sleds_log_to_the_disk_before_every_ack() {
+fn full_mode_syncs_sleds_log_to_the_disk_on_every_commit() {
     let lab = Lab::new("fdatasync");
     let (server, _) = lab.serve();
     // Every thread of the running server traced for fdatasync, with the
