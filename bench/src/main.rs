@@ -2,6 +2,7 @@
 //! responder that gives the packet-path limit of the machine, and the
 //! comparison harness (bench/README.md).
 
+mod commit_log;
 mod generate;
 mod mmsg;
 mod report;
@@ -64,6 +65,11 @@ struct RespondArgs {
     /// Stop after this many seconds.
     #[arg(long, default_value_t = 60.0)]
     duration: f64,
+    /// Hold each ACK until a commit to this file (appended, `fdatasync`ed)
+    /// that began after its REQUEST is done: the floor of a server that
+    /// syncs before it acknowledges. The file is removed at the end.
+    #[arg(long, value_name = "FILE")]
+    commit_log: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -165,8 +171,15 @@ fn respond(a: RespondArgs) -> ExitCode {
     };
     let backend = if a.backend == "uring" { Backend::Uring } else { Backend::Portable };
     let counts = std::sync::Arc::new(respond::Counts::default());
-    let started = Loops::start(&[endpoint], a.shards.max(1), backend, |index, sockets, _wake| {
-        respond::Responder::new(index, sockets, a.server_id, counts.clone())
+    let (log, committing) = match a.commit_log.as_deref().map(commit_log::CommitLog::start).transpose() {
+        Ok(started) => started.unzip(),
+        Err(e) => return fail(&format!("cannot create the commit log: {e}")),
+    };
+    let started = Loops::start(&[endpoint], a.shards.max(1), backend, |index, sockets, wake| {
+        if let Some(log) = &log {
+            log.add_waker(wake);
+        }
+        respond::Responder::new(index, sockets, a.server_id, counts.clone(), log.clone())
     });
     let loops = match started {
         Ok(l) => l,
@@ -174,10 +187,20 @@ fn respond(a: RespondArgs) -> ExitCode {
     };
     let stop = signals();
     let deadline = std::time::Instant::now() + Duration::from_secs_f64(a.duration.clamp(0.0, 86_400.0));
-    while std::time::Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+    let mut failed = None;
+    while std::time::Instant::now() < deadline && !stop.load(Ordering::Relaxed) && failed.is_none() {
         std::thread::sleep(Duration::from_millis(50));
+        failed = log.as_ref().and_then(|l| l.error());
     }
     loops.stop();
+    if let (Some(committing), Some(path)) = (committing, &a.commit_log) {
+        let summary = committing.finish();
+        let _ = std::fs::remove_file(path);
+        println!("commit log: {} commits, {} bytes", summary.commits, summary.bytes);
+    }
+    if let Some(error) = failed {
+        return fail(&error);
+    }
     println!(
         "responder: {} received, {} sent, {} ignored",
         counts.received.load(Ordering::Relaxed),

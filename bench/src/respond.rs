@@ -3,14 +3,18 @@
 //! every DISCOVER with a fixed OFFER and every REQUEST with a fixed ACK,
 //! without the protocol core or the store. Driven by the generator, its
 //! rate is the packet-path limit of the machine; leased's rate divided by
-//! it is leased's efficiency.
+//! it is leased's efficiency. With a [`CommitLog`] it holds each ACK until
+//! a commit after its REQUEST is on the disk: the floor of a durable server.
 
+use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use leased::io::{Handler, Ingress, Outgoing, ReplyBufs, ShardSocket, Trace};
 use leased::wire::{code, opt, peek_message_type, MessageBuilder, MessageType, Packet};
+
+use crate::commit_log::CommitLog;
 
 /// The address every reply offers.
 const YIADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
@@ -35,10 +39,20 @@ pub struct Responder {
     counts: Arc<Counts>,
     /// Reply buffers, reused as leased reuses its own.
     bufs: ReplyBufs,
+    /// Where ACKs wait to be durable, if they must.
+    log: Option<Arc<CommitLog>>,
+    /// ACKs waiting for the log, each with the count it must reach.
+    held: VecDeque<(u64, Outgoing)>,
 }
 
 impl Responder {
-    pub fn new(index: usize, sockets: Vec<ShardSocket>, server_id: Ipv4Addr, counts: Arc<Counts>) -> Self {
+    pub fn new(
+        index: usize,
+        sockets: Vec<ShardSocket>,
+        server_id: Ipv4Addr,
+        counts: Arc<Counts>,
+        log: Option<Arc<CommitLog>>,
+    ) -> Self {
         Responder {
             index,
             sockets,
@@ -47,6 +61,8 @@ impl Responder {
             client_port: 68,
             counts,
             bufs: ReplyBufs::default(),
+            held: VecDeque::with_capacity(if log.is_some() { 8192 } else { 0 }),
+            log,
         }
     }
 }
@@ -81,11 +97,12 @@ impl Handler for Responder {
     }
 
     fn handle_batch<'a>(&mut self, batch: impl Iterator<Item = (&'a [u8], Ingress)>, out: &mut Vec<Outgoing>) {
+        let mut acks = 0;
         for (datagram, ingress) in batch {
             self.counts.received.fetch_add(1, Ordering::Relaxed);
-            let template = match peek_message_type(datagram) {
-                Some(MessageType::Discover) => &self.offer,
-                Some(MessageType::Request) => &self.ack,
+            let (template, ack) = match peek_message_type(datagram) {
+                Some(MessageType::Discover) => (&self.offer, false),
+                Some(MessageType::Request) => (&self.ack, true),
                 _ => {
                     self.counts.ignored.fetch_add(1, Ordering::Relaxed);
                     continue;
@@ -109,7 +126,19 @@ impl Handler for Responder {
             } else {
                 ingress.from
             };
-            out.push(reply);
+            if ack && self.log.is_some() {
+                // Its count is the batch's, known once all are counted.
+                self.held.push_back((u64::MAX, reply));
+                acks += 1;
+            } else {
+                out.push(reply);
+            }
+        }
+        if let (Some(log), true) = (&self.log, acks > 0) {
+            let durable_at = log.request(acks as u64);
+            for (at, _) in self.held.iter_mut().rev().take(acks) {
+                *at = durable_at;
+            }
         }
     }
 
@@ -117,9 +146,18 @@ impl Handler for Responder {
         self.counts.ignored.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn release_durable(&mut self, _out: &mut Vec<Outgoing>) {}
+    fn release_durable(&mut self, out: &mut Vec<Outgoing>) {
+        let Some(log) = &self.log else { return };
+        let durable = log.durable();
+        while self.held.front().is_some_and(|(at, _)| *at <= durable) {
+            out.extend(self.held.pop_front().map(|(_, reply)| reply));
+        }
+    }
 
-    fn drain(&mut self, _out: &mut Vec<Outgoing>) {}
+    /// Only durable ACKs leave at the end: the rest were never committed.
+    fn drain(&mut self, out: &mut Vec<Outgoing>) {
+        self.release_durable(out);
+    }
 
     fn sent(&mut self, result: std::io::Result<()>, reply: Outgoing) {
         self.bufs.put(reply.buf);

@@ -120,6 +120,83 @@ fn every_exchange_with_the_raw_responder_completes_and_is_timed() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The responder with `--commit-log FILE`.
+fn durable_responder(server: u16, log: &Path, command: &mut Command) -> Child {
+    command
+        .args(["respond", "--listen", &format!("127.0.0.1:{server}"), "--duration", "60"])
+        .arg("--commit-log")
+        .arg(log)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn the_durable_responder_commits_every_ack_once_and_removes_its_log() {
+    let _one = one_at_a_time();
+    let dir = scratch("durable");
+    let log = dir.join("commit.log");
+    let (server, relay) = free_ports();
+    let responder = durable_responder(server, &log, &mut Command::new(BENCH));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(log.is_file(), "the log is created at the start");
+    let r = generate(server, relay, &["--count", "3000", "--clients", "700", "--duration", "20"], &dir);
+    assert_eq!((u(&r["leases"]), u(&r["sent"]), u(&r["received"])), (3000, 6000, 6000), "{r}");
+    let printed = stop(responder);
+    // Each ACK's 440 bytes were appended once, in fewer commits than ACKs.
+    let (commits, bytes) = printed
+        .lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix("commit log: ")?;
+            let (commits, rest) = rest.split_once(" commits, ")?;
+            Some((commits.parse::<u64>().ok()?, rest.strip_suffix(" bytes")?.parse::<u64>().ok()?))
+        })
+        .unwrap_or_else(|| panic!("no commit log summary: {printed}"));
+    assert_eq!(bytes, 3000 * 440, "{printed}");
+    assert!((1..=3000).contains(&commits), "{printed}");
+    assert!(!log.exists(), "the log is removed at the end");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn acks_the_log_could_not_commit_are_never_sent() {
+    use std::os::unix::process::CommandExt;
+    let _one = one_at_a_time();
+    let dir = scratch("durable-full");
+    let log = dir.join("commit.log");
+    let (server, relay) = free_ports();
+    let mut command = Command::new(BENCH);
+    // SAFETY: setrlimit and signal are async-signal-safe; run in the child before exec.
+    unsafe {
+        command.pre_exec(|| {
+            // Writes past 8 KiB fail (EFBIG) instead of killing the process.
+            let limit = libc::rlimit { rlim_cur: 8192, rlim_max: 8192 };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let responder = durable_responder(server, &log, &mut command);
+    std::thread::sleep(Duration::from_millis(300));
+    let r = generate(
+        server,
+        relay,
+        &["--count", "500", "--clients", "500", "--duration", "3", "--timeout-ms", "300"],
+        &dir,
+    );
+    // 8 KiB hold 18 ACKs: the commit that would pass it fails, and no ACK
+    // it was to make durable, nor any later one, leaves.
+    let leases = u(&r["leases"]);
+    assert!(leases <= 18, "{leases} ACKs for 18 committed: {r}");
+    assert_eq!(u(&r["discover_offer"]["count"]), 500, "every OFFER left: {r}");
+    let out = responder.wait_with_output().unwrap();
+    assert!(!out.status.success(), "the responder fails");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot commit to the log: File too large"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn leased_leases_renews_and_releases_for_every_simulated_client() {
     let _one = one_at_a_time();
