@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Side-by-side comparison on this machine, in one invocation (bench/README.md):
-# the raw responder, leased with sync_mode FULL, NORMAL and OFF, and Kea
+# the raw responder, the same holding each ACK until a commit to a file
+# is on the disk (the floor of a durable server), leased with sync_mode
+# FULL, NORMAL and OFF, and Kea
 # (Debian's kea-dhcp4-server, memfile with persistence), each driven by
 # leased-bench with the same pool, duration and load, server pinned to CPU 0
 # and generator to CPU 1; then perfdhcp against Kea and leased as an outside
 # cross-check. Prints one table (also written to $OUT/table.md).
 #
 # With --rounds N the generator-driven servers run N times, interleaved
-# (responder, FULL, NORMAL, OFF, Kea; again), each on fresh data: the table
+# (responder, durable responder, FULL, NORMAL, OFF, Kea; again), each on fresh data: the table
 # shows each server's median round and the median of its per-round ratios,
 # so that the machine's drifts during a run do not decide a ratio.
-# Then leased FULL and the responder run at half of FULL's maximum rate
+# Then leased FULL and both responders run at half of FULL's maximum rate
 # (the latency target's load), as many rounds, in a second table.
 #
 # Needs root (network namespaces). Everything runs inside two namespaces
@@ -71,64 +73,65 @@ run_name() { # name round
     if ((ROUNDS == 1)); then echo "$1"; else echo "$1.r$2"; fi
 }
 
+# Starts a server, measures it once it is bound, stops it.
+# RATE (a fixed rate) and WARM (a 1 s warm-up first) from the environment.
+run_server() { # run command...
+    local run=$1 pid
+    shift
+    pid=$(start_server "$run" "$@")
+    wait_bound
+    if [[ -n ${WARM:-} ]]; then
+        CLIENTS=20000 DURATION=1 measure warm "$pid" --first-client 200001 --rate 20000 > /dev/null
+    fi
+    measure "$run" "$pid" ${RATE:+--rate "$RATE"}
+    stop_server "$pid"
+}
+
+# The responder (plain, or `durable`: holding each ACK for its commit).
+responder() { # run [durable]
+    run_server "$1" "$BENCH" respond --listen 198.18.0.1:67 --duration 3600 ${2:+--commit-log "$WORK/commit.log"}
+}
+
 for round in $(seq "$ROUNDS"); do
     if wanted responder; then
-        run=$(run_name responder "$round")
-        pid=$(start_server "$run" "$BENCH" respond --listen 198.18.0.1:67 --duration 3600)
-        wait_bound
-        measure "$run" "$pid"
-        stop_server "$pid"
+        responder "$(run_name responder "$round")"
+    fi
+    if wanted responder-durable; then
+        responder "$(run_name responder-durable "$round")" durable
     fi
 
     for mode in FULL NORMAL OFF; do
         name=leased-$(echo "$mode" | tr 'A-Z' 'a-z')
         wanted "$name" || continue
-        run=$(run_name "$name" "$round")
         leased_config "$mode" > "$WORK/$name.hcl"
-        pid=$(start_server "$run" "$LEASED" serve --config "$WORK/$name.hcl")
-        wait_bound
-        measure "$run" "$pid"
-        stop_server "$pid"
+        run_server "$(run_name "$name" "$round")" "$LEASED" serve --config "$WORK/$name.hcl"
         # Every round starts from an empty store.
         rm -rf "$WORK/leased-$mode"
     done
 
     if wanted kea; then
-        run=$(run_name kea "$round")
         kea_config > "$WORK/kea.json"
         ip netns exec "$SRV" kea-dhcp4 -t "$WORK/kea.json" > /dev/null
-        pid=$(start_server "$run" kea-dhcp4 -c "$WORK/kea.json")
-        wait_bound
-        measure "$run" "$pid"
-        stop_server "$pid"
+        run_server "$(run_name kea "$round")" kea-dhcp4 -c "$WORK/kea.json"
         rm -f "$WORK"/kea-leases4.csv*
     fi
 done
 
-# The latency target's load: leased FULL and the responder at half of
-# FULL's (median) maximum, the same fixed rate for both, each after a 1 s
+# The latency target's load: leased FULL and the responders at half of
+# FULL's (median) maximum, the same fixed rate for all, each after a 1 s
 # warm-up with 20k other clients (a fresh store's first flushes are slow;
-# a serving store is warm).
+# a serving store is warm). The durable responder is the floor there of
+# any server that syncs its disk before it acknowledges.
 if wanted leased-full && wanted responder; then
     half=$(awk -v r="$("$BENCH" table --median-rate leased-full "$OUT")" 'BEGIN { printf "%d", r / 2 }')
     echo "== p99 at half of leased FULL's maximum: $half leases/s"
-    warm_up() { # pid
-        CLIENTS=20000 DURATION=1 measure warm "$1" --first-client 200001 --rate 20000 > /dev/null
-    }
     leased_config FULL > "$WORK/leased-full.hcl"
     for round in $(seq "$ROUNDS"); do
-        run=$(run_name responder-half "$round")
-        pid=$(start_server "$run" "$BENCH" respond --listen 198.18.0.1:67 --duration 3600)
-        wait_bound
-        warm_up "$pid"
-        measure "$run" "$pid" --rate "$half"
-        stop_server "$pid"
-        run=$(run_name leased-full-half "$round")
-        pid=$(start_server "$run" "$LEASED" serve --config "$WORK/leased-full.hcl")
-        wait_bound
-        warm_up "$pid"
-        measure "$run" "$pid" --rate "$half"
-        stop_server "$pid"
+        RATE=$half WARM=1 responder "$(run_name responder-half "$round")"
+        if wanted responder-durable; then
+            RATE=$half WARM=1 responder "$(run_name responder-durable-half "$round")" durable
+        fi
+        RATE=$half WARM=1 run_server "$(run_name leased-full-half "$round")" "$LEASED" serve --config "$WORK/leased-full.hcl"
         rm -rf "$WORK/leased-FULL"
     done
     rm -f "$OUT"/warm.*

@@ -8,9 +8,9 @@ use std::path::Path;
 use crate::report::Report;
 
 /// Rows in the order compare.sh runs them.
-const ORDER: [&str; 5] = ["responder", "leased-full", "leased-normal", "leased-off", "kea"];
+const ORDER: [&str; 6] = ["responder", "responder-durable", "leased-full", "leased-normal", "leased-off", "kea"];
 /// The runs at half of leased FULL's maximum rate (`NAME-half`).
-const HALF: [&str; 2] = ["responder", "leased-full"];
+const HALF: [&str; 3] = ["responder", "responder-durable", "leased-full"];
 
 /// One server run of a harness: the generator's report (`NAME.json`) and
 /// the server's CPU and peak RSS (`NAME.server`, `key=value` lines).
@@ -182,6 +182,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         for (name, rate, leases, cpu) in [
             ("responder", 200_000.0, 2_000_000, 4.0),
+            ("responder-durable", 150_000.0, 1_500_000, 6.0),
             ("leased-full", 100_000.0, 1_000_000, 4.5),
             ("kea", 10_000.0, 100_000, 5.0),
         ] {
@@ -192,11 +193,13 @@ mod tests {
         }
         let table = render(&dir).unwrap();
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines.len(), 5, "{table}");
+        assert_eq!(lines.len(), 6, "{table}");
         assert!(lines[2].starts_with("| responder | 200000 |"), "{table}");
+        // The durable responder next to the plain one: its rate over the packet path's.
+        assert!(lines[3].starts_with("| responder-durable | 150000 |") && lines[3].ends_with("| 0.75 |"), "{table}");
         // leased: 4.5 s of CPU for 1M leases = 4.5 µs each; 10× Kea, half the responder.
-        assert_eq!(lines[3], "| leased-full | 100000 | 0.000 | 0.00 | 4.5 | 0.0045 | 20 | 10.00 | 0.50 |", "{table}");
-        assert!(lines[4].contains("| 50.0 |") && lines[4].ends_with("| 1.00 | 0.05 |"), "{table}");
+        assert_eq!(lines[4], "| leased-full | 100000 | 0.000 | 0.00 | 4.5 | 0.0045 | 20 | 10.00 | 0.50 |", "{table}");
+        assert!(lines[5].contains("| 50.0 |") && lines[5].ends_with("| 1.00 | 0.05 |"), "{table}");
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(render(&dir).is_err());
     }
@@ -235,9 +238,11 @@ mod tests {
         assert!(median_rate(&dir, "leased-off").is_err());
         assert!(!table.contains("At half"), "{table}");
         // Then the runs at half of FULL's maximum: the round with the median p99.
-        for (name, p99s) in
-            [("responder-half", [400.0, 4_500.0, 2_200.0]), ("leased-full-half", [3_800.0, 7_000.0, 3_300.0])]
-        {
+        for (name, p99s) in [
+            ("responder-half", [400.0, 4_500.0, 2_200.0]),
+            ("responder-durable-half", [2_600.0, 3_000.0, 2_900.0]),
+            ("leased-full-half", [3_800.0, 7_000.0, 3_300.0]),
+        ] {
             for (k, p99_us) in p99s.into_iter().enumerate() {
                 let dora = crate::report::Percentiles { p50_us: 900.0, p99_us, ..Default::default() };
                 // The halves' tails: a third and two thirds of the whole.
@@ -263,7 +268,10 @@ mod tests {
             "{table}"
         );
         assert!(
-            table.contains("\n| leased-full | 50000 | 0.000 | 0.90 | 3.80 | 1.27 | 2.53 | 10.0 | 3.80, 7.00, 3.30 |\n"),
+            table.contains(concat!(
+                "\n| responder-durable | 50000 | 0.000 | 0.90 | 2.90 | 0.97 | 1.93 | 10.0 | 2.60, 3.00, 2.90 |\n",
+                "| leased-full | 50000 | 0.000 | 0.90 | 3.80 | 1.27 | 2.53 | 10.0 | 3.80, 7.00, 3.30 |\n"
+            )),
             "{table}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
