@@ -1,7 +1,7 @@
 //! The responder's commit log (`respond --commit-log FILE`): every ACK is
 //! held until a commit that began after its REQUEST arrived is on the
 //! disk, as a server that syncs before it acknowledges must (leased's
-//! FULL). Group commit at its barest: one thread appends what arrived since
+//! FULL). Group commit at its barest: one thread writes what arrived since
 //! its last commit ([`BYTES_PER_LEASE`] each) and `fdatasync`s, back to
 //! back. The responder with it is the floor of any such server on the
 //! machine — the packet path and the disk's sync, nothing else — so
@@ -9,6 +9,7 @@
 
 use std::fs::File;
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -19,8 +20,30 @@ use leased::store::Waker;
 /// What leased FULL writes to its disk per lease (session 18: 438–446 B,
 /// `write_bytes` of /proc/PID/io).
 pub const BYTES_PER_LEASE: usize = 440;
-/// The most one commit appends (what 2,383 leases take).
-const MAX_APPEND: usize = 1 << 20;
+/// The most one commit writes (what 2,383 leases take).
+const MAX_COMMIT: usize = 1 << 20;
+/// A ring log's size.
+pub const RING_SIZE: u64 = 64 << 20;
+
+/// How the log is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Written whole at the start, then overwritten in a ring: a sync has
+    /// only data to flush, no change of the file's size for the file
+    /// system to journal — the cheapest durable commit a file offers, as
+    /// databases keep their logs.
+    Ring,
+    /// Appended to a file that grows, as sled 0.34 writes its log: every
+    /// sync also commits the file system's record of the new size.
+    Append,
+}
+
+/// Writes `data` at `at` in a ring of `size` bytes, wrapping to 0.
+fn write_ring(file: &File, at: u64, data: &[u8], size: u64) -> io::Result<()> {
+    let first = data.len().min((size - at) as usize);
+    file.write_all_at(&data[..first], at)?;
+    file.write_all_at(&data[first..], 0)
+}
 
 /// Commits of ACKs to a file, shared by the shards and the commit thread.
 pub struct CommitLog {
@@ -28,6 +51,9 @@ pub struct CommitLog {
     more: Condvar,
     /// ACKs counted before the latest commit that completed.
     durable: AtomicU64,
+    /// The shards', called after every commit (outside `state`'s lock, so
+    /// that a shard counting ACKs never waits for a wake-up).
+    wakers: Mutex<Vec<Waker>>,
 }
 
 #[derive(Default)]
@@ -35,7 +61,6 @@ struct State {
     /// ACKs counted so far.
     requested: u64,
     stop: bool,
-    wakers: Vec<Waker>,
     commits: u64,
     bytes: u64,
     error: Option<String>,
@@ -54,9 +79,10 @@ pub struct Summary {
 }
 
 impl CommitLog {
-    /// Creates (truncates) `path` and starts the thread that commits to it.
-    /// Anything but a regular file there is refused: the run removes it.
-    pub fn start(path: &Path) -> io::Result<(Arc<CommitLog>, Committing)> {
+    /// Creates (truncates) `path`, writes it whole for a [`Layout::Ring`],
+    /// and starts the thread that commits to it. Anything but a regular
+    /// file there is refused: the run removes it.
+    pub fn start(path: &Path, layout: Layout) -> io::Result<(Arc<CommitLog>, Committing)> {
         if path.symlink_metadata().is_ok_and(|m| !m.is_file()) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -64,9 +90,21 @@ impl CommitLog {
             ));
         }
         let file = File::create(path)?;
-        let log = Arc::new(CommitLog { state: Mutex::default(), more: Condvar::new(), durable: AtomicU64::new(0) });
+        if layout == Layout::Ring {
+            let zeros = vec![0u8; MAX_COMMIT];
+            for at in (0..RING_SIZE).step_by(MAX_COMMIT) {
+                file.write_all_at(&zeros, at)?;
+            }
+            file.sync_all()?;
+        }
+        let log = Arc::new(CommitLog {
+            state: Mutex::default(),
+            more: Condvar::new(),
+            durable: AtomicU64::new(0),
+            wakers: Mutex::default(),
+        });
         let l = log.clone();
-        let thread = std::thread::Builder::new().name("commit-log".into()).spawn(move || l.commit(file))?;
+        let thread = std::thread::Builder::new().name("commit-log".into()).spawn(move || l.commit(file, layout))?;
         Ok((log.clone(), Committing { log, thread }))
     }
 
@@ -76,7 +114,7 @@ impl CommitLog {
 
     /// Wakes the shard whose waker this is after every commit.
     pub fn add_waker(&self, wake: Waker) {
-        self.lock().wakers.push(wake);
+        self.wakers.lock().unwrap_or_else(|e| e.into_inner()).push(wake);
     }
 
     /// Counts `acks` more ACKs to commit; they are durable once
@@ -98,9 +136,10 @@ impl CommitLog {
         self.lock().error.clone()
     }
 
-    fn commit(&self, mut file: File) {
-        let zeros = vec![0u8; MAX_APPEND];
+    fn commit(&self, mut file: File, layout: Layout) {
+        let zeros = vec![0u8; MAX_COMMIT];
         let mut durable = 0;
+        let mut at = 0;
         loop {
             let target = {
                 let mut s = self.lock();
@@ -112,8 +151,14 @@ impl CommitLog {
                 }
                 s.requested
             };
-            let len = ((target - durable) as usize).saturating_mul(BYTES_PER_LEASE).min(MAX_APPEND);
-            let written = file.write_all(&zeros[..len]).and_then(|()| file.sync_data());
+            let len = ((target - durable) as usize).saturating_mul(BYTES_PER_LEASE).min(MAX_COMMIT);
+            let data = &zeros[..len];
+            let written = match layout {
+                Layout::Ring => write_ring(&file, at, data, RING_SIZE),
+                Layout::Append => file.write_all(data),
+            };
+            let written = written.and_then(|()| file.sync_data());
+            at = (at + len as u64) % RING_SIZE;
             let mut s = self.lock();
             if let Err(e) = written {
                 // Held ACKs would never leave: the run ends with this error.
@@ -123,8 +168,9 @@ impl CommitLog {
             durable = target;
             s.commits += 1;
             s.bytes += len as u64;
+            drop(s);
             self.durable.store(durable, Ordering::Release);
-            for wake in &s.wakers {
+            for wake in self.wakers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
                 wake();
             }
         }
@@ -150,35 +196,50 @@ mod tests {
 
     #[test]
     fn acks_become_durable_once_a_later_commit_reached_the_file() {
-        let dir = std::env::temp_dir().join(format!("leased-bench-commit-log-{}", std::process::id()));
-        let (log, committing) = CommitLog::start(&dir).unwrap();
-        let woken = Arc::new(AtomicUsize::new(0));
-        let w = woken.clone();
-        log.add_waker(Box::new(move || {
-            w.fetch_add(1, Ordering::Relaxed);
-        }));
-        assert_eq!(log.durable(), 0);
-        let first = log.request(3);
-        let second = log.request(2);
-        assert_eq!((first, second), (3, 5));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while log.durable() < second && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
+        for (layout, name) in [(Layout::Ring, "ring"), (Layout::Append, "append")] {
+            let path = std::env::temp_dir().join(format!("leased-bench-commit-log-{name}-{}", std::process::id()));
+            let (log, committing) = CommitLog::start(&path, layout).unwrap();
+            let woken = Arc::new(AtomicUsize::new(0));
+            let w = woken.clone();
+            log.add_waker(Box::new(move || {
+                w.fetch_add(1, Ordering::Relaxed);
+            }));
+            assert_eq!(log.durable(), 0);
+            let first = log.request(3);
+            let second = log.request(2);
+            assert_eq!((first, second), (3, 5));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while log.durable() < second && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(log.durable(), 5, "{layout:?}");
+            assert!(woken.load(Ordering::Relaxed) >= 1, "{layout:?}");
+            let summary = committing.finish();
+            assert!(summary.commits >= 1 && summary.commits <= 2, "{layout:?}: {} commits", summary.commits);
+            assert_eq!(summary.bytes, 5 * BYTES_PER_LEASE as u64, "{layout:?}");
+            // A ring keeps its size; an append log is what was committed.
+            let size = if layout == Layout::Ring { RING_SIZE } else { summary.bytes };
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), size, "{layout:?}");
+            assert!(log.error().is_none());
+            std::fs::remove_file(&path).unwrap();
         }
-        assert_eq!(log.durable(), 5);
-        assert!(woken.load(Ordering::Relaxed) >= 1);
-        let summary = committing.finish();
-        assert!(summary.commits >= 1 && summary.commits <= 2, "{} commits", summary.commits);
-        assert_eq!(summary.bytes, 5 * BYTES_PER_LEASE as u64);
-        assert_eq!(std::fs::metadata(&dir).unwrap().len(), summary.bytes);
-        assert!(log.error().is_none());
-        std::fs::remove_file(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_ring_write_wraps_to_the_start() {
+        let path = std::env::temp_dir().join(format!("leased-bench-ring-{}", std::process::id()));
+        let file = File::create(&path).unwrap();
+        file.write_all_at(&[0; 10], 0).unwrap();
+        write_ring(&file, 7, &[1, 2, 3, 4, 5], 10).unwrap();
+        write_ring(&file, 2, &[6, 7], 10).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), [4, 5, 6, 7, 0, 0, 0, 1, 2, 3]);
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
     fn only_a_regular_file_can_be_the_log() {
-        let refused = CommitLog::start(Path::new("/dev/null")).err().expect("a device is refused");
+        let refused = CommitLog::start(Path::new("/dev/null"), Layout::Append).err().expect("a device is refused");
         assert!(refused.to_string().contains("/dev/null is not a regular file"), "{refused}");
-        assert!(CommitLog::start(&std::env::temp_dir()).is_err());
+        assert!(CommitLog::start(&std::env::temp_dir(), Layout::Append).is_err());
     }
 }

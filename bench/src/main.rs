@@ -65,11 +65,16 @@ struct RespondArgs {
     /// Stop after this many seconds.
     #[arg(long, default_value_t = 60.0)]
     duration: f64,
-    /// Hold each ACK until a commit to this file (appended, `fdatasync`ed)
+    /// Hold each ACK until a commit to this file (written, `fdatasync`ed)
     /// that began after its REQUEST is done: the floor of a server that
     /// syncs before it acknowledges. The file is removed at the end.
     #[arg(long, value_name = "FILE")]
     commit_log: Option<PathBuf>,
+    /// How the commit log is written: `ring`, written whole at the start
+    /// then overwritten (the cheapest sync a file offers), or `append`, a
+    /// growing file (as sled writes its log).
+    #[arg(long, value_parser = ["ring", "append"], default_value = "ring", requires = "commit_log")]
+    commit_layout: String,
 }
 
 #[derive(Args)]
@@ -171,7 +176,8 @@ fn respond(a: RespondArgs) -> ExitCode {
     };
     let backend = if a.backend == "uring" { Backend::Uring } else { Backend::Portable };
     let counts = std::sync::Arc::new(respond::Counts::default());
-    let (log, committing) = match a.commit_log.as_deref().map(commit_log::CommitLog::start).transpose() {
+    let layout = if a.commit_layout == "ring" { commit_log::Layout::Ring } else { commit_log::Layout::Append };
+    let (log, committing) = match a.commit_log.as_deref().map(|p| commit_log::CommitLog::start(p, layout)).transpose() {
         Ok(started) => started.unzip(),
         Err(e) => return fail(&format!("cannot create the commit log: {e}")),
     };
@@ -185,6 +191,7 @@ fn respond(a: RespondArgs) -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(&format!("cannot listen: {e}")),
     };
+    println!("responder: ready");
     let stop = signals();
     let deadline = std::time::Instant::now() + Duration::from_secs_f64(a.duration.clamp(0.0, 86_400.0));
     let mut failed = None;

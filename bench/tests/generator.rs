@@ -1,6 +1,7 @@
 //! The load generator against the raw responder and against a real
 //! `leased serve`, both on free loopback ports (relay mode).
 
+use std::io::{BufRead, BufReader, Read};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -120,16 +121,25 @@ fn every_exchange_with_the_raw_responder_completes_and_is_timed() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The responder with `--commit-log FILE`.
-fn durable_responder(server: u16, log: &Path, command: &mut Command) -> Child {
-    command
+/// The responder with `--commit-log FILE --commit-layout LAYOUT`, once it
+/// says it is ready (a ring log is written whole first); its stdout.
+fn durable_responder(server: u16, log: &Path, layout: &str, command: &mut Command) -> (Child, impl BufRead) {
+    let mut child = command
         .args(["respond", "--listen", &format!("127.0.0.1:{server}"), "--duration", "60"])
         .arg("--commit-log")
         .arg(log)
+        .args(["--commit-layout", layout])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while line.trim_end() != "responder: ready" {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "the responder ended before it was ready");
+    }
+    (child, out)
 }
 
 #[test]
@@ -138,13 +148,14 @@ fn the_durable_responder_commits_every_ack_once_and_removes_its_log() {
     let dir = scratch("durable");
     let log = dir.join("commit.log");
     let (server, relay) = free_ports();
-    let responder = durable_responder(server, &log, &mut Command::new(BENCH));
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(log.is_file(), "the log is created at the start");
+    let (responder, mut out) = durable_responder(server, &log, "ring", &mut Command::new(BENCH));
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), 64 << 20, "the ring is written whole at the start");
     let r = generate(server, relay, &["--count", "3000", "--clients", "700", "--duration", "20"], &dir);
     assert_eq!((u(&r["leases"]), u(&r["sent"]), u(&r["received"])), (3000, 6000, 6000), "{r}");
-    let printed = stop(responder);
-    // Each ACK's 440 bytes were appended once, in fewer commits than ACKs.
+    stop(responder);
+    let mut printed = String::new();
+    out.read_to_string(&mut printed).unwrap();
+    // Each ACK's 440 bytes were written once, in fewer commits than ACKs.
     let (commits, bytes) = printed
         .lines()
         .find_map(|l| {
@@ -177,8 +188,7 @@ fn acks_the_log_could_not_commit_are_never_sent() {
             Ok(())
         });
     }
-    let responder = durable_responder(server, &log, &mut command);
-    std::thread::sleep(Duration::from_millis(300));
+    let (responder, _out) = durable_responder(server, &log, "append", &mut command);
     let r = generate(
         server,
         relay,
