@@ -12,8 +12,9 @@
 # (responder, durable responder, FULL, NORMAL, OFF, Kea; again), each on fresh data: the table
 # shows each server's median round and the median of its per-round ratios,
 # so that the machine's drifts during a run do not decide a ratio.
-# Then leased FULL and both responders run at half of FULL's maximum rate
-# (the latency target's load), as many rounds, in a second table.
+# Then leased FULL and the responders run at half of FULL's maximum rate
+# (the latency target's load), as many rounds, in a second table; the
+# durable one also spending leased's own CPU on each request.
 #
 # Needs root (network namespaces). Everything runs inside two namespaces
 # created here, joined by a veth pair, with addresses from 198.18.0.0/15;
@@ -87,9 +88,12 @@ run_server() { # run command...
     stop_server "$pid"
 }
 
-# The responder (plain, or `durable`: holding each ACK for its commit).
+# The responder (plain, or `durable`: holding each ACK for its commit;
+# WORK_NS from the environment: CPU it spends on each request).
 responder() { # run [durable]
-    run_server "$1" "$BENCH" respond --listen 198.18.0.1:67 --duration 3600 ${2:+--commit-log "$WORK/commit.log"}
+    run_server "$1" "$BENCH" respond --listen 198.18.0.1:67 --duration 3600 ${2:+--commit-log "$WORK/commit.log"} \
+        --work-ns "${WORK_NS:-0}"
+    if [[ -n ${WORK_NS:-} ]]; then echo "work_ns=$WORK_NS" >> "$OUT/$1.server"; fi
 }
 
 for round in $(seq "$ROUNDS"); do
@@ -121,15 +125,24 @@ done
 # FULL's (median) maximum, the same fixed rate for all, each after a 1 s
 # warm-up with 20k other clients (a fresh store's first flushes are slow;
 # a serving store is warm). The durable responder is the floor there of
-# any server that syncs its disk before it acknowledges.
+# any server that syncs its disk before it acknowledges; spending leased's
+# own CPU per request (leased NORMAL's above the responder's, flat out) on
+# each, it is the floor of leased's work with a perfect commit path.
 if wanted leased-full && wanted responder; then
     half=$(awk -v r="$("$BENCH" table --median-rate leased-full "$OUT")" 'BEGIN { printf "%d", r / 2 }')
-    echo "== p99 at half of leased FULL's maximum: $half leases/s"
+    work=""
+    if wanted leased-normal && wanted responder-durable; then
+        work=$("$BENCH" table --own-work-ns "$OUT")
+    fi
+    echo "== p99 at half of leased FULL's maximum: $half leases/s${work:+; the floor with leased own work: $work ns a request}"
     leased_config FULL > "$WORK/leased-full.hcl"
     for round in $(seq "$ROUNDS"); do
         RATE=$half WARM=1 responder "$(run_name responder-half "$round")"
         if wanted responder-durable; then
             RATE=$half WARM=1 responder "$(run_name responder-durable-half "$round")" durable
+        fi
+        if [[ -n $work ]]; then
+            RATE=$half WARM=1 WORK_NS=$work responder "$(run_name responder-durable-work-half "$round")" durable
         fi
         RATE=$half WARM=1 run_server "$(run_name leased-full-half "$round")" "$LEASED" serve --config "$WORK/leased-full.hcl"
         rm -rf "$WORK/leased-FULL"

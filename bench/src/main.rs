@@ -39,6 +39,9 @@ enum Command {
         /// Print only this server's median rate (leases/s) over its rounds.
         #[arg(long, value_name = "SERVER")]
         median_rate: Option<String>,
+        /// Print only leased's own CPU per request (ns, over the responder's).
+        #[arg(long, conflicts_with = "median_rate")]
+        own_work_ns: bool,
     },
     /// Print the tables of the runs scaling.sh left in DIR and plot them
     /// (DIR/scaling.png).
@@ -75,6 +78,11 @@ struct RespondArgs {
     /// growing file (as sled writes its log).
     #[arg(long, value_parser = ["ring", "append"], default_value = "ring", requires = "commit_log")]
     commit_layout: String,
+    /// Spend this many nanoseconds of CPU on each DISCOVER and REQUEST
+    /// before its reply (a spin): with `--commit-log`, the floor of a
+    /// durable server plus a server's own work on the same core.
+    #[arg(long, default_value_t = 0)]
+    work_ns: u64,
 }
 
 #[derive(Args)]
@@ -144,8 +152,11 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run(a) => run(a),
         Command::Respond(a) => respond(a),
-        Command::Table { dir, median_rate: None } => print_or_fail(table::render(&dir)),
-        Command::Table { dir, median_rate: Some(name) } => {
+        Command::Table { dir, own_work_ns: true, .. } => {
+            print_or_fail(table::own_work_ns(&dir).map(|w| format!("{w:.0}\n")))
+        }
+        Command::Table { dir, median_rate: None, .. } => print_or_fail(table::render(&dir)),
+        Command::Table { dir, median_rate: Some(name), .. } => {
             print_or_fail(table::median_rate(&dir, &name).map(|r| format!("{r:.0}\n")))
         }
         Command::Scaling { dir } => print_or_fail(scaling::render(&dir)),
@@ -185,7 +196,7 @@ fn respond(a: RespondArgs) -> ExitCode {
         if let Some(log) = &log {
             log.add_waker(wake);
         }
-        respond::Responder::new(index, sockets, a.server_id, counts.clone(), log.clone())
+        respond::Responder::new(index, sockets, a.server_id, counts.clone(), log.clone(), a.work_ns)
     });
     let loops = match started {
         Ok(l) => l,

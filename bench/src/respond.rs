@@ -4,12 +4,15 @@
 //! without the protocol core or the store. Driven by the generator, its
 //! rate is the packet-path limit of the machine; leased's rate divided by
 //! it is leased's efficiency. With a [`CommitLog`] it holds each ACK until
-//! a commit after its REQUEST is on the disk: the floor of a durable server.
+//! a commit after its REQUEST is on the disk: the floor of a durable server;
+//! with a per-request `work` it spins that long before each reply, the
+//! floor with a server's own work on the same core.
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use leased::io::{Handler, Ingress, Outgoing, ReplyBufs, ShardSocket, Trace};
 use leased::wire::{code, opt, peek_message_type, MessageBuilder, MessageType, Packet};
@@ -43,6 +46,8 @@ pub struct Responder {
     log: Option<Arc<CommitLog>>,
     /// ACKs waiting for the log, each with the count it must reach.
     held: VecDeque<(u64, Outgoing)>,
+    /// CPU spent on each request before its reply: a server's own work.
+    work: Duration,
 }
 
 impl Responder {
@@ -52,6 +57,7 @@ impl Responder {
         server_id: Ipv4Addr,
         counts: Arc<Counts>,
         log: Option<Arc<CommitLog>>,
+        work_ns: u64,
     ) -> Self {
         Responder {
             index,
@@ -63,7 +69,20 @@ impl Responder {
             bufs: ReplyBufs::default(),
             held: VecDeque::with_capacity(if log.is_some() { 8192 } else { 0 }),
             log,
+            work: Duration::from_nanos(work_ns),
         }
+    }
+}
+
+/// Keeps the core busy for `work` (nothing at zero): the CPU a server
+/// spends on a request, without its cache misses or branches.
+fn spin(work: Duration) {
+    if work.is_zero() {
+        return;
+    }
+    let started = Instant::now();
+    while started.elapsed() < work {
+        std::hint::spin_loop();
     }
 }
 
@@ -108,6 +127,7 @@ impl Handler for Responder {
                     continue;
                 }
             };
+            spin(self.work);
             let Ok(request) = Packet::new_checked(datagram) else {
                 self.counts.ignored.fetch_add(1, Ordering::Relaxed);
                 continue;

@@ -10,7 +10,9 @@ use crate::report::Report;
 /// Rows in the order compare.sh runs them.
 const ORDER: [&str; 6] = ["responder", "responder-durable", "leased-full", "leased-normal", "leased-off", "kea"];
 /// The runs at half of leased FULL's maximum rate (`NAME-half`).
-const HALF: [&str; 3] = ["responder", "responder-durable", "leased-full"];
+/// `responder-durable-work` is the durable responder spending leased's own
+/// CPU per request ([`own_work_ns`]) on each: the floor of leased's work.
+const HALF: [&str; 4] = ["responder", "responder-durable", "responder-durable-work", "leased-full"];
 
 /// One server run of a harness: the generator's report (`NAME.json`) and
 /// the server's CPU and peak RSS (`NAME.server`, `key=value` lines).
@@ -18,6 +20,8 @@ pub struct Run {
     pub report: Report,
     pub cpu_seconds: f64,
     pub peak_rss_kb: f64,
+    /// The CPU a responder spent on each request (`--work-ns`); NaN if none.
+    pub work_ns: f64,
 }
 
 impl Run {
@@ -27,7 +31,7 @@ impl Run {
         let report: Report = serde_json::from_slice(&json).map_err(|e| format!("{name}.json: {e}"))?;
         let server = std::fs::read_to_string(dir.join(format!("{name}.server"))).unwrap_or_default();
         let (cpu_seconds, peak_rss_kb) = (figure(&server, "cpu_seconds"), figure(&server, "peak_rss_kb"));
-        Ok(Some(Run { report, cpu_seconds, peak_rss_kb }))
+        Ok(Some(Run { report, cpu_seconds, peak_rss_kb, work_ns: figure(&server, "work_ns") }))
     }
 
     /// Server CPU (user + system) per lease, µs.
@@ -66,6 +70,19 @@ pub fn median_rate(dir: &Path, name: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("no run of {name} in {}", dir.display()))
 }
 
+/// leased's own CPU per request, ns: the median over the flat-out rounds
+/// of leased NORMAL's CPU per lease above the responder's in the same
+/// round, halved (a lease is two requests). NORMAL is leased without the
+/// sync before each ACK: the protocol core, the cache and the store's
+/// writes, on top of the same packet path.
+pub fn own_work_ns(dir: &Path) -> Result<f64, String> {
+    let (normal, responder) = (rounds(dir, "leased-normal")?, rounds(dir, "responder")?);
+    let each =
+        normal.iter().zip(&responder).map(|(n, r)| ((n.cpu_us_per_lease() - r.cpu_us_per_lease()) * 500.0).max(0.0));
+    median(each.filter(|w| w.is_finite()).collect())
+        .ok_or_else(|| format!("no rounds of both leased-normal and the responder in {}", dir.display()))
+}
+
 /// The table of the runs at a fixed rate, half of leased FULL's maximum
 /// (`NAME-half` rounds): each server's round with the median p99 DORA.
 /// None when there are none.
@@ -94,6 +111,13 @@ fn render_half(dir: &Path) -> Result<Option<String>, String> {
             r.report.request_ack.p99_us / 1000.0,
             r.cpu_us_per_lease(),
             each.join(", "),
+        );
+    }
+    if let Some(work) = rounds(dir, "responder-durable-work-half")?.first().map(|r| r.work_ns) {
+        let _ = writeln!(
+            out,
+            "\nresponder-durable-work: the durable responder spending {work:.0} ns of CPU on each request, \
+             leased NORMAL's own CPU per request (flat out, above the responder's): leased's work on a perfect commit path."
         );
     }
     Ok((!out.is_empty()).then_some(out))
@@ -274,6 +298,47 @@ mod tests {
             )),
             "{table}"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn own_work_is_normal_above_the_responder_per_request_and_shown_with_its_floor() {
+        let dir = std::env::temp_dir().join(format!("leased-bench-work-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |file: &str, report: &Report, server: &str| {
+            std::fs::write(dir.join(format!("{file}.json")), serde_json::to_vec(report).unwrap()).unwrap();
+            std::fs::write(dir.join(format!("{file}.server")), server).unwrap();
+        };
+        assert!(own_work_ns(&dir).is_err(), "no rounds");
+        // 1M leases a round: CPU seconds are µs per lease. Round 2's NORMAL
+        // is below the responder (noise): no work, not negative work.
+        for (k, (responder, normal)) in [(4.0, 6.0), (5.0, 4.5), (4.0, 7.0)].into_iter().enumerate() {
+            let report = Report { leases: 1_000_000, leases_per_second: 100_000.0, ..Default::default() };
+            write(&format!("responder.r{}", k + 1), &report, &format!("cpu_seconds={responder}\n"));
+            write(&format!("leased-normal.r{}", k + 1), &report, &format!("cpu_seconds={normal}\n"));
+        }
+        // Per request: 1000, 0, 1500 ns; the median.
+        assert_eq!(own_work_ns(&dir).unwrap(), 1000.0);
+
+        let dora = crate::report::Percentiles { p50_us: 700.0, p99_us: 1_900.0, ..Default::default() };
+        let half = Report {
+            leases: 150_000,
+            leases_per_second: 50_000.0,
+            target_rate: Some(50_000),
+            dora,
+            ..Default::default()
+        };
+        write("responder-durable-half", &half, "cpu_seconds=1.5\n");
+        write("responder-durable-work-half", &half, "cpu_seconds=1.8\nwork_ns=1000\n");
+        write("leased-full-half", &half, "cpu_seconds=2.1\n");
+        let table = render(&dir).unwrap();
+        // The floor with leased's work between the floor and leased.
+        let rows: Vec<&str> = table.lines().filter(|l| l.contains("| 50000 |")).collect();
+        assert_eq!(rows.len(), 3, "{table}");
+        assert!(rows[0].starts_with("| responder-durable | "), "{table}");
+        assert!(rows[1].starts_with("| responder-durable-work | ") && rows[1].contains("| 12.0 |"), "{table}");
+        assert!(rows[2].starts_with("| leased-full | "), "{table}");
+        assert!(table.contains("spending 1000 ns of CPU on each request"), "{table}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -74,17 +74,24 @@ fn u(v: &serde_json::Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
 
+/// The raw responder on `server` with `args` besides, given time to bind.
+fn responder(server: u16, args: &[&str]) -> Child {
+    let child = Command::new(BENCH)
+        .args(["respond", "--listen", &format!("127.0.0.1:{server}"), "--duration", "60"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    child
+}
+
 #[test]
 fn every_exchange_with_the_raw_responder_completes_and_is_timed() {
     let _one = one_at_a_time();
     let dir = scratch("responder");
     let (server, relay) = free_ports();
-    let responder = Command::new(BENCH)
-        .args(["respond", "--listen", &format!("127.0.0.1:{server}"), "--duration", "60", "--backend", "uring"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let responder = responder(server, &["--backend", "uring"]);
     let r = generate(server, relay, &["--count", "5000", "--clients", "700", "--duration", "20"], &dir);
     assert_eq!(u(&r["started"]), 5000, "{r}");
     assert_eq!(u(&r["leases"]), 5000, "{r}");
@@ -118,6 +125,24 @@ fn every_exchange_with_the_raw_responder_completes_and_is_timed() {
         printed.contains(&format!("{} received, {} sent", 20_000 + 2 * started, 20_000 + 2 * started)),
         "{printed}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_responder_spends_its_work_on_every_request_before_the_reply() {
+    let _one = one_at_a_time();
+    let dir = scratch("work");
+    let (server, relay) = free_ports();
+    // 2 ms a request: far above a loopback round trip (~0.1 ms).
+    let responder = responder(server, &["--work-ns", "2000000"]);
+    let r = generate(server, relay, &["--count", "100", "--window", "1", "--duration", "20"], &dir);
+    assert_eq!(u(&r["leases"]), 100, "{r}");
+    for (phase, least) in [("discover_offer", 2000.0), ("request_ack", 2000.0), ("dora", 4000.0)] {
+        let p50 = r[phase]["p50_us"].as_f64().unwrap();
+        assert!(p50 >= least, "{phase}: p50 {p50} µs, less than the work it must wait for: {r}");
+    }
+    let printed = stop(responder);
+    assert!(printed.contains("200 received, 200 sent"), "{printed}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
