@@ -77,9 +77,9 @@ pub fn median_rate(dir: &Path, name: &str) -> Result<f64, String> {
 /// writes, on top of the same packet path.
 pub fn own_work_ns(dir: &Path) -> Result<f64, String> {
     let (normal, responder) = (rounds(dir, "leased-normal")?, rounds(dir, "responder")?);
-    let each =
-        normal.iter().zip(&responder).map(|(n, r)| ((n.cpu_us_per_lease() - r.cpu_us_per_lease()) * 500.0).max(0.0));
-    median(each.filter(|w| w.is_finite()).collect())
+    // A round without its CPU figure (NaN) counts for nothing, not as zero.
+    let each = normal.iter().zip(&responder).map(|(n, r)| (n.cpu_us_per_lease() - r.cpu_us_per_lease()) * 500.0);
+    median(each.filter(|w| w.is_finite()).map(|w| w.max(0.0)).collect())
         .ok_or_else(|| format!("no rounds of both leased-normal and the responder in {}", dir.display()))
 }
 
@@ -318,6 +318,12 @@ mod tests {
             write(&format!("leased-normal.r{}", k + 1), &report, &format!("cpu_seconds={normal}\n"));
         }
         // Per request: 1000, 0, 1500 ns; the median.
+        assert_eq!(own_work_ns(&dir).unwrap(), 1000.0);
+        // A fourth round whose NORMAL lost its CPU figure is left out (the
+        // median of four, 0 / 1000 / 1500 / NaN as zero, would be 0).
+        let report = Report { leases: 1_000_000, leases_per_second: 100_000.0, ..Default::default() };
+        write("responder.r4", &report, "cpu_seconds=4.0\n");
+        write("leased-normal.r4", &report, "");
         assert_eq!(own_work_ns(&dir).unwrap(), 1000.0);
 
         let dora = crate::report::Percentiles { p50_us: 700.0, p99_us: 1_900.0, ..Default::default() };
