@@ -14,7 +14,8 @@
 # so that the machine's drifts during a run do not decide a ratio.
 # Then leased FULL and the responders run at half of FULL's maximum rate
 # (the latency target's load), as many rounds, in a second table; the
-# durable one also spending leased's own CPU on each request.
+# durable one also spending leased's own CPU on each request, and leased
+# NORMAL (its ACKs wait for no sync).
 #
 # Needs root (network namespaces). Everything runs inside two namespaces
 # created here, joined by a veth pair, with addresses from 198.18.0.0/15;
@@ -128,6 +129,7 @@ done
 # any server that syncs its disk before it acknowledges; spending leased's
 # own CPU per request (leased NORMAL's above the responder's, flat out) on
 # each, it is the floor of leased's work with a perfect commit path.
+# leased NORMAL there is leased's work without the sync wait.
 if wanted leased-full && wanted responder; then
     half=$(awk -v r="$("$BENCH" table --median-rate leased-full "$OUT")" 'BEGIN { printf "%d", r / 2 }')
     work=""
@@ -136,6 +138,7 @@ if wanted leased-full && wanted responder; then
     fi
     echo "== p99 at half of leased FULL's maximum: $half leases/s${work:+; the floor with leased own work: $work ns a request}"
     leased_config FULL > "$WORK/leased-full.hcl"
+    leased_config NORMAL > "$WORK/leased-normal.hcl"
     for round in $(seq "$ROUNDS"); do
         RATE=$half WARM=1 responder "$(run_name responder-half "$round")"
         if wanted responder-durable; then
@@ -143,6 +146,10 @@ if wanted leased-full && wanted responder; then
         fi
         if [[ -n $work ]]; then
             RATE=$half WARM=1 WORK_NS=$work responder "$(run_name responder-durable-work-half "$round")" durable
+        fi
+        if wanted leased-normal; then
+            RATE=$half WARM=1 run_server "$(run_name leased-normal-half "$round")" "$LEASED" serve --config "$WORK/leased-normal.hcl"
+            rm -rf "$WORK/leased-NORMAL"
         fi
         RATE=$half WARM=1 run_server "$(run_name leased-full-half "$round")" "$LEASED" serve --config "$WORK/leased-full.hcl"
         rm -rf "$WORK/leased-FULL"

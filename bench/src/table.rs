@@ -12,7 +12,8 @@ const ORDER: [&str; 6] = ["responder", "responder-durable", "leased-full", "leas
 /// The runs at half of leased FULL's maximum rate (`NAME-half`).
 /// `responder-durable-work` is the durable responder spending leased's own
 /// CPU per request ([`own_work_ns`]) on each: the floor of leased's work.
-const HALF: [&str; 4] = ["responder", "responder-durable", "responder-durable-work", "leased-full"];
+/// `leased-normal` is leased whose ACKs wait for no sync.
+const HALF: [&str; 5] = ["responder", "responder-durable", "responder-durable-work", "leased-normal", "leased-full"];
 
 /// One server run of a harness: the generator's report (`NAME.json`) and
 /// the server's CPU and peak RSS (`NAME.server`, `key=value` lines).
@@ -337,13 +338,16 @@ mod tests {
         write("responder-durable-half", &half, "cpu_seconds=1.5\n");
         write("responder-durable-work-half", &half, "cpu_seconds=1.8\nwork_ns=1000\n");
         write("leased-full-half", &half, "cpu_seconds=2.1\n");
+        write("leased-normal-half", &half, "cpu_seconds=1.65\n");
         let table = render(&dir).unwrap();
-        // The floor with leased's work between the floor and leased.
+        // The floor with leased's work between the floor and leased, leased
+        // without the sync wait above leased with it.
         let rows: Vec<&str> = table.lines().filter(|l| l.contains("| 50000 |")).collect();
-        assert_eq!(rows.len(), 3, "{table}");
+        assert_eq!(rows.len(), 4, "{table}");
         assert!(rows[0].starts_with("| responder-durable | "), "{table}");
         assert!(rows[1].starts_with("| responder-durable-work | ") && rows[1].contains("| 12.0 |"), "{table}");
-        assert!(rows[2].starts_with("| leased-full | "), "{table}");
+        assert!(rows[2].starts_with("| leased-normal | ") && rows[2].contains("| 11.0 |"), "{table}");
+        assert!(rows[3].starts_with("| leased-full | "), "{table}");
         assert!(table.contains("spending 1000 ns of CPU on each request"), "{table}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
