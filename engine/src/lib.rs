@@ -9,6 +9,7 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod hex;
 pub mod io;
 pub mod lease;
 pub mod metrics;

@@ -94,7 +94,7 @@ pub struct Mac(pub [u8; 6]);
 impl FromStr for Mac {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bytes = parse_hex_bytes(s)
+        let bytes = crate::hex::parse(s.trim())
             .ok_or_else(|| format!("invalid MAC address {s:?}: expected six hex bytes like \"00:11:22:33:44:55\""))?;
         <[u8; 6]>::try_from(bytes.as_slice())
             .map(Mac)
@@ -104,8 +104,7 @@ impl FromStr for Mac {
 
 impl fmt::Display for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+        fmt::Display::fmt(&crate::hex::Hex(&self.0, ":"), f)
     }
 }
 
@@ -122,7 +121,7 @@ impl MacPrefix {
 impl FromStr for MacPrefix {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match parse_hex_bytes(s) {
+        match crate::hex::parse(s.trim()) {
             Some(b) if (1..=6).contains(&b.len()) => Ok(MacPrefix(b)),
             _ => Err(format!("invalid MAC prefix {s:?}: expected one to six hex bytes like \"00:11:22\"")),
         }
@@ -138,24 +137,12 @@ pub struct ClientId(pub Vec<u8>);
 impl FromStr for ClientId {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match parse_hex_bytes(s) {
+        match crate::hex::parse(s.trim()) {
             Some(b) if (2..=255).contains(&b.len()) => Ok(ClientId(b)),
             _ => Err(format!(
                 "invalid client identifier {s:?}: expected 2 to 255 hex bytes, a type and the identifier, like \"01:02:00:00:00:00:01\""
             )),
         }
-    }
-}
-
-/// Hex bytes separated by `:` or `-`, or a run of hex digit pairs.
-fn parse_hex_bytes(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim();
-    if s.contains([':', '-']) {
-        s.split([':', '-']).map(|p| if p.len() == 2 { u8::from_str_radix(p, 16).ok() } else { None }).collect()
-    } else if s.len() % 2 == 0 && !s.is_empty() && s.is_ascii() {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
-    } else {
-        None
     }
 }
 

@@ -10,6 +10,8 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use crate::hex::Hex;
+
 /// Unix time in seconds (the 32 bits last until 2106).
 pub type UnixTime = u32;
 
@@ -82,7 +84,7 @@ impl HwAddr {
 
 impl fmt::Display for HwAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        hex(f, self.bytes(), ":")
+        fmt::Display::fmt(&Hex(self.bytes(), ":"), f)
     }
 }
 
@@ -90,16 +92,6 @@ impl fmt::Debug for HwAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{self}")
     }
-}
-
-fn hex(f: &mut fmt::Formatter<'_>, b: &[u8], sep: &str) -> fmt::Result {
-    for (i, x) in b.iter().enumerate() {
-        if i > 0 {
-            f.write_str(sep)?;
-        }
-        write!(f, "{x:02x}")?;
-    }
-    Ok(())
 }
 
 /// Largest encoded client key: tag + option 61 (at most 255 bytes kept).
@@ -226,11 +218,11 @@ impl fmt::Debug for ClientKey {
         match self.as_bytes().split_first() {
             Some((&Self::BY_ID, id)) => {
                 f.write_str("id:")?;
-                hex(f, id, "")
+                fmt::Display::fmt(&Hex(id, ""), f)
             }
             Some((_, hw)) => {
                 f.write_str("hw:")?;
-                hex(f, hw, ":")
+                fmt::Display::fmt(&Hex(hw, ":"), f)
             }
             None => f.write_str("-"),
         }

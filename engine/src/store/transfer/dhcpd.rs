@@ -7,7 +7,8 @@
 use std::io::{self, Read};
 use std::net::Ipv4Addr;
 
-use super::{hex, Incoming, LeaseRow};
+use super::{Incoming, LeaseRow};
+use crate::hex::{self, Hex};
 use crate::lease::NEVER;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,7 +156,7 @@ impl Block {
                 self.hw = Some((t, addr.to_ascii_lowercase()));
             }
             ["uid"] => self.uid = string,
-            ["uid", id] => self.uid = Some(super::unhex(id).ok_or_else(|| format!("bad uid {id}"))?),
+            ["uid", id] => self.uid = Some(hex::parse(id).ok_or_else(|| format!("bad uid {id}"))?),
             ["client-hostname"] => self.hostname = string.map(|b| String::from_utf8_lossy(&b).into_owned()),
             ["set", "vendor-class-identifier", "="] => {
                 self.vendor_class = string.map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -177,7 +178,7 @@ impl Block {
             ip,
             mac,
             htype,
-            client_id: self.uid.map(|u| hex(&u, "")),
+            client_id: self.uid.map(|u| Hex(&u, "").to_string()),
             state: "ALLOCATED".into(),
             scope: None,
             pool: None,

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Serialize;
 
-use super::{unhex, LeaseRow};
+use super::LeaseRow;
+use crate::hex;
 use crate::lease::{ClientKey, Details, LeaseDetails, LeaseRecord, LeaseState, CLIENT_KEY_MAX, DETAILS_MAX, NO_POOL};
 use crate::server::{ChangeKind, LeaseChange, Server};
 use crate::store::{LeaseStore, SledStore, StoreError};
@@ -61,7 +62,7 @@ fn record_of(row: &LeaseRow, server: &Server) -> Result<LeaseRecord, String> {
         return Err("an offer (offers are never kept)".into());
     }
     let bytes = |what: &str, v: &Option<String>| -> Result<Vec<u8>, String> {
-        v.as_deref().map_or(Ok(vec![]), |h| unhex(h).ok_or_else(|| format!("{what} {h:?} is not hex")))
+        v.as_deref().map_or(Ok(vec![]), |h| hex::parse(h).ok_or_else(|| format!("{what} {h:?} is not hex")))
     };
     let (client_id, circuit_id, remote_id) = (
         bytes("client_id", &row.client_id)?,

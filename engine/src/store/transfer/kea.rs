@@ -5,7 +5,8 @@
 use std::io::{self, Read, Write};
 use std::net::Ipv4Addr;
 
-use super::{hex, unhex, Incoming, LeaseRow, RowSink};
+use super::{Incoming, LeaseRow, RowSink};
+use crate::hex::{self, Hex};
 use crate::lease::NEVER;
 
 /// Kea 2.2's header, in its order.
@@ -68,7 +69,8 @@ impl<W: Write> RowSink for Sink<W> {
         };
         let lifetime = if row.end == NEVER { u64::from(NEVER) } else { u64::from(row.end.saturating_sub(row.start)) };
         let subnet = row.scope.as_ref().and_then(|s| self.scopes.iter().position(|n| n == s)).map_or(0, |i| i + 1);
-        let client_id = row.client_id.as_deref().and_then(unhex).map(|b| hex(&b, ":")).unwrap_or_default();
+        let client_id =
+            row.client_id.as_deref().and_then(hex::parse).map(|b| Hex(&b, ":").to_string()).unwrap_or_default();
         writeln!(
             self.out,
             "{},{},{},{},{},{},0,0,{},{},",
@@ -135,13 +137,13 @@ pub fn read(input: impl Read, now: u32) -> io::Result<Vec<Incoming>> {
             let start = u32::try_from(start).map_err(|_| format!("expire {expire} is out of range"))?;
             let client_id = client_id.map(field).filter(|c| !c.is_empty());
             if let Some(id) = client_id {
-                unhex(id).ok_or_else(|| format!("client_id {id:?} is not hex"))?;
+                hex::parse(id).ok_or_else(|| format!("client_id {id:?} is not hex"))?;
             }
             Ok(Some(LeaseRow {
                 ip,
                 mac: field(hwaddr).to_ascii_lowercase(),
                 htype: 1,
-                client_id: client_id.and_then(unhex).map(|b| hex(&b, "")),
+                client_id: client_id.and_then(hex::parse).map(|b| Hex(&b, "").to_string()),
                 state: "ALLOCATED".into(),
                 scope: None,
                 pool: None,

@@ -21,6 +21,7 @@ pub use file::ExportFile;
 pub use import::{import, ImportReport, Incoming, Skipped};
 
 use super::Names;
+use crate::hex::{self, Hex};
 use crate::lease::{HwAddr, LeaseRecord, LeaseState};
 
 /// One lease in every export and import format: the record with names for
@@ -68,29 +69,6 @@ fn ethernet() -> u8 {
     1
 }
 
-/// Bytes as lower-case hex, `sep` between them.
-pub fn hex(bytes: &[u8], sep: &str) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * (2 + sep.len()));
-    for (i, b) in bytes.iter().enumerate() {
-        if i > 0 {
-            s.push_str(sep);
-        }
-        // Into the one string: export calls this for every lease.
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
-/// Hex bytes, with or without `:` or `-` between them.
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    let digits: Vec<u8> = s.bytes().filter(|b| *b != b':' && *b != b'-').collect();
-    if digits.len() % 2 != 0 {
-        return None;
-    }
-    digits.chunks(2).map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()).collect()
-}
-
 /// Bytes as text (lossy UTF-8), None when empty.
 pub fn text(bytes: &[u8]) -> Option<String> {
     (!bytes.is_empty()).then(|| String::from_utf8_lossy(bytes).into_owned())
@@ -98,7 +76,7 @@ pub fn text(bytes: &[u8]) -> Option<String> {
 
 /// Bytes as hex, None when empty.
 pub fn hex_field(bytes: &[u8]) -> Option<String> {
-    (!bytes.is_empty()).then(|| hex(bytes, ""))
+    (!bytes.is_empty()).then(|| Hex(bytes, "").to_string())
 }
 
 impl LeaseRow {
@@ -128,7 +106,7 @@ impl LeaseRow {
 
     /// The hardware address, or why it is not one.
     pub fn hw(&self) -> Result<HwAddr, String> {
-        match unhex(&self.mac) {
+        match hex::parse(&self.mac) {
             Some(b) if !b.is_empty() && b.len() <= 16 => Ok(HwAddr::new(self.htype, &b)),
             _ => Err(format!("{:?} is not a hardware address", self.mac)),
         }
@@ -486,16 +464,6 @@ fn read_json_rows(mut input: impl BufRead, mut rows: Vec<Incoming>, mut number: 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hex_both_ways() {
-        assert_eq!(hex(&[1, 0xab, 2], ":"), "01:ab:02");
-        assert_eq!(unhex("01:AB:02"), Some(vec![1, 0xab, 2]));
-        assert_eq!(unhex("01-ab-02"), Some(vec![1, 0xab, 2]));
-        assert_eq!(unhex("01ab0"), None);
-        assert_eq!(unhex("zz"), None);
-        assert_eq!(unhex(""), Some(vec![]));
-    }
 
     /// A store whose scan yields `n` leases with one damaged record after
     /// the first.
